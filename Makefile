@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rust_resched_probe: out-of-tree Rust kernel module (Rust-for-Linux out-of-tree module layout).
+#
+#   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
+#   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
+#   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test
+#   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
+#   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
+#   make rust-analyzer | fmt | fmtcheck | clippy | clean
+
+KCONFIG ?= default
+export KCONFIG
+REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
+CACHED_KDIR := $(shell $(REPO)/scripts/kernel.sh kdir $(KCONFIG))
+KDIR ?= $(CACHED_KDIR)
+
+export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
+BINDGEN ?= $(shell command -v bindgen || echo bindgen)
+KMAKE := $(MAKE) -C $(KDIR) M=$(REPO) LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc \
+	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=/usr/bin/clippy-driver
+RUSTFMT := /usr/bin/rustfmt
+RS_SRCS := $(filter-out bindings_generated.rs,$(notdir $(wildcard $(REPO)/*.rs)))
+
+# Build the cached kernel first only when building against it.
+ifeq ($(KDIR),$(CACHED_KDIR))
+KERNEL_DEP := kernel
+endif
+
+.PHONY: default modules kernel kdir kimage setup run check check-build test bench rust-analyzer \
+	fmt fmtcheck clippy clean
+
+default: modules
+
+modules: $(KERNEL_DEP)
+	$(KMAKE) modules
+
+kernel:
+	$(REPO)/scripts/kernel.sh build $(KCONFIG)
+
+kdir:
+	@echo $(CACHED_KDIR)
+
+kimage:
+	@$(REPO)/scripts/kernel.sh kimage $(KCONFIG)
+
+setup:
+	$(REPO)/scripts/setup.sh
+
+# The module with every Rust and C warning as an error.
+check-build: $(KERNEL_DEP)
+	$(KMAKE) clean >/dev/null
+	$(KMAKE) modules KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings 2>&1 | tee $(REPO)/.build.log
+	@! grep -iE '(^|[^_])warning:' $(REPO)/.build.log || { echo "error: the module build has warnings" >&2; exit 1; }
+
+run: setup
+	$(MAKE) -C $(REPO) modules
+	$(REPO)/qemu/boot.sh run
+
+check: setup
+	$(MAKE) -C $(REPO) fmtcheck clippy check-build
+	$(REPO)/qemu/boot.sh check
+
+rust-analyzer: $(KERNEL_DEP)
+	$(KMAKE) rust-analyzer
+
+fmt:
+	cd $(REPO) && $(RUSTFMT) --config-path $(KDIR)/.rustfmt.toml $(RS_SRCS)
+
+fmtcheck:
+	cd $(REPO) && $(RUSTFMT) --check --config-path $(KDIR)/.rustfmt.toml $(RS_SRCS)
+
+clippy: $(KERNEL_DEP)
+	$(KMAKE) clean >/dev/null
+	$(KMAKE) modules CLIPPY=1 KRUSTFLAGS=-Dwarnings 2>&1 | tee $(REPO)/.clippy.log
+	@! grep -iE '(^|[^_])warning:' $(REPO)/.clippy.log || { echo "error: clippy has warnings" >&2; exit 1; }
+
+clean:
+	-$(KMAKE) clean
+	rm -f $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

@@ -1,0 +1,64 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! CPU identity and online state: safe wrappers over `smp_processor_id()`, `cpu_online()` and friends.
+//!
+//! C header: [`include/linux/cpumask.h`](srctree/include/linux/cpumask.h)
+
+use crate::bindings;
+
+/// The number of possible CPU ids (`nr_cpu_ids`): every CPU id is below this.
+pub(crate) fn nr_cpu_ids() -> usize {
+    // SAFETY: `rrp_nr_cpu_ids` only reads a variable that is fixed after boot.
+    unsafe { bindings::rrp_nr_cpu_ids() as usize }
+}
+
+/// The CPU this code runs on.
+///
+/// Exact in a probe handler (preemption is off there); elsewhere the task may migrate right after.
+pub(crate) fn this_cpu() -> usize {
+    // SAFETY: `raw_smp_processor_id()` has no preconditions.
+    unsafe { bindings::rrp_smp_processor_id() as usize }
+}
+
+/// Whether CPU `cpu` is online now.
+pub(crate) fn is_online(cpu: usize) -> bool {
+    if cpu >= nr_cpu_ids() {
+        return false;
+    }
+    // SAFETY: `cpu < nr_cpu_ids`, so it indexes inside `cpu_online_mask`.
+    unsafe { bindings::rrp_cpu_online(cpu as u32) }
+}
+
+/// The online CPUs, in increasing order.
+pub(crate) fn online() -> impl Iterator<Item = usize> {
+    (0..nr_cpu_ids()).filter(|&cpu| is_online(cpu))
+}
+
+/// A `struct cpumask` borrowed from C for the duration of a call.
+pub(crate) struct CpuMask<'a> {
+    ptr: *const bindings::cpumask,
+    _lifetime: core::marker::PhantomData<&'a bindings::cpumask>,
+}
+
+impl CpuMask<'_> {
+    /// Borrows the mask at `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a valid `struct cpumask` that stays valid and unchanged for the lifetime of
+    /// the returned value.
+    pub(crate) unsafe fn from_raw(ptr: usize) -> Self {
+        Self {
+            ptr: ptr as *const bindings::cpumask,
+            _lifetime: core::marker::PhantomData,
+        }
+    }
+
+    /// The CPUs set in the mask, in increasing order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..nr_cpu_ids()).filter(move |&cpu| {
+            // SAFETY: `cpu < nr_cpu_ids` and the type invariant keeps `ptr` valid while `self` lives.
+            unsafe { bindings::rrp_cpumask_test_cpu(cpu as u32, self.ptr) }
+        })
+    }
+}

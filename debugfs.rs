@@ -1,0 +1,223 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! debugfs directories and files whose contents Rust produces: safe wrappers over `debugfs_create_*`.
+//!
+//! A file's text is made in one go when it is first read after `open` (`single_open`), so reads of any
+//! size, down to one byte at a time, return exactly what one large read returns.
+//!
+//! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
+
+use crate::bindings;
+use core::ffi::{c_char, c_int, c_void};
+use core::fmt;
+use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
+use kernel::prelude::*;
+use kernel::uaccess::UserSlice;
+
+/// The longest write a file accepts; anything longer is `-EINVAL` without being read.
+pub(crate) const MAX_WRITE: usize = 64;
+
+/// Turns an `ERR_PTR`-or-pointer return value into a `Result`.
+fn check_ptr<T>(ptr: *mut T) -> Result<*mut T> {
+    // SAFETY: `IS_ERR` only compares the pointer value.
+    if unsafe { bindings::rrp_is_err(ptr.cast_const().cast()) } {
+        // Only `ERR_PTR` values are reported as errors, and they hold a negative errno.
+        Err(Error::from_errno(ptr as isize as c_int))
+    } else {
+        Ok(ptr)
+    }
+}
+
+/// A debugfs directory.
+///
+/// # Invariants
+///
+/// `dentry` is a directory created by `debugfs_create_dir` that stays until `self` is dropped.
+pub(crate) struct Dir {
+    dentry: *mut bindings::dentry,
+}
+
+// SAFETY: A dentry pointer may be used and removed from any thread.
+unsafe impl Send for Dir {}
+// SAFETY: `Dir` offers no method that mutates through `&self`.
+unsafe impl Sync for Dir {}
+
+impl Dir {
+    /// Creates the directory `name` at the top of debugfs.
+    pub(crate) fn new(name: &CStr) -> Result<Self> {
+        // SAFETY: `name` is a valid NUL-terminated string; a null parent means the debugfs root.
+        let dentry = check_ptr(unsafe {
+            bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut())
+        })?;
+        // INVARIANT: `debugfs_create_dir` succeeded.
+        Ok(Self { dentry })
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `dentry` is ours and still present. `debugfs_remove` removes
+        // it with anything left inside.
+        unsafe { bindings::debugfs_remove(self.dentry) };
+    }
+}
+
+/// The text a file shows, built in memory and handed to `seq_file` in one piece.
+pub(crate) struct Text(KVec<u8>);
+
+impl Text {
+    fn new() -> Self {
+        Self(KVec::new())
+    }
+}
+
+impl fmt::Write for Text {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0
+            .extend_from_slice(s.as_bytes(), GFP_KERNEL)
+            .map_err(|_| fmt::Error)
+    }
+}
+
+/// What a debugfs file shows when read and accepts when written.
+///
+/// A file is readable (by root) when its type implements `show`, writable when it implements `store`.
+#[vtable]
+pub(crate) trait Node: Sync + Sized {
+    /// Writes the file's whole text to `out`.
+    fn show(&self, _out: &mut Text) -> Result {
+        kernel::build_error(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles one write of `input` (at most [`MAX_WRITE`] bytes, at offset 0).
+    fn store(&self, _input: &[u8]) -> Result {
+        kernel::build_error(VTABLE_DEFAULT_ERROR)
+    }
+}
+
+struct Inner<T> {
+    fops: bindings::file_operations,
+    data: T,
+}
+
+/// A debugfs file backed by a [`Node`] it owns.
+///
+/// # Invariants
+///
+/// `dentry` is a file created by `debugfs_create_file` with `inner.fops` as its operations and
+/// `&inner.data` as its `i_private`; it stays until `self` is dropped. `inner` does not move.
+pub(crate) struct File<T: Node> {
+    dentry: *mut bindings::dentry,
+    inner: KBox<Inner<T>>,
+}
+
+// SAFETY: A dentry pointer may be used and removed from any thread, and `T: Sync` (`Node`).
+unsafe impl<T: Node + Send> Send for File<T> {}
+// SAFETY: `File` offers no method that mutates through `&self`; `T: Sync`.
+unsafe impl<T: Node> Sync for File<T> {}
+
+impl<T: Node> File<T> {
+    /// Creates the file `name` in `dir`, showing and storing through `data`.
+    ///
+    /// The file's operations hold a reference on `module` while the file is open, so the module cannot
+    /// be unloaded under a reader.
+    pub(crate) fn new(dir: &Dir, name: &CStr, module: &'static ThisModule, data: T) -> Result<Self> {
+        let fops = bindings::file_operations {
+            owner: module.as_ptr().cast(),
+            open: Some(open::<T>),
+            read: if T::HAS_SHOW { Some(bindings::seq_read) } else { None },
+            write: if T::HAS_STORE { Some(write::<T>) } else { None },
+            llseek: Some(bindings::seq_lseek),
+            release: Some(bindings::single_release),
+            ..Default::default()
+        };
+        let mode = (if T::HAS_SHOW { 0o400 } else { 0 }) | (if T::HAS_STORE { 0o200 } else { 0 });
+        let inner = KBox::new(Inner { fops, data }, GFP_KERNEL)?;
+        // SAFETY: `name` is NUL-terminated, `dir.dentry` is a live directory (its invariant), and `inner`
+        // lives at a fixed address until after the file is removed in `drop`.
+        let dentry = check_ptr(unsafe {
+            bindings::debugfs_create_file(
+                name.as_char_ptr(),
+                mode,
+                dir.dentry,
+                (&inner.data as *const T).cast_mut().cast::<c_void>(),
+                &inner.fops,
+            )
+        })?;
+        // INVARIANT: the file was created with `inner.fops` and `&inner.data`.
+        Ok(Self { dentry, inner })
+    }
+
+    /// The node behind the file.
+    pub(crate) fn data(&self) -> &T {
+        &self.inner.data
+    }
+}
+
+impl<T: Node> Drop for File<T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant `dentry` is ours. `debugfs_remove` waits for every operation in
+        // progress on it and lets no new one start, so no callback touches `inner` after this;
+        // `release` of a still-open file needs only `fops`, and the module reference an open file holds
+        // means the module (and so `self`) cannot be torn down while one is open.
+        unsafe { bindings::debugfs_remove(self.dentry) };
+    }
+}
+
+/// `open`: sets up `seq_file` to call [`show`] with the node as its private data.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid `inode` and `file` of a file made by [`File::new`] with type `T`.
+unsafe extern "C" fn open<T: Node>(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+    // SAFETY: The VFS passes valid pointers; `i_private` is the `T` set by `File::new`.
+    unsafe { bindings::single_open(file, Some(show::<T>), (*inode).i_private) }
+}
+
+/// `seq_file` show callback: renders the node's text.
+///
+/// # Safety
+///
+/// `m` is the `seq_file` set up by [`open`] for a `T`.
+unsafe extern "C" fn show<T: Node>(m: *mut bindings::seq_file, _v: *mut c_void) -> c_int {
+    // SAFETY: `private` is the `T` passed to `single_open`; the file's invariant keeps it alive while
+    // an operation is in progress.
+    let node = unsafe { &*(*m).private.cast::<T>() };
+    let mut text = Text::new();
+    match node.show(&mut text) {
+        // SAFETY: `m` is valid and `text.0` holds `len` initialised bytes.
+        Ok(()) => unsafe {
+            bindings::seq_write(m, text.0.as_ptr().cast(), text.0.len());
+            0
+        },
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `write`: copies at most [`MAX_WRITE`] bytes from user space and hands them to the node.
+///
+/// # Safety
+///
+/// Called by the VFS with a valid `file` opened through [`open`] for a `T` and a valid `ppos`.
+unsafe extern "C" fn write<T: Node>(
+    file: *mut bindings::file,
+    buf: *const c_char,
+    count: usize,
+    ppos: *mut bindings::loff_t,
+) -> isize {
+    from_result(|| {
+        // SAFETY: The VFS passes a valid `ppos`.
+        if unsafe { *ppos } != 0 || count > MAX_WRITE {
+            return Err(EINVAL);
+        }
+        let mut input = [0u8; MAX_WRITE];
+        UserSlice::new(buf as usize, count)
+            .reader()
+            .read_slice(&mut input[..count])?;
+        // SAFETY: `open` made `private_data` a `seq_file` whose `private` is the file's `T`, alive while
+        // this operation is in progress.
+        let node = unsafe { &*(*(*file).private_data.cast::<bindings::seq_file>()).private.cast::<T>() };
+        node.store(&input[..count])?;
+        Ok(count as isize)
+    })
+}

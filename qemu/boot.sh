@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boots the cached kernel in QEMU (virtme-ng, TCG), runs a guest script with the built module, and
+# returns the guest's verdict as the exit code.
+#
+#   qemu/boot.sh check   run qemu/guest-test.sh (the boot test); exit 0 only if every check passed
+#   qemu/boot.sh run     run qemu/guest-run.sh (the main job: load, show the counters under load)
+#
+# Environment: CPUS (4), MEMORY (1G), BOOT_TIMEOUT seconds (900), KCONFIG (default), RRP_KVM=1 to try
+# KVM (it hangs after the BIOS on the machines this was built on, so TCG is the default).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+mode=${1:-check}
+case "$mode" in
+	check) script=guest-test.sh ;;
+	run) script=guest-run.sh ;;
+	*) echo "boot.sh: unknown mode '$mode' (check or run)" >&2; exit 2 ;;
+esac
+
+kimage=$("$repo/scripts/kernel.sh" kimage "${KCONFIG:-default}")
+[ -f "$kimage" ] || { echo "boot.sh: no kernel at $kimage (run 'make kernel')" >&2; exit 1; }
+[ -f "$repo/resched_probe.ko" ] || { echo "boot.sh: no resched_probe.ko (run 'make')" >&2; exit 1; }
+
+cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
+mkdir -p "$cache/runs"
+out=$(mktemp -d "$cache/runs/$mode.XXXXXX")
+console="$out/console.log"
+
+accel=(--disable-kvm)
+[ "${RRP_KVM:-0}" = 1 ] && [ -w /dev/kvm ] && accel=()
+
+echo "boot: $kimage, ${CPUS:-4} vCPUs, ${accel[*]:-KVM}; guest output in $out" >&2
+start=$SECONDS
+set +e
+# stdin closed and no TTY: vng must not wait for a terminal. The guest's verdict comes back in
+# $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
+timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
+	vng --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "${MEMORY:-1G}" \
+	--rwdir "$out" --cwd "$repo" \
+	--exec "bash $repo/qemu/$script $repo $out" \
+	</dev/null >"$console" 2>&1
+vng_rc=$?
+set -e
+echo "boot: guest finished in $((SECONDS - start)) s (vng exit $vng_rc)" >&2
+
+[ -f "$out/test.log" ] && cat "$out/test.log"
+if [ "$vng_rc" = 124 ] || [ "$vng_rc" = 137 ]; then
+	echo "boot: guest timed out after ${BOOT_TIMEOUT:-900} s; console tail:" >&2
+	tail -40 "$console" >&2
+	exit 1
+fi
+if [ ! -f "$out/result" ]; then
+	echo "boot: the guest left no verdict; console tail:" >&2
+	tail -60 "$console" >&2
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+read -r passed failed < "$out/result"
+if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
+	echo "boot: guest checks failed; kernel log tail:" >&2
+	tail -40 "$out/dmesg.log" 2>/dev/null >&2 || tail -40 "$console" >&2
+	exit 1
+fi

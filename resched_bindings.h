@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The C declarations this module's Rust code uses; Kbuild runs bindgen on this file to make
+ * bindings_generated.rs. The kernel crate's own bindings do not include these headers in 6.12.
+ */
+#include <linux/debugfs.h>
+#include <linux/fs.h>
+#include <linux/kprobes.h>
+#include <linux/percpu.h>
+#include <linux/seq_file.h>
+
+#include "resched_helpers.h"

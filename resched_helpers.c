@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * One line of C for each macro or static inline function the Rust code reaches, as the kernel does in
+ * rust/helpers/. No counting logic here.
+ */
+#include <linux/cpumask.h>
+#include <linux/err.h>
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/percpu.h>
+#include <linux/ptrace.h>
+#include <linux/smp.h>
+
+#include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
+#include "resched_helpers.h"
+
+/* nr_cpu_ids (a macro when CONFIG_FORCE_NR_CPUS) */
+unsigned int rrp_nr_cpu_ids(void) { return nr_cpu_ids; }
+
+/* raw_smp_processor_id(): callers run with preemption off (probe handlers) or accept a stale id */
+unsigned int rrp_smp_processor_id(void) { return raw_smp_processor_id(); }
+
+/* cpu_online() */
+bool rrp_cpu_online(unsigned int cpu) { return cpu_online(cpu); }
+
+/* cpumask_test_cpu() */
+bool rrp_cpumask_test_cpu(unsigned int cpu, const struct cpumask *mask) { return cpumask_test_cpu(cpu, mask); }
+
+/* this_cpu_inc() on one element of a per-cpu u64 array: one IRQ-safe instruction on x86 */
+void rrp_this_cpu_inc(u64 __percpu *base, unsigned int idx) { this_cpu_inc(base[idx]); }
+
+/* per_cpu_ptr() */
+u64 *rrp_per_cpu_ptr(u64 __percpu *base, unsigned int cpu) { return per_cpu_ptr(base, cpu); }
+
+/* regs_get_kernel_argument() */
+unsigned long rrp_regs_arg(struct pt_regs *regs, unsigned int n) { return regs_get_kernel_argument(regs, n); }
+
+/* regs_return_value() */
+unsigned long rrp_regs_return_value(struct pt_regs *regs) { return regs_return_value(regs); }
+
+/* get_kretprobe() */
+struct kretprobe *rrp_get_kretprobe(struct kretprobe_instance *ri) { return get_kretprobe(ri); }
+
+/* kretprobe_instance::data (a flexible array member) */
+void *rrp_kretprobe_data(struct kretprobe_instance *ri) { return ri->data; }
+
+/* cpu_of() from kernel/sched/sched.h */
+int rrp_rq_cpu(struct rq *rq) { return cpu_of(rq); }
+
+/* THIS_MODULE */
+struct module *rrp_this_module(void) { return THIS_MODULE; }
+
+/* IS_ERR() */
+bool rrp_is_err(const void *ptr) { return IS_ERR(ptr); }

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/* Helpers that expose macros and static inline functions to Rust (resched_helpers.c). */
+#ifndef RESCHED_HELPERS_H
+#define RESCHED_HELPERS_H
+
+#include <linux/types.h>
+
+struct cpumask;
+struct kretprobe;
+struct kretprobe_instance;
+struct module;
+struct pt_regs;
+struct rq;
+
+unsigned int rrp_nr_cpu_ids(void);
+unsigned int rrp_smp_processor_id(void);
+bool rrp_cpu_online(unsigned int cpu);
+bool rrp_cpumask_test_cpu(unsigned int cpu, const struct cpumask *mask);
+void rrp_this_cpu_inc(u64 __percpu *base, unsigned int idx);
+u64 *rrp_per_cpu_ptr(u64 __percpu *base, unsigned int cpu);
+unsigned long rrp_regs_arg(struct pt_regs *regs, unsigned int n);
+unsigned long rrp_regs_return_value(struct pt_regs *regs);
+struct kretprobe *rrp_get_kretprobe(struct kretprobe_instance *ri);
+void *rrp_kretprobe_data(struct kretprobe_instance *ri);
+int rrp_rq_cpu(struct rq *rq);
+struct module *rrp_this_module(void);
+bool rrp_is_err(const void *ptr);
+
+#endif

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The Rust-enabled 6.12 kernel this module is built and tested against, cached outside the repo.
+#
+#   scripts/kernel.sh kdir   [KCONFIG]   print the build tree path (whether or not it is built yet)
+#   scripts/kernel.sh kimage [KCONFIG]   print the bzImage path
+#   scripts/kernel.sh build  [KCONFIG]   extract, configure and build it unless that is already done
+#
+# KCONFIG is `default` (tinyconfig + qemu/kernel.config) or `debug` (+ qemu/debug.config). The cache
+# entry is keyed by the linux-source package version and a hash of the fragments and the toolchain, so an
+# unchanged fragment never rebuilds and a changed one gets a tree of its own.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cmd=${1:-build}
+kconfig=${2:-${KCONFIG:-default}}
+
+fragments=("$here/qemu/kernel.config")
+case "$kconfig" in
+	default) ;;
+	debug) fragments+=("$here/qemu/debug.config") ;;
+	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default or debug)" >&2; exit 2 ;;
+esac
+
+tarball=/usr/src/linux-source-6.12.tar.xz
+cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
+export PATH="/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH"
+BINDGEN=$(command -v bindgen || echo bindgen)
+KMAKE=(make LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "BINDGEN=$BINDGEN")
+
+pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo missing)
+key=$( { echo "$pkgver"; cat "${fragments[@]}"; /usr/bin/rustc --version 2>/dev/null; } | sha256sum | cut -c1-12)
+tree="$cache/linux-${pkgver%%-*}-$kconfig-$key"
+
+case "$cmd" in
+	kdir) echo "$tree"; exit 0 ;;
+	kimage) echo "$tree/arch/x86/boot/bzImage"; exit 0 ;;
+	build) ;;
+	*) echo "kernel.sh: unknown command '$cmd' (kdir, kimage, build)" >&2; exit 2 ;;
+esac
+
+log() { printf 'kernel: %s\n' "$*" >&2; }
+
+if [ -f "$tree/.rrp-built" ] && [ -f "$tree/arch/x86/boot/bzImage" ]; then
+	log "cached: $tree"
+	exit 0
+fi
+[ -f "$tarball" ] || { log "error: $tarball missing (run scripts/setup.sh)"; exit 1; }
+
+if [ ! -f "$tree/Makefile" ]; then
+	log "extracting $tarball into $tree"
+	mkdir -p "$tree.tmp"
+	tar -xf "$tarball" -C "$tree.tmp" --strip-components=1
+	rm -rf "$tree"
+	mv "$tree.tmp" "$tree"
+fi
+cd "$tree"
+
+"${KMAKE[@]}" rustavailable | grep -q 'Rust is available' ||
+	{ log "error: 'make rustavailable' failed:"; "${KMAKE[@]}" rustavailable >&2 || true; exit 1; }
+
+log "configuring: tinyconfig + ${fragments[*]##*/}"
+"${KMAKE[@]}" -s tinyconfig
+cat "${fragments[@]}" > .rrp-fragment
+scripts/kconfig/merge_config.sh -m -O . .config .rrp-fragment >/dev/null
+"${KMAKE[@]}" -s olddefconfig
+
+# Every option of the fragment must have survived olddefconfig: name the ones that did not.
+dropped=()
+while IFS= read -r line; do
+	case "$line" in
+		CONFIG_*=*)
+			grep -qxF "$line" .config || dropped+=("$line (got: $(grep -E "^(# )?${line%%=*}[= ]" .config || echo absent))")
+			;;
+		"# CONFIG_"*" is not set")
+			opt=${line#\# }; opt=${opt%% *}
+			grep -qE "^$opt=" .config && dropped+=("$line (got: $(grep -E "^$opt=" .config))")
+			;;
+	esac
+done < .rrp-fragment
+if [ "${#dropped[@]}" -gt 0 ]; then
+	log "error: these fragment options did not survive olddefconfig (a dependency is missing):"
+	printf 'kernel:   %s\n' "${dropped[@]}" >&2
+	exit 1
+fi
+
+log "building bzImage and modules_prepare with LLVM=1, $(/usr/bin/rustc --version) (~15 min on 2 cores)"
+start=$SECONDS
+"${KMAKE[@]}" -j"$(nproc)" bzImage modules_prepare >"$tree/.rrp-build.log" 2>&1 ||
+	{ tail -40 "$tree/.rrp-build.log" >&2; log "error: kernel build failed (log: $tree/.rrp-build.log)"; exit 1; }
+# Modules built in-tree (none with tinyconfig, but keep Module.symvers current for M= builds).
+"${KMAKE[@]}" -j"$(nproc)" modules >>"$tree/.rrp-build.log" 2>&1 ||
+	{ tail -40 "$tree/.rrp-build.log" >&2; log "error: modules build failed"; exit 1; }
+touch .rrp-built
+log "built in $((SECONDS - start)) s: $tree/arch/x86/boot/bzImage"
