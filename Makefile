@@ -53,12 +53,18 @@ check-build: $(KERNEL_DEP)
 	$(KMAKE) modules KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings 2>&1 | tee $(REPO)/.build.log
 	@! grep -iE '(^|[^_])warning:' $(REPO)/.build.log || { echo "error: the module build has warnings" >&2; exit 1; }
 
+# The load generator the guest scripts run (a host binary; the guest shares the host's root).
+LOAD := $(REPO)/tools/rrp-load
+$(LOAD): $(REPO)/tools/rrp-load.c
+	$(HOSTCC) -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+HOSTCC ?= gcc
+
 run: setup
-	$(MAKE) -C $(REPO) modules
+	$(MAKE) -C $(REPO) modules $(LOAD)
 	$(REPO)/qemu/boot.sh run
 
 check: setup
-	$(MAKE) -C $(REPO) fmtcheck clippy check-build
+	$(MAKE) -C $(REPO) fmtcheck clippy check-build $(LOAD)
 	$(REPO)/qemu/boot.sh check
 
 rust-analyzer: $(KERNEL_DEP)
@@ -77,4 +83,4 @@ clippy: $(KERNEL_DEP)
 
 clean:
 	-$(KMAKE) clean
-	rm -f $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json
+	rm -f $(LOAD) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

@@ -6,6 +6,7 @@
 
 #![allow(
     dead_code,
+    improper_ctypes,
     non_camel_case_types,
     non_snake_case,
     non_upper_case_globals,

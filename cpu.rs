@@ -20,6 +20,15 @@ pub(crate) fn this_cpu() -> usize {
     unsafe { bindings::rrp_smp_processor_id() as usize }
 }
 
+/// Whether CPU `cpu` is possible (has per-cpu storage).
+pub(crate) fn is_possible(cpu: usize) -> bool {
+    if cpu >= nr_cpu_ids() {
+        return false;
+    }
+    // SAFETY: `cpu < nr_cpu_ids`, so it indexes inside `cpu_possible_mask`.
+    unsafe { bindings::rrp_cpu_possible(cpu as u32) }
+}
+
 /// Whether CPU `cpu` is online now.
 pub(crate) fn is_online(cpu: usize) -> bool {
     if cpu >= nr_cpu_ids() {
@@ -61,4 +70,14 @@ impl CpuMask<'_> {
             unsafe { bindings::rrp_cpumask_test_cpu(cpu as u32, self.ptr) }
         })
     }
+}
+
+/// The CPU of a runqueue (`cpu_of(rq)`).
+///
+/// # Safety
+///
+/// `rq` must be the address of a live `struct rq` (runqueues live as long as the kernel).
+pub(crate) unsafe fn rq_cpu(rq: usize) -> usize {
+    // SAFETY: The caller guarantees `rq` points to a runqueue; `cpu_of` reads its `cpu` field.
+    unsafe { bindings::rrp_rq_cpu(rq as *mut bindings::rq) as usize }
 }

@@ -8,7 +8,7 @@
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
 use crate::bindings;
-use core::ffi::{c_char, c_int, c_void};
+use kernel::ffi::{c_char, c_int, c_void};
 use core::fmt;
 use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
 use kernel::prelude::*;
@@ -105,10 +105,11 @@ struct Inner<T> {
 /// # Invariants
 ///
 /// `dentry` is a file created by `debugfs_create_file` with `inner.fops` as its operations and
-/// `&inner.data` as its `i_private`; it stays until `self` is dropped. `inner` does not move.
+/// `&_inner.data` as its `i_private`; it stays until `self` is dropped. `_inner` does not move.
 pub(crate) struct File<T: Node> {
     dentry: *mut bindings::dentry,
-    inner: KBox<Inner<T>>,
+    /// Kept for the file's life: debugfs points into it.
+    _inner: KBox<Inner<T>>,
 }
 
 // SAFETY: A dentry pointer may be used and removed from any thread, and `T: Sync` (`Node`).
@@ -145,12 +146,10 @@ impl<T: Node> File<T> {
             )
         })?;
         // INVARIANT: the file was created with `inner.fops` and `&inner.data`.
-        Ok(Self { dentry, inner })
-    }
-
-    /// The node behind the file.
-    pub(crate) fn data(&self) -> &T {
-        &self.inner.data
+        Ok(Self {
+            dentry,
+            _inner: inner,
+        })
     }
 }
 
@@ -183,6 +182,10 @@ unsafe extern "C" fn show<T: Node>(m: *mut bindings::seq_file, _v: *mut c_void) 
     // SAFETY: `private` is the `T` passed to `single_open`; the file's invariant keeps it alive while
     // an operation is in progress.
     let node = unsafe { &*(*m).private.cast::<T>() };
+    if !T::HAS_SHOW {
+        // A write-only file opened for reading: nothing to show (and no `read` operation anyway).
+        return 0;
+    }
     let mut text = Text::new();
     match node.show(&mut text) {
         // SAFETY: `m` is valid and `text.0` holds `len` initialised bytes.
@@ -207,7 +210,7 @@ unsafe extern "C" fn write<T: Node>(
 ) -> isize {
     from_result(|| {
         // SAFETY: The VFS passes a valid `ppos`.
-        if unsafe { *ppos } != 0 || count > MAX_WRITE {
+        if !T::HAS_STORE || unsafe { *ppos } != 0 || count > MAX_WRITE {
             return Err(EINVAL);
         }
         let mut input = [0u8; MAX_WRITE];

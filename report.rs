@@ -1,24 +1,33 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Formatting of the debugfs tables: pure logic over numbers, no C.
+//! The debugfs files: what each shows (tables in the /proc/interrupts layout) and accepts.
 
+use crate::counters::{Counters, PerTarget, Snapshot};
+use crate::cpu;
+use crate::debugfs::{Node, Text};
+use crate::probes::Probes;
 use core::fmt::{self, Write};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// Width of one CPU column, as in /proc/interrupts (`%10u` and a space).
+const COLUMN: usize = 11;
 
 /// Writes `cpus` (increasing) as a kernel CPU list, e.g. `0-3,6`, and a newline.
 pub(crate) fn cpu_list(out: &mut impl Write, cpus: impl Iterator<Item = usize>) -> fmt::Result {
-    let mut run: Option<(usize, usize)> = None;
-    let mut first = true;
+    let mut runs: Option<(usize, usize)> = None;
+    let mut sep = "";
     let mut flush = |out: &mut dyn Write, (lo, hi): (usize, usize)| -> fmt::Result {
-        let sep = if first { "" } else { "," };
-        first = false;
-        if lo == hi {
+        let r = if lo == hi {
             write!(out, "{sep}{lo}")
         } else {
             write!(out, "{sep}{lo}-{hi}")
-        }
+        };
+        sep = ",";
+        r
     };
     for cpu in cpus {
-        run = match run {
+        runs = match runs {
             Some((lo, hi)) if cpu == hi + 1 => Some((lo, cpu)),
             Some(done) => {
                 flush(out, done)?;
@@ -27,8 +36,224 @@ pub(crate) fn cpu_list(out: &mut impl Write, cpus: impl Iterator<Item = usize>) 
             None => Some((cpu, cpu)),
         };
     }
-    if let Some(done) = run {
+    if let Some(done) = runs {
         flush(out, done)?;
     }
     writeln!(out)
+}
+
+/// Writes a table header: `label_width` blanks, then a right-aligned `CPU<n>` for each CPU of `cols`.
+fn header(out: &mut impl Write, cols: &[usize], label_width: usize) -> fmt::Result {
+    write!(out, "{:label_width$}", "")?;
+    for &cpu in cols {
+        write!(out, "{:>COLUMN$}", CpuName(cpu))?;
+    }
+    writeln!(out)
+}
+
+/// Writes a table row: `<label>:` padded to `label_width`, `value` of each CPU of `cols`, and `desc`.
+fn row(
+    out: &mut impl Write,
+    cols: &[usize],
+    label_width: usize,
+    label: &dyn fmt::Display,
+    value: impl Fn(usize) -> u64,
+    desc: &str,
+) -> fmt::Result {
+    write!(out, "{:<label_width$}", Label(label))?;
+    for &cpu in cols {
+        write!(out, "{:>COLUMN$}", value(cpu))?;
+    }
+    if desc.is_empty() {
+        writeln!(out)
+    } else {
+        writeln!(out, "   {desc}")
+    }
+}
+
+/// `CPU<n>`, padded as a whole.
+struct CpuName(usize);
+
+impl fmt::Display for CpuName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 16];
+        let mut w = ByteWriter { buf: &mut buf, len: 0 };
+        write!(w, "CPU{}", self.0)?;
+        let len = w.len;
+        f.pad(core::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// `<label>:`, padded as a whole.
+struct Label<'a>(&'a dyn fmt::Display);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 16];
+        let mut w = ByteWriter { buf: &mut buf, len: 0 };
+        write!(w, "{}:", self.0)?;
+        let len = w.len;
+        f.pad(core::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// Formats into a fixed buffer (short labels only).
+struct ByteWriter<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl Write for ByteWriter<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
+        self.buf
+            .get_mut(self.len..end)
+            .ok_or(fmt::Error)?
+            .copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+/// The online CPUs: the columns of every table.
+fn columns() -> Result<KVec<usize>> {
+    let mut cols = KVec::new();
+    for cpu in cpu::online() {
+        cols.push(cpu, GFP_KERNEL)?;
+    }
+    Ok(cols)
+}
+
+/// Renders with `f` from one snapshot; formatting can only fail for lack of memory.
+fn render(
+    out: &mut Text,
+    counters: &Counters,
+    f: impl FnOnce(&mut Text, &[usize], &Snapshot) -> fmt::Result,
+) -> Result {
+    let cols = columns()?;
+    let snap = counters.snapshot()?;
+    f(out, &cols, &snap).map_err(|_| ENOMEM)
+}
+
+/// `cpus`: the online CPUs as a CPU list (`0-3`): the columns every table shows.
+pub(crate) struct Cpus;
+
+#[vtable]
+impl Node for Cpus {
+    fn show(&self, out: &mut Text) -> Result {
+        cpu_list(out, cpu::online()).map_err(|_| ENOMEM)
+    }
+}
+
+/// `ipi`: what each CPU sent (columns are the sending CPU).
+pub(crate) struct Ipi(pub(crate) Arc<Counters>);
+
+#[vtable]
+impl Node for Ipi {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            header(out, cols, 4)?;
+            let sent = |array| move |c| s.sent_by(array, c);
+            row(out, cols, 4, &"RES", sent(PerTarget::Res), "Rescheduling IPIs sent")?;
+            row(out, cols, 4, &"CFS", sent(PerTarget::Cfs), "Function call (single) IPIs sent")?;
+            row(out, cols, 4, &"CFM", |c| s.cfm_calls(c), "Function call (many) sends")?;
+            row(out, cols, 4, &"CFT", sent(PerTarget::Cfm), "Function call (many) target CPUs")?;
+            row(out, cols, 4, &"RSC", |c| s.resched_by(c), "resched_curr() requests made")?;
+            row(out, cols, 4, &"WKL", sent(PerTarget::Wkl), "Wakeups queued on another CPU's wakelist")
+        })
+    }
+}
+
+/// `targets`: what each CPU was sent (columns are the target CPU), comparable with /proc/interrupts.
+pub(crate) struct Targets(pub(crate) Arc<Counters>);
+
+#[vtable]
+impl Node for Targets {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            header(out, cols, 4)?;
+            let to = |array| move |c| s.sent_to(array, c);
+            row(out, cols, 4, &"RES", to(PerTarget::Res), "Rescheduling IPIs sent to this CPU")?;
+            let cal = |c| s.sent_to(PerTarget::Cfs, c) + s.sent_to(PerTarget::Cfm, c);
+            row(out, cols, 4, &"CAL", cal, "Function call IPIs sent to this CPU (single + many)")?;
+            row(out, cols, 4, &"RSC", to(PerTarget::RscRemote), "resched_curr() requests from other CPUs")?;
+            row(out, cols, 4, &"WKL", to(PerTarget::Wkl), "Wakeups queued on this CPU's wakelist")
+        })
+    }
+}
+
+/// `matrix`: sender x target for reschedule and call-function IPIs.
+pub(crate) struct Matrix(pub(crate) Arc<Counters>);
+
+impl Matrix {
+    /// One block: a title, a header of target CPUs, one row per sending CPU.
+    fn block(out: &mut Text, cols: &[usize], title: &str, value: impl Fn(usize, usize) -> u64) -> fmt::Result {
+        writeln!(out, "{title}")?;
+        let width = if cols.last().is_some_and(|&c| c >= 10) { 6 } else { 5 };
+        header(out, cols, width)?;
+        for &sender in cols {
+            row(out, cols, width, &CpuName(sender), |target| value(sender, target), "")?;
+        }
+        Ok(())
+    }
+}
+
+#[vtable]
+impl Node for Matrix {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            let res = |from, to| s.pair(PerTarget::Res, from, to);
+            Self::block(out, cols, "RES: reschedule IPIs (row: sending CPU, column: target CPU)", res)?;
+            let cal = |from, to| s.pair(PerTarget::Cfs, from, to) + s.pair(PerTarget::Cfm, from, to);
+            Self::block(out, cols, "CAL: function call IPIs, single + many (row: sending CPU, column: target CPU)", cal)
+        })
+    }
+}
+
+/// `probes`: one line per probe: tag, symbol, `ok` or `failed <errno>`, hits, missed.
+pub(crate) struct ProbeList {
+    pub(crate) probes: Arc<Probes>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+#[vtable]
+impl Node for ProbeList {
+    fn show(&self, out: &mut Text) -> Result {
+        let snap = self.counters.snapshot()?;
+        for (tag, probe) in self.probes.list() {
+            let symbol = probe.symbol().to_str().unwrap_or("?");
+            let r = match probe.status() {
+                Ok(()) => write!(out, "{} {} ok", tag.name(), symbol),
+                Err(e) => write!(out, "{} {} failed {}", tag.name(), symbol, e.to_errno()),
+            };
+            r.and_then(|()| {
+                writeln!(out, " hits={} missed={}", snap.hits(tag), probe.missed())
+            })
+            .map_err(|_| ENOMEM)?;
+        }
+        Ok(())
+    }
+}
+
+/// `reset`: writing `1` (with or without a newline) zeroes every counter; anything else is `-EINVAL`
+/// and changes nothing.
+pub(crate) struct Reset(pub(crate) Arc<Counters>);
+
+#[vtable]
+impl Node for Reset {
+    fn store(&self, input: &[u8]) -> Result {
+        match input {
+            b"1" | b"1\n" => {
+                self.0.reset();
+                Ok(())
+            }
+            _ => {
+                pr_warn!(
+                    "resched: reset: expected \"1\", got {} bytes; nothing changed\n",
+                    input.len()
+                );
+                Err(EINVAL)
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@
 #include <linux/ptrace.h>
 #include <linux/smp.h>
 
+#include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
 #include "resched_helpers.h"
 
@@ -20,11 +21,17 @@ unsigned int rrp_nr_cpu_ids(void) { return nr_cpu_ids; }
 /* raw_smp_processor_id(): callers run with preemption off (probe handlers) or accept a stale id */
 unsigned int rrp_smp_processor_id(void) { return raw_smp_processor_id(); }
 
+/* cpu_possible() */
+bool rrp_cpu_possible(unsigned int cpu) { return cpu_possible(cpu); }
+
 /* cpu_online() */
 bool rrp_cpu_online(unsigned int cpu) { return cpu_online(cpu); }
 
 /* cpumask_test_cpu() */
 bool rrp_cpumask_test_cpu(unsigned int cpu, const struct cpumask *mask) { return cpumask_test_cpu(cpu, mask); }
+
+/* __alloc_percpu() (a macro for allocation profiling) */
+void __percpu *rrp_alloc_percpu(size_t size, size_t align) { return __alloc_percpu(size, align); }
 
 /* this_cpu_inc() on one element of a per-cpu u64 array: one IRQ-safe instruction on x86 */
 void rrp_this_cpu_inc(u64 __percpu *base, unsigned int idx) { this_cpu_inc(base[idx]); }

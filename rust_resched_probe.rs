@@ -1,47 +1,88 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Counts who sends inter-processor interrupts to whom, how often the scheduler asks a CPU to
-//! reschedule, and when tasks are switched out.
+//! Counts, per CPU, who sends inter-processor interrupts to whom and how often the scheduler asks a
+//! CPU to reschedule, with kprobes on the IPI send paths, `resched_curr` and `ttwu_queue_wakelist`.
 //!
-//! Everything is read with `cat` under `/sys/kernel/debug/resched/`.
+//! Everything is read with `cat` under `/sys/kernel/debug/resched/` (see README.md for each file).
 
+use kernel::c_str;
 use kernel::prelude::*;
+use kernel::sync::Arc;
 
 mod bindings;
+mod counters;
 mod cpu;
 mod debugfs;
+mod kprobe;
+mod percpu;
+mod probes;
 mod report;
+
+use counters::Counters;
+use debugfs::{Dir, File};
+use probes::Probes;
 
 module! {
     type: ReschedProbe,
     name: "resched_probe",
     author: "rust_resched_probe developers",
-    description: "Counts IPIs, reschedule requests and context switches per CPU, read through debugfs",
+    description: "Counts IPIs and reschedule requests per CPU, read through debugfs",
     license: "GPL",
 }
 
-/// `cpus`: the online CPUs, as a CPU list (`0-3`), the columns every table uses.
-struct Cpus;
+/// The debugfs files, each owning what it reads.
+struct Files {
+    _cpus: File<report::Cpus>,
+    _ipi: File<report::Ipi>,
+    _targets: File<report::Targets>,
+    _matrix: File<report::Matrix>,
+    _probes: File<report::ProbeList>,
+    _reset: File<report::Reset>,
+}
 
-#[vtable]
-impl debugfs::Node for Cpus {
-    fn show(&self, out: &mut debugfs::Text) -> Result {
-        report::cpu_list(out, cpu::online()).map_err(|_| ENOMEM)
+impl Files {
+    fn new(dir: &Dir, module: &'static ThisModule, probes: &Arc<Probes>, c: &Arc<Counters>) -> Result<Self> {
+        Ok(Self {
+            _cpus: File::new(dir, c_str!("cpus"), module, report::Cpus)?,
+            _ipi: File::new(dir, c_str!("ipi"), module, report::Ipi(c.clone()))?,
+            _targets: File::new(dir, c_str!("targets"), module, report::Targets(c.clone()))?,
+            _matrix: File::new(dir, c_str!("matrix"), module, report::Matrix(c.clone()))?,
+            _probes: File::new(
+                dir,
+                c_str!("probes"),
+                module,
+                report::ProbeList {
+                    probes: probes.clone(),
+                    counters: c.clone(),
+                },
+            )?,
+            _reset: File::new(dir, c_str!("reset"), module, report::Reset(c.clone()))?,
+        })
     }
 }
 
-/// The module's state: its fields are its registrations, dropped in order (files before their
-/// directory).
+/// The module's state. Its fields are its registrations and drop in order: the files (no reader after),
+/// their directory, then the probes (no handler runs after); the counters go with the last reference.
 struct ReschedProbe {
-    _cpus: debugfs::File<Cpus>,
-    _dir: debugfs::Dir,
+    _files: Files,
+    _dir: Dir,
+    _probes: Arc<Probes>,
 }
 
 impl kernel::Module for ReschedProbe {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let dir = debugfs::Dir::new(c_str!("resched"))?;
-        let cpus = debugfs::File::new(&dir, c_str!("cpus"), module, Cpus)?;
-        pr_info!("resched: loaded, {} CPUs online, files in /sys/kernel/debug/resched/\n", cpu::online().count());
-        Ok(Self { _cpus: cpus, _dir: dir })
+        let counters = Arc::new(Counters::new(cpu::nr_cpu_ids())?, GFP_KERNEL)?;
+        let probes = Arc::new(Probes::new(&counters)?, GFP_KERNEL)?;
+        let dir = Dir::new(c_str!("resched"))?;
+        let files = Files::new(&dir, module, &probes, &counters)?;
+        pr_info!(
+            "resched: loaded, {} CPUs online, files in /sys/kernel/debug/resched/\n",
+            cpu::online().count()
+        );
+        Ok(Self {
+            _files: files,
+            _dir: dir,
+            _probes: probes,
+        })
     }
 }

@@ -35,5 +35,28 @@ for i in $(seq 1 20); do
 done
 check "20 load/unload cycles ($cycles_ok completed)" test "$cycles_ok" = 20
 
+# --- IPI and resched counting under load (qemu/guest_ipi.py) ------------------------------------------
+# Python checks add their own counts; a crash of the script counts as a failure.
+run_py() {
+	local name=$1
+	shift
+	rm -f "$out/$name.counts"
+	/usr/bin/python3 "$repo/qemu/guest_$name.py" "$repo" "$out" $((passed + failed + 1)) "$@"
+	if [ -f "$out/$name.counts" ]; then
+		read -r p f < "$out/$name.counts"
+		passed=$((passed + p))
+		failed=$((failed + f))
+	else
+		not_ok "guest_$name.py ran to the end"
+	fi
+}
+if insmod "$ko"; then
+	ok "insmod for the IPI checks"
+	run_py ipi
+	grep -q '^resched_probe ' /proc/modules && rmmod resched_probe
+else
+	not_ok "insmod for the IPI checks"
+fi
+
 check "kernel log has no WARNING, BUG, Oops or Call Trace" dmesg_clean
 finish

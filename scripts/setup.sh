@@ -14,7 +14,7 @@ APT_PKGS=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
 	bc flex bison libelf-dev libssl-dev cpio pahole kmod make xz-utils
 	qemu-system-x86 busybox-static udev
-	python3 python3-pip
+	python3 python3-pip gcc libc6-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The IPI and resched counters: what each probe hit adds, and the per-CPU totals read from them.
+//!
+//! Each CPU counts what it *sends* in its own per-cpu copy, indexed by target CPU where there is one,
+//! so a handler touches one local word. Totals by target are sums over senders at read time.
+
+use crate::percpu::PerCpuArray;
+use kernel::prelude::*;
+
+/// The kinds of event counted, one per probe.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tag {
+    /// Reschedule IPIs (`native_smp_send_reschedule`).
+    Res,
+    /// Call-function-single IPIs (`native_send_call_func_single_ipi`).
+    Cfs,
+    /// Call-function IPIs to a mask of CPUs (`native_send_call_func_ipi`).
+    Cfm,
+    /// Reschedule requests (`resched_curr`).
+    Rsc,
+    /// Wakeups queued on another CPU's wakelist (`ttwu_queue_wakelist` returning true).
+    Wkl,
+}
+
+impl Tag {
+    /// The tag as shown in the tables.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Tag::Res => "RES",
+            Tag::Cfs => "CFS",
+            Tag::Cfm => "CFM",
+            Tag::Rsc => "RSC",
+            Tag::Wkl => "WKL",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Per-target counter arrays kept by each sending CPU.
+#[derive(Clone, Copy)]
+pub(crate) enum PerTarget {
+    /// Reschedule IPIs sent to the target.
+    Res = 0,
+    /// Call-function-single IPIs sent to the target.
+    Cfs = 1,
+    /// Call-function (many) IPIs whose mask held the target.
+    Cfm = 2,
+    /// `resched_curr` calls for the target's runqueue from another CPU.
+    RscRemote = 3,
+    /// Wakeups queued on the target's wakelist.
+    Wkl = 4,
+}
+
+const PER_TARGET_ARRAYS: usize = 5;
+
+/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, then single counters.
+#[derive(Clone, Copy)]
+struct Layout {
+    cpus: usize,
+}
+
+impl Layout {
+    fn to(self, array: PerTarget, target: usize) -> usize {
+        array as usize * self.cpus + target
+    }
+    fn cfm_calls(self) -> usize {
+        PER_TARGET_ARRAYS * self.cpus
+    }
+    fn rsc_local(self) -> usize {
+        self.cfm_calls() + 1
+    }
+    fn hits(self, tag: Tag) -> usize {
+        self.rsc_local() + 1 + tag.index()
+    }
+    fn len(self) -> usize {
+        self.hits(Tag::Wkl) + 1
+    }
+}
+
+/// The live counters, shared by the probe handlers (which add) and the debugfs files (which read).
+pub(crate) struct Counters {
+    layout: Layout,
+    array: PerCpuArray,
+}
+
+impl Counters {
+    /// Allocates zeroed counters for CPU ids below `cpus`.
+    pub(crate) fn new(cpus: usize) -> Result<Self> {
+        let layout = Layout { cpus };
+        Ok(Self {
+            layout,
+            array: PerCpuArray::new(layout.len())?,
+        })
+    }
+
+    /// Counts one probe hit of `tag` on this CPU.
+    #[inline]
+    pub(crate) fn hit(&self, tag: Tag) {
+        self.array.inc(self.layout.hits(tag));
+    }
+
+    /// Counts an event of `array` sent from this CPU to `target` (ignored if out of range).
+    #[inline]
+    pub(crate) fn sent(&self, array: PerTarget, target: usize) {
+        if target < self.layout.cpus {
+            self.array.inc(self.layout.to(array, target));
+        }
+    }
+
+    /// Counts one call-function (many) send from this CPU to the CPUs of `targets`.
+    #[inline]
+    pub(crate) fn sent_many(&self, targets: impl Iterator<Item = usize>) {
+        self.array.inc(self.layout.cfm_calls());
+        for target in targets {
+            self.sent(PerTarget::Cfm, target);
+        }
+    }
+
+    /// Counts a reschedule request made on CPU `this` for CPU `target`'s runqueue.
+    #[inline]
+    pub(crate) fn resched(&self, this: usize, target: usize) {
+        if this == target {
+            self.array.inc(self.layout.rsc_local());
+        } else {
+            self.sent(PerTarget::RscRemote, target);
+        }
+    }
+
+    /// Zeroes every counter.
+    pub(crate) fn reset(&self) {
+        self.array.zero();
+    }
+
+    /// Copies every CPU's counters at once, so that one file's numbers agree with each other.
+    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
+        let len = self.array.len();
+        let mut values = KVec::with_capacity(self.layout.cpus * len, GFP_KERNEL)?;
+        for cpu in 0..self.layout.cpus {
+            for idx in 0..len {
+                values.push(self.array.get(cpu, idx), GFP_KERNEL)?;
+            }
+        }
+        Ok(Snapshot {
+            layout: self.layout,
+            values,
+        })
+    }
+}
+
+/// A copy of the counters, with the totals the tables show.
+pub(crate) struct Snapshot {
+    layout: Layout,
+    values: KVec<u64>,
+}
+
+impl Snapshot {
+    fn get(&self, cpu: usize, idx: usize) -> u64 {
+        self.values
+            .get(cpu * self.layout.len() + idx)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn senders(&self) -> core::ops::Range<usize> {
+        0..self.layout.cpus
+    }
+
+    /// What CPU `sender` sent of `array` to CPU `target`.
+    pub(crate) fn pair(&self, array: PerTarget, sender: usize, target: usize) -> u64 {
+        if target >= self.layout.cpus {
+            return 0;
+        }
+        self.get(sender, self.layout.to(array, target))
+    }
+
+    /// What CPU `sender` sent of `array`, over all targets.
+    pub(crate) fn sent_by(&self, array: PerTarget, sender: usize) -> u64 {
+        (0..self.layout.cpus)
+            .map(|t| self.pair(array, sender, t))
+            .sum()
+    }
+
+    /// What all CPUs sent of `array` to CPU `target`.
+    pub(crate) fn sent_to(&self, array: PerTarget, target: usize) -> u64 {
+        self.senders().map(|s| self.pair(array, s, target)).sum()
+    }
+
+    /// Call-function (many) sends made by CPU `sender`.
+    pub(crate) fn cfm_calls(&self, sender: usize) -> u64 {
+        self.get(sender, self.layout.cfm_calls())
+    }
+
+    /// Reschedule requests made on CPU `cpu`, local and remote.
+    pub(crate) fn resched_by(&self, cpu: usize) -> u64 {
+        self.get(cpu, self.layout.rsc_local()) + self.sent_by(PerTarget::RscRemote, cpu)
+    }
+
+    /// Probe hits of `tag` over all CPUs.
+    pub(crate) fn hits(&self, tag: Tag) -> u64 {
+        self.senders()
+            .map(|cpu| self.get(cpu, self.layout.hits(tag)))
+            .sum()
+    }
+}

@@ -1,0 +1,300 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel probes by symbol name: safe wrappers over `register_kprobe` and `register_kretprobe`.
+//!
+//! A probe that cannot be registered does not fail construction: it keeps the error so that the module
+//! can load with the probes that work and show which failed and why.
+//!
+//! C header: [`include/linux/kprobes.h`](srctree/include/linux/kprobes.h)
+
+use crate::bindings;
+use kernel::ffi::c_int;
+use core::ptr::addr_of_mut;
+use kernel::init::pin_init_from_closure;
+use kernel::c_str;
+use kernel::prelude::*;
+use kernel::types::Opaque;
+
+/// The registers of the probed function, at entry (`pre_handler`) or at return.
+pub(crate) struct Regs(*mut bindings::pt_regs);
+
+impl Regs {
+    /// Integer or pointer argument `n` (from 0) of the probed function, read at its entry.
+    pub(crate) fn arg(&self, n: u32) -> usize {
+        // SAFETY: `self.0` is the `pt_regs` the kprobe core passed to the running handler.
+        unsafe { bindings::rrp_regs_arg(self.0, n) as usize }
+    }
+
+    /// The probed function's return value, read at its return.
+    pub(crate) fn return_value(&self) -> usize {
+        // SAFETY: As in `arg`.
+        unsafe { bindings::rrp_regs_return_value(self.0) as usize }
+    }
+}
+
+/// What a probe reports about itself, whatever its kind.
+pub(crate) trait Probe: Sync {
+    /// The symbol registered, or the last one tried if none could be.
+    fn symbol(&self) -> &'static CStr;
+    /// `Ok` when registered, else the error registration gave.
+    fn status(&self) -> Result;
+    /// How many hits the kprobe core skipped (`nmissed`: the probe fired while another ran).
+    fn missed(&self) -> u64;
+}
+
+/// Handles hits of a [`Kprobe`]. Runs in any context, with preemption off: it must not sleep, allocate,
+/// print or panic.
+pub(crate) trait Handler: Sync {
+    /// Called at each hit, before the probed instruction.
+    fn hit(&self, regs: &Regs);
+}
+
+/// Tries `symbols` in order with `register` until one registers; returns it, or the last one tried and
+/// its error. `reset` puts the C structure back to its unregistered state between tries.
+fn register_first(
+    symbols: &[&'static CStr],
+    mut reset: impl FnMut(&'static CStr),
+    mut register: impl FnMut() -> c_int,
+) -> (&'static CStr, Result) {
+    let mut last = (c_str!("(none)"), Err(EINVAL));
+    for &symbol in symbols {
+        reset(symbol);
+        match register() {
+            0 => return (symbol, Ok(())),
+            errno => last = (symbol, Err(Error::from_errno(errno))),
+        }
+    }
+    last
+}
+
+/// A kprobe at the entry of a function, calling `H` at each hit.
+///
+/// # Invariants
+///
+/// If `status` is `Ok`, `kp` is registered (for `symbol`, with [`pre_handler::<H>`]) from construction
+/// until `drop`. `kp` is the first field of this `#[repr(C)]` struct, so a pointer to it is a pointer to
+/// `Self`.
+#[repr(C)]
+pub(crate) struct Kprobe<H: Handler> {
+    kp: Opaque<bindings::kprobe>,
+    symbol: &'static CStr,
+    status: Result,
+    handler: H,
+}
+
+// SAFETY: After construction only the kprobe core writes `kp` (under its own locking); the other fields
+// are read-only and `H: Sync`.
+unsafe impl<H: Handler> Sync for Kprobe<H> {}
+// SAFETY: Unregistering may happen from any thread.
+unsafe impl<H: Handler + Send> Send for Kprobe<H> {}
+
+impl<H: Handler> Kprobe<H> {
+    /// Registers a kprobe on the first of `symbols` that accepts one.
+    pub(crate) fn new(symbols: &'static [&'static CStr], handler: H) -> impl PinInit<Self, Error> {
+        // SAFETY: The closure initialises every field of `*slot` and always returns `Ok`; `slot` is
+        // pinned, so `kp` keeps its address for as long as it is registered.
+        unsafe {
+            pin_init_from_closure(move |slot: *mut Self| {
+                addr_of_mut!((*slot).handler).write(handler);
+                let kp = Opaque::raw_get(addr_of_mut!((*slot).kp));
+                let (symbol, status) = register_first(
+                    symbols,
+                    |symbol| {
+                        kp.write(bindings::kprobe::default());
+                        (*kp).symbol_name = symbol.as_char_ptr();
+                        (*kp).pre_handler = Some(pre_handler::<H>);
+                    },
+                    || bindings::register_kprobe(kp),
+                );
+                // INVARIANT: `kp` was registered exactly when `status` is `Ok`.
+                addr_of_mut!((*slot).symbol).write(symbol);
+                addr_of_mut!((*slot).status).write(status);
+                Ok(())
+            })
+        }
+    }
+}
+
+impl<H: Handler> Probe for Kprobe<H> {
+    fn symbol(&self) -> &'static CStr {
+        self.symbol
+    }
+
+    fn status(&self) -> Result {
+        self.status
+    }
+
+    fn missed(&self) -> u64 {
+        // SAFETY: `kp` is valid while `self` lives; `nmissed` is a word the core updates with plain
+        // increments, so a volatile load sees a whole value.
+        unsafe { addr_of_mut!((*self.kp.get()).nmissed).read_volatile() as u64 }
+    }
+}
+
+impl<H: Handler> Drop for Kprobe<H> {
+    fn drop(&mut self) {
+        if self.status.is_ok() {
+            // SAFETY: By the type invariant `kp` is registered. `unregister_kprobe` waits for handlers
+            // in progress, so none runs on `self.handler` after this.
+            unsafe { bindings::unregister_kprobe(self.kp.get()) };
+        }
+    }
+}
+
+/// `pre_handler` trampoline: recovers the [`Kprobe`] and calls its handler.
+///
+/// # Safety
+///
+/// Called by the kprobe core with the `kp` of a registered `Kprobe<H>` and valid `regs`.
+unsafe extern "C" fn pre_handler<H: Handler>(
+    kp: *mut bindings::kprobe,
+    regs: *mut bindings::pt_regs,
+) -> c_int {
+    // SAFETY: `kp` is the first field of a live `Kprobe<H>` (type invariant).
+    let this = unsafe { &*kp.cast::<Kprobe<H>>() };
+    this.handler.hit(&Regs(regs));
+    0
+}
+
+/// Handles a [`Kretprobe`]: `entry` decides at entry whether to follow the call and what to remember;
+/// `ret` gets that at return. Same context rules as [`Handler`].
+pub(crate) trait RetHandler: Sync {
+    /// Called at function entry; `None` lets the call return unobserved.
+    fn entry(&self, regs: &Regs) -> Option<u32>;
+    /// Called at function return with what `entry` returned.
+    fn ret(&self, data: u32, regs: &Regs);
+}
+
+/// A kretprobe on a function, calling `H` at entry and at return.
+///
+/// # Invariants
+///
+/// As for [`Kprobe`], with `rp` (whose `kp` is its first field) in place of `kp`.
+#[repr(C)]
+pub(crate) struct Kretprobe<H: RetHandler> {
+    rp: Opaque<bindings::kretprobe>,
+    symbol: &'static CStr,
+    status: Result,
+    handler: H,
+}
+
+// SAFETY: As for `Kprobe`.
+unsafe impl<H: RetHandler> Sync for Kretprobe<H> {}
+// SAFETY: As for `Kprobe`.
+unsafe impl<H: RetHandler + Send> Send for Kretprobe<H> {}
+
+impl<H: RetHandler> Kretprobe<H> {
+    /// Registers a kretprobe on the first of `symbols` that accepts one, with room for `maxactive`
+    /// calls in flight at once.
+    pub(crate) fn new(
+        symbols: &'static [&'static CStr],
+        maxactive: i32,
+        handler: H,
+    ) -> impl PinInit<Self, Error> {
+        // SAFETY: As in `Kprobe::new`.
+        unsafe {
+            pin_init_from_closure(move |slot: *mut Self| {
+                addr_of_mut!((*slot).handler).write(handler);
+                let rp = Opaque::raw_get(addr_of_mut!((*slot).rp));
+                let (symbol, status) = register_first(
+                    symbols,
+                    |symbol| {
+                        rp.write(bindings::kretprobe::default());
+                        (*rp).kp.symbol_name = symbol.as_char_ptr();
+                        (*rp).entry_handler = Some(ret_entry::<H>);
+                        (*rp).handler = Some(ret_handler::<H>);
+                        (*rp).data_size = core::mem::size_of::<u32>();
+                        (*rp).maxactive = maxactive;
+                    },
+                    || bindings::register_kretprobe(rp),
+                );
+                // INVARIANT: `rp` was registered exactly when `status` is `Ok`.
+                addr_of_mut!((*slot).symbol).write(symbol);
+                addr_of_mut!((*slot).status).write(status);
+                Ok(())
+            })
+        }
+    }
+}
+
+impl<H: RetHandler> Probe for Kretprobe<H> {
+    fn symbol(&self) -> &'static CStr {
+        self.symbol
+    }
+
+    fn status(&self) -> Result {
+        self.status
+    }
+
+    fn missed(&self) -> u64 {
+        let rp = self.rp.get();
+        // SAFETY: As in `Kprobe::missed`; `nmissed` of the kretprobe counts calls missed for lack of a
+        // free instance, that of its kprobe the entries skipped.
+        unsafe {
+            addr_of_mut!((*rp).kp.nmissed).read_volatile() as u64
+                + addr_of_mut!((*rp).nmissed).read_volatile() as u64
+        }
+    }
+}
+
+impl<H: RetHandler> Drop for Kretprobe<H> {
+    fn drop(&mut self) {
+        if self.status.is_ok() {
+            // SAFETY: By the type invariant `rp` is registered. `unregister_kretprobe` waits for
+            // handlers in progress and stops calls still in flight from reaching `ret_handler`.
+            unsafe { bindings::unregister_kretprobe(self.rp.get()) };
+        }
+    }
+}
+
+/// Recovers the [`Kretprobe`] of an instance and the instance's data.
+///
+/// # Safety
+///
+/// `ri` is an instance of a registered `Kretprobe<H>`, passed by the kprobe core to a handler.
+unsafe fn instance<'a, H: RetHandler>(
+    ri: *mut bindings::kretprobe_instance,
+) -> (&'a Kretprobe<H>, *mut u32) {
+    // SAFETY: The caller guarantees `ri` belongs to a live `Kretprobe<H>`, whose `rp` is its first field.
+    let this = unsafe { &*bindings::rrp_get_kretprobe(ri).cast::<Kretprobe<H>>() };
+    // SAFETY: `data` has `data_size` (4) bytes, suitably aligned after the instance header.
+    let data = unsafe { bindings::rrp_kretprobe_data(ri) }.cast::<u32>();
+    (this, data)
+}
+
+/// `entry_handler` trampoline.
+///
+/// # Safety
+///
+/// Called by the kprobe core for an instance of a registered `Kretprobe<H>` with valid `regs`.
+unsafe extern "C" fn ret_entry<H: RetHandler>(
+    ri: *mut bindings::kretprobe_instance,
+    regs: *mut bindings::pt_regs,
+) -> c_int {
+    // SAFETY: The core passes an instance of this kretprobe.
+    let (this, data) = unsafe { instance::<H>(ri) };
+    match this.handler.entry(&Regs(regs)) {
+        Some(value) => {
+            // SAFETY: `data` points to the instance's 4 bytes of data, ours until the return handler.
+            unsafe { data.write(value) };
+            0
+        }
+        None => 1,
+    }
+}
+
+/// Return `handler` trampoline.
+///
+/// # Safety
+///
+/// As for [`ret_entry`], for an instance whose entry handler returned 0.
+unsafe extern "C" fn ret_handler<H: RetHandler>(
+    ri: *mut bindings::kretprobe_instance,
+    regs: *mut bindings::pt_regs,
+) -> c_int {
+    // SAFETY: The core passes an instance of this kretprobe.
+    let (this, data) = unsafe { instance::<H>(ri) };
+    // SAFETY: `ret_entry` wrote `data` for this instance.
+    this.handler.ret(unsafe { data.read() }, &Regs(regs));
+    0
+}
