@@ -113,11 +113,12 @@ impl Probes {
                 Kprobe::new(RSC_SYMBOLS, Resched { counters: counters.clone() }),
                 GFP_KERNEL,
             )?,
-            // Wakeups do not nest deeply; room for four calls in flight per CPU is plenty.
+            // Calls in flight at once: one per CPU and context (task, softirq, hardirq, NMI), twice over,
+            // so that a lack of instances never drops a wakeup.
             wkl: KBox::pin_init(
                 Kretprobe::new(
                     WKL_SYMBOLS,
-                    4 * cpu::nr_cpu_ids() as i32,
+                    8 * cpu::nr_cpu_ids() as i32,
                     Wakelist { counters: counters.clone() },
                 ),
                 GFP_KERNEL,

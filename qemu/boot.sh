@@ -34,11 +34,12 @@ accel=(--disable-kvm)
 echo "boot: $kimage, ${CPUS:-4} vCPUs, ${accel[*]:-KVM}; guest output in $out" >&2
 start=$SECONDS
 set +e
+# root=/dev/root: the tiny kernel has no CONFIG_BLOCK, and without it vng's 9p root is never mounted.
 # stdin closed and no TTY: vng must not wait for a terminal. The guest's verdict comes back in
 # $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "${MEMORY:-1G}" \
-	--rwdir "$out" --cwd "$repo" \
+	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
 	--exec "bash $repo/qemu/$script $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
@@ -60,6 +61,6 @@ fi
 read -r passed failed < "$out/result"
 if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
 	echo "boot: guest checks failed; kernel log tail:" >&2
-	tail -40 "$out/dmesg.log" 2>/dev/null >&2 || tail -40 "$console" >&2
+	if [ -f "$out/dmesg.log" ]; then tail -40 "$out/dmesg.log" >&2; else tail -40 "$console" >&2; fi
 	exit 1
 fi

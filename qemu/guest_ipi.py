@@ -19,7 +19,7 @@ from guestlib import (D, TRACING, Checks, dmesg, parse_matrix, parse_table, proc
 repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LOAD = f"{repo}/tools/rrp-load"
 N_PING = 3000
-N_MB = 3000
+N_MB = 1000
 SYMBOLS = ["native_smp_send_reschedule", "native_send_call_func_single_ipi",
            "native_send_call_func_ipi", "resched_curr", "ttwu_queue_wakelist"]
 c = Checks(f"{out}/ipi.counts", first)
@@ -49,10 +49,13 @@ def one_byte_reads(path):
         os.close(fd)
 
 
-def write_errno(path, data, offset=0):
-    """Writes `data` in one write(2) at `offset`; returns 0 or the errno."""
+def write_errno(path, data, offset=0, seek=0):
+    """Writes `data` in one write(2) (pwrite(2) at `offset`, or after lseek(2) to `seek`); returns 0 or
+    the errno."""
     fd = os.open(path, os.O_WRONLY)
     try:
+        if seek:
+            os.lseek(fd, seek, os.SEEK_SET)
         if offset:
             os.pwrite(fd, data, offset)
         else:
@@ -98,7 +101,7 @@ for name in ("ipi", "targets", "matrix", "probes"):
 SEND_CPU = f"{TRACING}/events/ipi/ipi_send_cpu"
 SEND_MASK = f"{TRACING}/events/ipi/ipi_send_cpumask"
 TRIG_CPU = "hist:keys=common_cpu,cpu,callback:size=256"
-TRIG_MASK = "hist:keys=common_cpu:size=64"
+TRIG_MASK = "hist:keys=common_cpu:size=128"
 with open(f"{SEND_CPU}/trigger", "w") as f:
     f.write(TRIG_CPU)
 with open(f"{SEND_MASK}/trigger", "w") as f:
@@ -107,7 +110,7 @@ with open(f"{SEND_MASK}/trigger", "w") as f:
 # Sent window contains the received window: ours first, /proc/interrupts second, and the reverse after.
 before, ok_before = snapshot()
 irq_before = proc_interrupts()
-loads = [subprocess.Popen([LOAD, "pingpong", "0", "1", str(N_PING)], stdout=subprocess.PIPE, text=True),
+loads = [subprocess.Popen([LOAD, "busypong", "0", "1", str(N_PING)], stdout=subprocess.PIPE, text=True),
          subprocess.Popen([LOAD, "pingpong", "2", "3", str(N_PING)], stdout=subprocess.PIPE, text=True)]
 rcs = [p.wait(timeout=600) for p in loads]
 mb = run([LOAD, "membarrier", str(N_MB)])
@@ -121,7 +124,7 @@ with open(f"{SEND_MASK}/trigger", "w") as f:
     f.write("!" + TRIG_MASK)
 
 print("# load:", " | ".join(p.stdout.read().strip() for p in loads), "|", mb.stdout.strip())
-c.check("load generators ran (pingpong 0-1, 2-3; membarrier)", rcs == [0, 0] and mb.returncode == 0,
+c.check("load generators ran (busy ping-pong 0-1, idle ping-pong 2-3, membarrier)", rcs == [0, 0] and mb.returncode == 0,
         mb.stderr)
 c.check("snapshots before and after are self-consistent", ok_before and ok_after)
 
@@ -137,20 +140,30 @@ for k, v in tgt.items():
 for k in ("RES", "CAL"):
     print(f"#   /proc/interrupts {k}: {[irq[k][x] for x in cpus]}")
 
-# Counts rise where the load is: each ping-pong CPU sends IPIs to its partner and queues wakeups on
-# its wakelist; CPU 0 sends a call-function IPI to CPUs 1-3 for (almost) every membarrier.
-for a, b in [(0, 1), (1, 0), (2, 3), (3, 2)]:
-    sent = mat["RES"][a][b] + mat["CAL"][a][b]
-    c.check(f"ping-pong: CPU{a} sent IPIs to CPU{b} ({sent} >= {N_PING // 4})", sent >= N_PING // 4)
-for a in cpus:
-    c.check(f"ping-pong: CPU{a} queued remote wakeups (WKL sent {ipi['WKL'][a]} > 0)",
-            ipi["WKL"][a] > 0)
+# Counts rise where the load is. Busy targets (0-1): the wakee preempts the spinner from the waking
+# CPU, a reschedule IPI each way. Idle targets (2-3): the wakeup is queued on the target's wakelist
+# and a call-function-single IPI wakes it. CPU 0 sends a call-function IPI to CPUs 1-3 for (almost)
+# every membarrier.
+for a, b in [(0, 1), (1, 0)]:
+    c.check(f"busy ping-pong: CPU{a} sent reschedule IPIs to CPU{b} ({mat['RES'][a][b]} >= {N_PING // 2})",
+            mat["RES"][a][b] >= N_PING // 2)
+    c.check(f"busy ping-pong: CPU{a} made remote resched requests for CPU{b} "
+            f"(RSC {tgt['RSC'][b]} >= {N_PING // 2})", tgt["RSC"][b] >= N_PING // 2)
+for a, b in [(2, 3), (3, 2)]:
+    c.check(f"idle ping-pong: CPU{a} sent call-function IPIs to CPU{b} ({mat['CAL'][a][b]} >= {N_PING // 2})",
+            mat["CAL"][a][b] >= N_PING // 2)
+    c.check(f"idle ping-pong: CPU{a} queued wakeups on CPU{b}'s wakelist (WKL {tgt['WKL'][b]} >= {N_PING // 2})",
+            tgt["WKL"][b] >= N_PING // 2)
+# membarrier IPIs only the CPUs whose *current* task is one of ours at that instant. rrp-load starts
+# timing once every spinner runs on its CPU, yet under TCG (4 vCPUs on 2 host cores) the share of calls
+# that found them there varied from 25% to 100% between runs: hence N/10 here. Exactness is checked
+# below against /proc/interrupts and the tracepoints.
 mb_sends = ipi["CFM"][0] + ipi["CFS"][0]
-c.check(f"membarrier: CPU0 made >= 90% of {N_MB} call-function sends ({mb_sends})",
-        mb_sends >= 0.9 * N_MB)
+c.check(f"membarrier: CPU0 made call-function sends ({mb_sends} >= {N_MB // 10})",
+        mb_sends >= N_MB // 10)
 for t in cpus[1:]:
-    c.check(f"membarrier: CPU0 sent call-function IPIs to CPU{t} ({mat['CAL'][0][t]} >= {N_MB // 2})",
-            mat["CAL"][0][t] >= N_MB // 2)
+    c.check(f"membarrier: CPU0 sent call-function IPIs to CPU{t} ({mat['CAL'][0][t]} >= {N_MB // 10})",
+            mat["CAL"][0][t] >= N_MB // 10)
 c.check(f"resched requests counted (RSC {sum(ipi['RSC'].values())} > 0)",
         sum(ipi["RSC"].values()) > 0)
 
@@ -210,9 +223,17 @@ bad = [f"CFM CPU{s}: ours {ipi['CFM'][s]}, tracepoint {tp_cfm.get(s, 0)}"
        for s in cpus if not close(ipi["CFM"][s], tp_cfm.get(s, 0))]
 c.check("CFM per sender matches ipi:ipi_send_cpumask", not bad, "\n".join(bad))
 
+# A kprobe skips (and counts as missed) a hit that comes while another kprobe handler runs on the same
+# CPU: an interrupt inside a handler whose call site has IRQs on (CFM, CFS) that itself wakes a task.
+# Seen at most once in ~50,000 hits; allow 1 in 10,000 per probe, and show the numbers.
 probes = read(f"{D}/probes").splitlines()
-c.check("probes: every probe ok with missed=0 after the load",
-        all(l.split()[2] == "ok" and l.endswith("missed=0") for l in probes), "\n".join(probes))
+def hits_missed(line):
+    f = dict(kv.split("=") for kv in line.split()[3:])
+    return int(f["hits"]), int(f["missed"])
+c.check("probes: every probe ok, missed <= 1 in 10,000 hits after the load",
+        all(l.split()[2] == "ok" and hits_missed(l)[1] * 10000 <= max(hits_missed(l)[0], 1)
+            for l in probes), "\n".join(probes))
+print("# " + "\n# ".join(probes))
 
 # --- reset and bad input ---------------------------------------------------------------------------
 def totals():
@@ -234,7 +255,12 @@ for data in BAD:
             e == errno.EINVAL and kept, f"errno {e}, kept {kept}")
 before_cells = cells()
 e = write_errno(f"{D}/reset", b"1", offset=1)
-c.check("reset <- '1' at offset 1: EINVAL, counters kept",
+c.check("reset <- '1' with pwrite: refused (seq_file has no pwrite), counters kept",
+        e != 0 and all(cells()[k][x] >= before_cells[k][x] for k in before_cells for x in cpus),
+        f"errno {e}")
+before_cells = cells()
+e = write_errno(f"{D}/reset", b"1", seek=1)
+c.check("reset <- '1' after lseek to 1: EINVAL, counters kept",
         e == errno.EINVAL and all(cells()[k][x] >= before_cells[k][x] for k in before_cells for x in cpus),
         f"errno {e}")
 c.check("bad reset input is logged", "resched: reset: expected" in dmesg())
