@@ -50,8 +50,9 @@ setup:
 # The module with every Rust and C warning as an error.
 check-build: $(KERNEL_DEP)
 	$(KMAKE) clean >/dev/null
-	$(KMAKE) modules KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings 2>&1 | tee $(REPO)/.build.log
-	@! grep -iE '(^|[^_])warning:' $(REPO)/.build.log || { echo "error: the module build has warnings" >&2; exit 1; }
+	@$(KMAKE) modules KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings >$(REPO)/.build.log 2>&1; rc=$$?; \
+	cat $(REPO)/.build.log; [ $$rc = 0 ] || exit $$rc; \
+	! grep -iE '(^|[^_])warning:' $(REPO)/.build.log || { echo "error: the module build has warnings" >&2; exit 1; }
 
 # The load generator the guest scripts run (a host binary; the guest shares the host's root).
 LOAD := $(REPO)/tools/rrp-load
@@ -78,8 +79,9 @@ fmtcheck:
 
 clippy: $(KERNEL_DEP)
 	$(KMAKE) clean >/dev/null
-	$(KMAKE) modules CLIPPY=1 KRUSTFLAGS=-Dwarnings 2>&1 | tee $(REPO)/.clippy.log
-	@! grep -iE '(^|[^_])warning:' $(REPO)/.clippy.log || { echo "error: clippy has warnings" >&2; exit 1; }
+	@$(KMAKE) modules CLIPPY=1 KRUSTFLAGS=-Dwarnings >$(REPO)/.clippy.log 2>&1; rc=$$?; \
+	cat $(REPO)/.clippy.log; [ $$rc = 0 ] || exit $$rc; \
+	! grep -iE '(^|[^_])warning:' $(REPO)/.clippy.log || { echo "error: clippy has warnings" >&2; exit 1; }
 
 clean:
 	-$(KMAKE) clean

@@ -8,9 +8,9 @@
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
 use crate::bindings;
-use kernel::ffi::{c_char, c_int, c_void};
 use core::fmt;
 use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
+use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::uaccess::UserSlice;
 
@@ -122,11 +122,20 @@ impl<T: Node> File<T> {
     ///
     /// The file's operations hold a reference on `module` while the file is open, so the module cannot
     /// be unloaded under a reader.
-    pub(crate) fn new(dir: &Dir, name: &CStr, module: &'static ThisModule, data: T) -> Result<Self> {
+    pub(crate) fn new(
+        dir: &Dir,
+        name: &CStr,
+        module: &'static ThisModule,
+        data: T,
+    ) -> Result<Self> {
         let fops = bindings::file_operations {
             owner: module.as_ptr().cast(),
             open: Some(open::<T>),
-            read: if T::HAS_SHOW { Some(bindings::seq_read) } else { None },
+            read: if T::HAS_SHOW {
+                Some(bindings::seq_read)
+            } else {
+                None
+            },
             write: if T::HAS_STORE { Some(write::<T>) } else { None },
             llseek: Some(bindings::seq_lseek),
             release: Some(bindings::single_release),
@@ -168,7 +177,10 @@ impl<T: Node> Drop for File<T> {
 /// # Safety
 ///
 /// Called by the VFS with a valid `inode` and `file` of a file made by [`File::new`] with type `T`.
-unsafe extern "C" fn open<T: Node>(inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn open<T: Node>(
+    inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     // SAFETY: The VFS passes valid pointers; `i_private` is the `T` set by `File::new`.
     unsafe { bindings::single_open(file, Some(show::<T>), (*inode).i_private) }
 }
@@ -219,7 +231,11 @@ unsafe extern "C" fn write<T: Node>(
             .read_slice(&mut input[..count])?;
         // SAFETY: `open` made `private_data` a `seq_file` whose `private` is the file's `T`, alive while
         // this operation is in progress.
-        let node = unsafe { &*(*(*file).private_data.cast::<bindings::seq_file>()).private.cast::<T>() };
+        let node = unsafe {
+            &*(*(*file).private_data.cast::<bindings::seq_file>())
+                .private
+                .cast::<T>()
+        };
         node.store(&input[..count])?;
         Ok(count as isize)
     })

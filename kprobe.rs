@@ -8,10 +8,10 @@
 //! C header: [`include/linux/kprobes.h`](srctree/include/linux/kprobes.h)
 
 use crate::bindings;
-use kernel::ffi::c_int;
 use core::ptr::addr_of_mut;
-use kernel::init::pin_init_from_closure;
 use kernel::c_str;
+use kernel::ffi::c_int;
+use kernel::init::pin_init_from_closure;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 

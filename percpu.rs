@@ -39,7 +39,10 @@ impl PerCpuArray {
             return Err(ENOMEM);
         }
         // INVARIANT: `base` is a fresh per-cpu allocation of `len` u64s.
-        Ok(Self { base: base.cast(), len })
+        Ok(Self {
+            base: base.cast(),
+            len,
+        })
     }
 
     /// The number of counters per CPU.

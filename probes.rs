@@ -103,14 +103,30 @@ impl Probes {
             array,
         };
         let probes = Self {
-            res: KBox::pin_init(Kprobe::new(RES_SYMBOLS, one(Tag::Res, PerTarget::Res)), GFP_KERNEL)?,
-            cfs: KBox::pin_init(Kprobe::new(CFS_SYMBOLS, one(Tag::Cfs, PerTarget::Cfs)), GFP_KERNEL)?,
+            res: KBox::pin_init(
+                Kprobe::new(RES_SYMBOLS, one(Tag::Res, PerTarget::Res)),
+                GFP_KERNEL,
+            )?,
+            cfs: KBox::pin_init(
+                Kprobe::new(CFS_SYMBOLS, one(Tag::Cfs, PerTarget::Cfs)),
+                GFP_KERNEL,
+            )?,
             cfm: KBox::pin_init(
-                Kprobe::new(CFM_SYMBOLS, IpiMany { counters: counters.clone() }),
+                Kprobe::new(
+                    CFM_SYMBOLS,
+                    IpiMany {
+                        counters: counters.clone(),
+                    },
+                ),
                 GFP_KERNEL,
             )?,
             rsc: KBox::pin_init(
-                Kprobe::new(RSC_SYMBOLS, Resched { counters: counters.clone() }),
+                Kprobe::new(
+                    RSC_SYMBOLS,
+                    Resched {
+                        counters: counters.clone(),
+                    },
+                ),
                 GFP_KERNEL,
             )?,
             // Calls in flight at once: one per CPU and context (task, softirq, hardirq, NMI), twice over,
@@ -119,7 +135,9 @@ impl Probes {
                 Kretprobe::new(
                     WKL_SYMBOLS,
                     8 * cpu::nr_cpu_ids() as i32,
-                    Wakelist { counters: counters.clone() },
+                    Wakelist {
+                        counters: counters.clone(),
+                    },
                 ),
                 GFP_KERNEL,
             )?,

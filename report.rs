@@ -77,7 +77,10 @@ struct CpuName(usize);
 impl fmt::Display for CpuName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; 16];
-        let mut w = ByteWriter { buf: &mut buf, len: 0 };
+        let mut w = ByteWriter {
+            buf: &mut buf,
+            len: 0,
+        };
         write!(w, "CPU{}", self.0)?;
         let len = w.len;
         f.pad(core::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
@@ -90,7 +93,10 @@ struct Label<'a>(&'a dyn fmt::Display);
 impl fmt::Display for Label<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut buf = [0u8; 16];
-        let mut w = ByteWriter { buf: &mut buf, len: 0 };
+        let mut w = ByteWriter {
+            buf: &mut buf,
+            len: 0,
+        };
         write!(w, "{}:", self.0)?;
         let len = w.len;
         f.pad(core::str::from_utf8(&buf[..len]).map_err(|_| fmt::Error)?)
@@ -154,12 +160,54 @@ impl Node for Ipi {
         render(out, &self.0, |out, cols, s| {
             header(out, cols, 4)?;
             let sent = |array| move |c| s.sent_by(array, c);
-            row(out, cols, 4, &"RES", sent(PerTarget::Res), "Rescheduling IPIs sent")?;
-            row(out, cols, 4, &"CFS", sent(PerTarget::Cfs), "Function call (single) IPIs sent")?;
-            row(out, cols, 4, &"CFM", |c| s.cfm_calls(c), "Function call (many) sends")?;
-            row(out, cols, 4, &"CFT", sent(PerTarget::Cfm), "Function call (many) target CPUs")?;
-            row(out, cols, 4, &"RSC", |c| s.resched_by(c), "resched_curr() requests made")?;
-            row(out, cols, 4, &"WKL", sent(PerTarget::Wkl), "Wakeups queued on another CPU's wakelist")
+            row(
+                out,
+                cols,
+                4,
+                &"RES",
+                sent(PerTarget::Res),
+                "Rescheduling IPIs sent",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"CFS",
+                sent(PerTarget::Cfs),
+                "Function call (single) IPIs sent",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"CFM",
+                |c| s.cfm_calls(c),
+                "Function call (many) sends",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"CFT",
+                sent(PerTarget::Cfm),
+                "Function call (many) target CPUs",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"RSC",
+                |c| s.resched_by(c),
+                "resched_curr() requests made",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"WKL",
+                sent(PerTarget::Wkl),
+                "Wakeups queued on another CPU's wakelist",
+            )
         })
     }
 }
@@ -173,11 +221,39 @@ impl Node for Targets {
         render(out, &self.0, |out, cols, s| {
             header(out, cols, 4)?;
             let to = |array| move |c| s.sent_to(array, c);
-            row(out, cols, 4, &"RES", to(PerTarget::Res), "Rescheduling IPIs sent to this CPU")?;
+            row(
+                out,
+                cols,
+                4,
+                &"RES",
+                to(PerTarget::Res),
+                "Rescheduling IPIs sent to this CPU",
+            )?;
             let cal = |c| s.sent_to(PerTarget::Cfs, c) + s.sent_to(PerTarget::Cfm, c);
-            row(out, cols, 4, &"CAL", cal, "Function call IPIs sent to this CPU (single + many)")?;
-            row(out, cols, 4, &"RSC", to(PerTarget::RscRemote), "resched_curr() requests from other CPUs")?;
-            row(out, cols, 4, &"WKL", to(PerTarget::Wkl), "Wakeups queued on this CPU's wakelist")
+            row(
+                out,
+                cols,
+                4,
+                &"CAL",
+                cal,
+                "Function call IPIs sent to this CPU (single + many)",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"RSC",
+                to(PerTarget::RscRemote),
+                "resched_curr() requests from other CPUs",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"WKL",
+                to(PerTarget::Wkl),
+                "Wakeups queued on this CPU's wakelist",
+            )
         })
     }
 }
@@ -187,12 +263,28 @@ pub(crate) struct Matrix(pub(crate) Arc<Counters>);
 
 impl Matrix {
     /// One block: a title, a header of target CPUs, one row per sending CPU.
-    fn block(out: &mut Text, cols: &[usize], title: &str, value: impl Fn(usize, usize) -> u64) -> fmt::Result {
+    fn block(
+        out: &mut Text,
+        cols: &[usize],
+        title: &str,
+        value: impl Fn(usize, usize) -> u64,
+    ) -> fmt::Result {
         writeln!(out, "{title}")?;
-        let width = if cols.last().is_some_and(|&c| c >= 10) { 6 } else { 5 };
+        let width = if cols.last().is_some_and(|&c| c >= 10) {
+            6
+        } else {
+            5
+        };
         header(out, cols, width)?;
         for &sender in cols {
-            row(out, cols, width, &CpuName(sender), |target| value(sender, target), "")?;
+            row(
+                out,
+                cols,
+                width,
+                &CpuName(sender),
+                |target| value(sender, target),
+                "",
+            )?;
         }
         Ok(())
     }
@@ -203,9 +295,20 @@ impl Node for Matrix {
     fn show(&self, out: &mut Text) -> Result {
         render(out, &self.0, |out, cols, s| {
             let res = |from, to| s.pair(PerTarget::Res, from, to);
-            Self::block(out, cols, "RES: reschedule IPIs (row: sending CPU, column: target CPU)", res)?;
-            let cal = |from, to| s.pair(PerTarget::Cfs, from, to) + s.pair(PerTarget::Cfm, from, to);
-            Self::block(out, cols, "CAL: function call IPIs, single + many (row: sending CPU, column: target CPU)", cal)
+            Self::block(
+                out,
+                cols,
+                "RES: reschedule IPIs (row: sending CPU, column: target CPU)",
+                res,
+            )?;
+            let cal =
+                |from, to| s.pair(PerTarget::Cfs, from, to) + s.pair(PerTarget::Cfm, from, to);
+            Self::block(
+                out,
+                cols,
+                "CAL: function call IPIs, single + many (row: sending CPU, column: target CPU)",
+                cal,
+            )
         })
     }
 }
@@ -226,10 +329,8 @@ impl Node for ProbeList {
                 Ok(()) => write!(out, "{} {} ok", tag.name(), symbol),
                 Err(e) => write!(out, "{} {} failed {}", tag.name(), symbol, e.to_errno()),
             };
-            r.and_then(|()| {
-                writeln!(out, " hits={} missed={}", snap.hits(tag), probe.missed())
-            })
-            .map_err(|_| ENOMEM)?;
+            r.and_then(|()| writeln!(out, " hits={} missed={}", snap.hits(tag), probe.missed()))
+                .map_err(|_| ENOMEM)?;
         }
         Ok(())
     }

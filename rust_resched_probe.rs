@@ -41,7 +41,12 @@ struct Files {
 }
 
 impl Files {
-    fn new(dir: &Dir, module: &'static ThisModule, probes: &Arc<Probes>, c: &Arc<Counters>) -> Result<Self> {
+    fn new(
+        dir: &Dir,
+        module: &'static ThisModule,
+        probes: &Arc<Probes>,
+        c: &Arc<Counters>,
+    ) -> Result<Self> {
         Ok(Self {
             _cpus: File::new(dir, c_str!("cpus"), module, report::Cpus)?,
             _ipi: File::new(dir, c_str!("ipi"), module, report::Ipi(c.clone()))?,

@@ -1,19 +1,46 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The main job, run inside the guest by qemu/boot.sh: load the module, show every file, unload.
-# Usage: guest-run.sh REPO OUTDIR
+# The main job, run inside the guest by qemu/boot.sh: load the module, run a short built-in load, show
+# every file with the kernel's own /proc/interrupts deltas beside, unload.  Usage: guest-run.sh REPO OUTDIR
 set -u
 . "$(dirname "$0")/guest-lib.sh"
+load="$repo/tools/rrp-load"
 
 echo "guest: $(uname -r), $(nproc) CPUs online: $(cat /sys/devices/system/cpu/online)"
 mount_debugfs
 check "insmod resched_probe.ko" insmod "$ko"
-for f in "$D"/*; do
-	[ -r "$f" ] && [ "$(stat -c %a "$f")" != 200 ] || continue
-	echo "==> $f <=="
-	cat "$f"
+
+# Snapshots are taken with bash's `read` (no new process, so no IPIs of their own): reset, then the
+# kernel's counts; after the load, the kernel's counts, then ours. Our window contains the kernel's.
+echo 1 > "$D/reset"
+IFS= read -r -d '' irq_before < /proc/interrupts
+echo "load: busy ping-pong CPU0<->CPU1 (reschedule IPIs), idle ping-pong CPU2<->CPU3 (wakelist"
+echo "      wakeups, call-function IPIs), membarrier from CPU0 (call-function IPIs to CPUs 1-3)"
+"$load" busypong 0 1 2000 & a=$!
+"$load" pingpong 2 3 2000 & b=$!
+wait $a $b
+"$load" membarrier 300
+IFS= read -r -d '' irq_after < /proc/interrupts
+declare -A snap
+for f in cpus ipi targets matrix probes; do
+	IFS= read -r -d '' "snap[$f]" < "$D/$f"
 done
+
+for f in cpus ipi targets matrix probes; do
+	echo
+	echo "==> $D/$f <=="
+	printf '%s' "${snap[$f]}"
+done
+echo
+echo "==> /proc/interrupts RES and CAL received over the same window (compare with targets) <=="
+printf '%s\n' "$irq_before" | grep -E '^ *(RES|CAL):' > "$out/irq.before"
+printf '%s\n' "$irq_after" | grep -E '^ *(RES|CAL):' > "$out/irq.after"
+paste -d'|' "$out/irq.before" "$out/irq.after" | awk -F'|' '{
+	nb = split($1, b, " "); split($2, a, " "); printf "%-4s", b[1]
+	for (i = 2; i <= nb && b[i] ~ /^[0-9]+$/; i++) printf "%11d", a[i] - b[i]
+	print ""
+}'
 check "rmmod resched_probe" rmmod resched_probe
 check "kernel log has no WARNING, BUG, Oops or Call Trace" dmesg_clean
 finish
