@@ -57,8 +57,11 @@ if [ ! -f "$tree/Makefile" ]; then
 fi
 cd "$tree"
 
-"${KMAKE[@]}" rustavailable | grep -q 'Rust is available' ||
-	{ log "error: 'make rustavailable' failed:"; "${KMAKE[@]}" rustavailable >&2 || true; exit 1; }
+avail=$("${KMAKE[@]}" rustavailable 2>&1) || true
+case "$avail" in
+	*"Rust is available"*) ;;
+	*) log "error: 'make rustavailable' failed:"; printf '%s\n' "$avail" >&2; exit 1 ;;
+esac
 
 log "configuring: tinyconfig + ${fragments[*]##*/}"
 "${KMAKE[@]}" -s tinyconfig
