@@ -71,10 +71,10 @@ check: setup
 rust-analyzer: $(KERNEL_DEP)
 	$(KMAKE) rust-analyzer
 
-fmt:
+fmt: $(KERNEL_DEP)
 	cd $(REPO) && $(RUSTFMT) --config-path $(KDIR)/.rustfmt.toml $(RS_SRCS)
 
-fmtcheck:
+fmtcheck: $(KERNEL_DEP)
 	cd $(REPO) && $(RUSTFMT) --check --config-path $(KDIR)/.rustfmt.toml $(RS_SRCS)
 
 clippy: $(KERNEL_DEP)
