@@ -57,7 +57,32 @@ pub(crate) enum PerTarget {
 
 const PER_TARGET_ARRAYS: usize = 5;
 
-/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, then single counters.
+/// Counters kept by each CPU about itself.
+#[derive(Clone, Copy)]
+pub(crate) enum Local {
+    /// Call-function (many) sends made.
+    CfmCalls = 0,
+    /// `resched_curr` calls for this CPU's own runqueue.
+    OwnResched = 1,
+    /// Attached tasks switched in here.
+    SchedIn = 2,
+    /// Attached tasks switched out here.
+    SchedOut = 3,
+    /// ... of which still runnable (preempted).
+    Preempted = 4,
+    /// ... of which blocking (voluntary).
+    Voluntary = 5,
+    /// Attached tasks switched in here after last running on another CPU.
+    Migrated = 6,
+    /// Context switches of any task (`sched_switch`).
+    Switches = 7,
+    /// ... of which the previous task was preempted.
+    SwitchesPreempt = 8,
+}
+
+const LOCALS: usize = 9;
+
+/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, the hits.
 #[derive(Clone, Copy)]
 struct Layout {
     cpus: usize,
@@ -67,14 +92,11 @@ impl Layout {
     fn to(self, array: PerTarget, target: usize) -> usize {
         array as usize * self.cpus + target
     }
-    fn cfm_calls(self) -> usize {
-        PER_TARGET_ARRAYS * self.cpus
-    }
-    fn rsc_local(self) -> usize {
-        self.cfm_calls() + 1
+    fn local(self, local: Local) -> usize {
+        PER_TARGET_ARRAYS * self.cpus + local as usize
     }
     fn hits(self, tag: Tag) -> usize {
-        self.rsc_local() + 1 + tag.index()
+        PER_TARGET_ARRAYS * self.cpus + LOCALS + tag.index()
     }
     fn len(self) -> usize {
         self.hits(Tag::Wkl) + 1
@@ -111,10 +133,16 @@ impl Counters {
         }
     }
 
+    /// Counts one `local` event on this CPU.
+    #[inline]
+    pub(crate) fn local(&self, local: Local) {
+        self.array.inc(self.layout.local(local));
+    }
+
     /// Counts one call-function (many) send from this CPU to the CPUs of `targets`.
     #[inline]
     pub(crate) fn sent_many(&self, targets: impl Iterator<Item = usize>) {
-        self.array.inc(self.layout.cfm_calls());
+        self.local(Local::CfmCalls);
         for target in targets {
             self.sent(PerTarget::Cfm, target);
         }
@@ -124,7 +152,7 @@ impl Counters {
     #[inline]
     pub(crate) fn resched(&self, this: usize, target: usize) {
         if this == target {
-            self.array.inc(self.layout.rsc_local());
+            self.local(Local::OwnResched);
         } else {
             self.sent(PerTarget::RscRemote, target);
         }
@@ -189,14 +217,14 @@ impl Snapshot {
         self.senders().map(|s| self.pair(array, s, target)).sum()
     }
 
-    /// Call-function (many) sends made by CPU `sender`.
-    pub(crate) fn cfm_calls(&self, sender: usize) -> u64 {
-        self.get(sender, self.layout.cfm_calls())
+    /// Counter `local` of CPU `cpu`.
+    pub(crate) fn local(&self, cpu: usize, local: Local) -> u64 {
+        self.get(cpu, self.layout.local(local))
     }
 
     /// Reschedule requests made on CPU `cpu`, local and remote.
     pub(crate) fn resched_by(&self, cpu: usize) -> u64 {
-        self.get(cpu, self.layout.rsc_local()) + self.sent_by(PerTarget::RscRemote, cpu)
+        self.local(cpu, Local::OwnResched) + self.sent_by(PerTarget::RscRemote, cpu)
     }
 
     /// Probe hits of `tag` over all CPUs.

@@ -2,10 +2,11 @@
 
 //! The debugfs files: what each shows (tables in the /proc/interrupts layout) and accepts.
 
-use crate::counters::{Counters, PerTarget, Snapshot};
+use crate::counters::{Counters, Local, PerTarget, Snapshot};
 use crate::cpu;
 use crate::debugfs::{Node, Text};
 use crate::probes::Probes;
+use crate::tasks::Tasks;
 use core::fmt::{self, Write};
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -181,7 +182,7 @@ impl Node for Ipi {
                 cols,
                 4,
                 &"CFM",
-                |c| s.cfm_calls(c),
+                |c| s.local(c, Local::CfmCalls),
                 "Function call (many) sends",
             )?;
             row(
@@ -351,6 +352,103 @@ impl Node for Reset {
             _ => {
                 pr_warn!(
                     "resched: reset: expected \"1\", got {} bytes; nothing changed\n",
+                    input.len()
+                );
+                Err(EINVAL)
+            }
+        }
+    }
+}
+
+/// `sched`: context switches per CPU, of attached tasks (preempt notifiers) and of every task
+/// (`sched_switch`).
+pub(crate) struct Sched(pub(crate) Arc<Counters>);
+
+#[vtable]
+impl Node for Sched {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            header(out, cols, 4)?;
+            let rows = [
+                ("IN", Local::SchedIn, "Attached tasks switched in"),
+                ("OUT", Local::SchedOut, "Attached tasks switched out"),
+                (
+                    "PRE",
+                    Local::Preempted,
+                    "... of which preempted (still runnable)",
+                ),
+                ("VOL", Local::Voluntary, "... of which blocking (voluntary)"),
+                (
+                    "MIG",
+                    Local::Migrated,
+                    "Attached tasks switched in after running on another CPU",
+                ),
+                ("CSW", Local::Switches, "Context switches, all tasks"),
+                (
+                    "CSP",
+                    Local::SwitchesPreempt,
+                    "... of which the previous task was preempted",
+                ),
+            ];
+            for (label, local, desc) in rows {
+                row(out, cols, 4, &label, |c| s.local(c, local), desc)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `tasks`: one line per attached task.
+pub(crate) struct TaskList(pub(crate) Arc<Tasks>);
+
+#[vtable]
+impl Node for TaskList {
+    fn show(&self, out: &mut Text) -> Result {
+        let rows = self.0.rows()?;
+        let r = (|| -> fmt::Result {
+            writeln!(
+                out,
+                "{:>8} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>4}",
+                "PID", "COMM", "IN", "OUT", "PREEMPTED", "VOLUNTARY", "MIGRATED", "CPU"
+            )?;
+            for t in rows.iter() {
+                let len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
+                let comm = core::str::from_utf8(&t.comm[..len]).unwrap_or("?");
+                write!(
+                    out,
+                    "{:>8} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} ",
+                    t.pid, comm, t.ins, t.outs, t.preempted, t.voluntary, t.migrations
+                )?;
+                match t.last_cpu {
+                    Some(cpu) => writeln!(out, "{cpu:>4}")?,
+                    None => writeln!(out, "{:>4}", "-")?,
+                }
+            }
+            match self.0.failed() {
+                0 => Ok(()),
+                n => writeln!(
+                    out,
+                    "# {n} new tasks of attached parents could not be attached (no memory)"
+                ),
+            }
+        })();
+        r.map_err(|_| ENOMEM)
+    }
+}
+
+/// `attach`: the writing task writes `attach` to attach itself (and the tasks it creates from then
+/// on), `detach` to detach itself; anything else is `-EINVAL`.
+pub(crate) struct Attach(pub(crate) Arc<Tasks>);
+
+#[vtable]
+impl Node for Attach {
+    fn store(&self, input: &[u8]) -> Result {
+        match input {
+            b"attach" | b"attach\n" => self.0.attach_current(),
+            b"detach" | b"detach\n" => self.0.detach_current(),
+            _ => {
+                pr_warn!(
+                    "resched: attach: expected \"attach\" or \"detach\", got {} bytes\n",
                     input.len()
                 );
                 Err(EINVAL)

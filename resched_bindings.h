@@ -6,7 +6,10 @@
 #include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/kprobes.h>
+#include <linux/module.h>
 #include <linux/percpu.h>
+#include <linux/preempt.h>
 #include <linux/seq_file.h>
+#include <linux/tracepoint.h>
 
 #include "resched_helpers.h"

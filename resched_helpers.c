@@ -8,8 +8,12 @@
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/percpu.h>
+#include <linux/preempt.h>
 #include <linux/ptrace.h>
+#include <linux/sched.h>
+#include <linux/sched/task.h>
 #include <linux/smp.h>
+#include <linux/tracepoint.h>
 
 #include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
@@ -59,3 +63,50 @@ struct module *rrp_this_module(void) { return THIS_MODULE; }
 
 /* IS_ERR() */
 bool rrp_is_err(const void *ptr) { return IS_ERR(ptr); }
+
+/* current */
+struct task_struct *rrp_current(void) { return current; }
+
+/* task->pid (the thread id) */
+int rrp_task_pid(struct task_struct *t) { return t->pid; }
+
+/* get_task_comm() into a buffer of any size */
+void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_comm(buf, len, t); }
+
+/* task_is_running() */
+bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
+
+/* get_task_struct() */
+void rrp_get_task_struct(struct task_struct *t) { get_task_struct(t); }
+
+/* put_task_struct() */
+void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }
+
+/* preempt_notifier_init() */
+void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops) { preempt_notifier_init(n, ops); }
+
+/* preempt_notifier_register() with preemption off, as KVM does: the list must not be walked half-changed */
+void rrp_preempt_notifier_register_current(struct preempt_notifier *n) { preempt_disable(); preempt_notifier_register(n); preempt_enable(); }
+
+/* preempt_notifier_register() for a new task that has not run yet (its list is not walked until then) */
+void rrp_preempt_notifier_register_new(struct preempt_notifier *n, struct task_struct *t) { hlist_add_head(&n->link, &t->preempt_notifiers); }
+
+/* preempt_notifier_unregister() with preemption off */
+void rrp_preempt_notifier_unregister_current(struct preempt_notifier *n) { preempt_disable(); preempt_notifier_unregister(n); preempt_enable(); }
+
+/* hlist_for_each_entry() over a task's notifiers: the one with `ops`, or NULL */
+struct preempt_notifier *rrp_preempt_notifier_find(struct task_struct *t, struct preempt_ops *ops)
+{
+	struct preempt_notifier *n;
+
+	hlist_for_each_entry(n, &t->preempt_notifiers, link)
+		if (n->ops == ops)
+			return n;
+	return NULL;
+}
+
+/* tracepoint_synchronize_unregister() */
+void rrp_tracepoint_synchronize_unregister(void) { tracepoint_synchronize_unregister(); }
+
+/* tracepoint->name */
+const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }

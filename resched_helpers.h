@@ -11,6 +11,10 @@ struct kretprobe_instance;
 struct module;
 struct pt_regs;
 struct rq;
+struct preempt_notifier;
+struct preempt_ops;
+struct task_struct;
+struct tracepoint;
 
 unsigned int rrp_nr_cpu_ids(void);
 unsigned int rrp_smp_processor_id(void);
@@ -27,5 +31,18 @@ void *rrp_kretprobe_data(struct kretprobe_instance *ri);
 int rrp_rq_cpu(struct rq *rq);
 struct module *rrp_this_module(void);
 bool rrp_is_err(const void *ptr);
+struct task_struct *rrp_current(void);
+int rrp_task_pid(struct task_struct *t);
+void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
+bool rrp_task_is_running(struct task_struct *t);
+void rrp_get_task_struct(struct task_struct *t);
+void rrp_put_task_struct(struct task_struct *t);
+void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops);
+void rrp_preempt_notifier_register_current(struct preempt_notifier *n);
+void rrp_preempt_notifier_register_new(struct preempt_notifier *n, struct task_struct *t);
+void rrp_preempt_notifier_unregister_current(struct preempt_notifier *n);
+struct preempt_notifier *rrp_preempt_notifier_find(struct task_struct *t, struct preempt_ops *ops);
+void rrp_tracepoint_synchronize_unregister(void);
+const char *rrp_tracepoint_name(struct tracepoint *tp);
 
 #endif

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Counts, per CPU, who sends inter-processor interrupts to whom and how often the scheduler asks a
-//! CPU to reschedule, with kprobes on the IPI send paths, `resched_curr` and `ttwu_queue_wakelist`.
+//! CPU to reschedule (kprobes on the IPI send paths, `resched_curr` and `ttwu_queue_wakelist`), and
+//! when attached tasks are switched out, preempted or blocking (preempt notifiers).
 //!
 //! Everything is read with `cat` under `/sys/kernel/debug/resched/` (see README.md for each file).
 
@@ -14,13 +15,17 @@ mod counters;
 mod cpu;
 mod debugfs;
 mod kprobe;
+mod notifier;
 mod percpu;
 mod probes;
 mod report;
+mod tasks;
+mod tracepoint;
 
 use counters::Counters;
 use debugfs::{Dir, File};
 use probes::Probes;
+use tasks::Hooks;
 
 module! {
     type: ReschedProbe,
@@ -38,6 +43,9 @@ struct Files {
     _matrix: File<report::Matrix>,
     _probes: File<report::ProbeList>,
     _reset: File<report::Reset>,
+    _sched: File<report::Sched>,
+    _tasks: File<report::TaskList>,
+    _attach: File<report::Attach>,
 }
 
 impl Files {
@@ -45,6 +53,7 @@ impl Files {
         dir: &Dir,
         module: &'static ThisModule,
         probes: &Arc<Probes>,
+        hooks: &Hooks,
         c: &Arc<Counters>,
     ) -> Result<Self> {
         Ok(Self {
@@ -62,24 +71,41 @@ impl Files {
                 },
             )?,
             _reset: File::new(dir, c_str!("reset"), module, report::Reset(c.clone()))?,
+            _sched: File::new(dir, c_str!("sched"), module, report::Sched(c.clone()))?,
+            _tasks: File::new(
+                dir,
+                c_str!("tasks"),
+                module,
+                report::TaskList(hooks.tasks().clone()),
+            )?,
+            _attach: File::new(
+                dir,
+                c_str!("attach"),
+                module,
+                report::Attach(hooks.tasks().clone()),
+            )?,
         })
     }
 }
 
-/// The module's state. Its fields are its registrations and drop in order: the files (no reader after),
-/// their directory, then the probes (no handler runs after); the counters go with the last reference.
+/// The module's state. Its fields are its registrations and drop in order: the files (no reader or
+/// writer after), their directory, the probes and the scheduler hooks (no handler runs after); the
+/// counters go with the last reference. No task is attached by then: each attachment holds a module
+/// reference.
 struct ReschedProbe {
     _files: Files,
     _dir: Dir,
     _probes: Arc<Probes>,
+    _hooks: Hooks,
 }
 
 impl kernel::Module for ReschedProbe {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let counters = Arc::new(Counters::new(cpu::nr_cpu_ids())?, GFP_KERNEL)?;
         let probes = Arc::new(Probes::new(&counters)?, GFP_KERNEL)?;
+        let hooks = Hooks::new(counters.clone(), module)?;
         let dir = Dir::new(c_str!("resched"))?;
-        let files = Files::new(&dir, module, &probes, &counters)?;
+        let files = Files::new(&dir, module, &probes, &hooks, &counters)?;
         pr_info!(
             "resched: loaded, {} CPUs online, files in /sys/kernel/debug/resched/\n",
             cpu::online().count()
@@ -88,6 +114,7 @@ impl kernel::Module for ReschedProbe {
             _files: files,
             _dir: dir,
             _probes: probes,
+            _hooks: hooks,
         })
     }
 }

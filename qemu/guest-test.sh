@@ -35,7 +35,7 @@ for i in $(seq 1 20); do
 done
 check "20 load/unload cycles ($cycles_ok completed)" test "$cycles_ok" = 20
 
-# --- IPI and resched counting under load (qemu/guest_ipi.py) ------------------------------------------
+# --- IPI counting (qemu/guest_ipi.py), preempt notifiers (qemu/guest_sched.py) -------------------------
 # Python checks add their own counts; a crash of the script counts as a failure.
 run_py() {
 	local name=$1
@@ -50,13 +50,15 @@ run_py() {
 		not_ok "guest_$name.py ran to the end"
 	fi
 }
-if insmod "$ko"; then
-	ok "insmod for the IPI checks"
-	run_py ipi
-	grep -q '^resched_probe ' /proc/modules && rmmod resched_probe
-else
-	not_ok "insmod for the IPI checks"
-fi
+for part in ipi sched; do
+	if insmod "$ko"; then
+		ok "insmod for the $part checks"
+		run_py "$part"
+		grep -q '^resched_probe ' /proc/modules && rmmod resched_probe
+	else
+		not_ok "insmod for the $part checks"
+	fi
+done
 
 check "kernel log has no WARNING, BUG, Oops or Call Trace" dmesg_clean
 finish

@@ -11,7 +11,17 @@
  *   rrp-load membarrier N             threads spin on every other online CPU while CPU 0 issues N
  *                                     MEMBARRIER_CMD_PRIVATE_EXPEDITED calls: call-function IPIs
  *
- * Each prints one line: `<mode> ops=N ns_per_op=X`.
+ * Each prints one line: `<mode> ops=N ns_per_op=X`. For the preempt-notifier tests, these print
+ * `done` when their work is over and then wait for a signal, so that their counts can be read; spin
+ * and sleeper first print `start` and wait for a line on stdin:
+ *
+ *   rrp-load spin CPU MS              spin on CPU for MS milliseconds
+ *   rrp-load sleeper N USEC           sleep USEC microseconds N times
+ *   rrp-load migrate N                move itself to the next online CPU N times
+ *   rrp-load tree                     start 4 threads and fork 2 children, print `ready`, and let them
+ *                                     all exit when a line arrives on stdin
+ *   rrp-load churn N ATTACH_FILE      fork N children in turn; each writes `attach` to ATTACH_FILE and
+ *                                     exits
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -163,6 +173,128 @@ static int membarrier_load(long n)
 	return 0;
 }
 
+static void done_then_wait(void)
+{
+	printf("done\n");
+	for (;;)
+		pause();
+}
+
+/* Prints `start` and waits for a line on stdin, so that counts can be read before the work. */
+static void start_on_go(void)
+{
+	char line[64];
+
+	printf("start\n");
+	if (!fgets(line, sizeof(line), stdin))
+		exit(1);
+}
+
+static int spin(int cpu, long ms)
+{
+	long long end;
+
+	pin(cpu);
+	start_on_go();
+	end = now_ns() + ms * 1000000LL;
+	while (now_ns() < end)
+		;
+	done_then_wait();
+	return 0;
+}
+
+static int sleeper(long n, long usec)
+{
+	start_on_go();
+	for (long i = 0; i < n; i++)
+		usleep(usec);
+	done_then_wait();
+	return 0;
+}
+
+static int migrate(long n)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	for (long i = 0; i < n; i++) {
+		pin((int)(i % cpus));
+		for (volatile int j = 0; j < 10000; j++)
+			;
+	}
+	done_then_wait();
+	return 0;
+}
+
+static int gate[2];
+
+static void *tree_thread(void *arg)
+{
+	char c;
+
+	(void)arg;
+	while (read(gate[0], &c, 1) > 0)
+		;
+	return NULL;
+}
+
+static int tree(void)
+{
+	pthread_t threads[4];
+	pid_t children[2];
+	char line[64];
+
+	if (pipe(gate))
+		die("pipe");
+	for (int i = 0; i < 2; i++) {
+		children[i] = fork();
+		if (children[i] < 0)
+			die("fork");
+		if (children[i] == 0) {
+			char c;
+
+			close(gate[1]);
+			while (read(gate[0], &c, 1) > 0)
+				;
+			_exit(0);
+		}
+	}
+	for (int i = 0; i < 4; i++)
+		if (pthread_create(&threads[i], NULL, tree_thread, NULL))
+			die("pthread_create");
+	printf("ready\n");
+	if (!fgets(line, sizeof(line), stdin))
+		line[0] = 0;
+	close(gate[1]);
+	for (int i = 0; i < 4; i++)
+		pthread_join(threads[i], NULL);
+	for (int i = 0; i < 2; i++)
+		waitpid(children[i], NULL, 0);
+	return 0;
+}
+
+static int churn(long n, const char *attach)
+{
+	for (long i = 0; i < n; i++) {
+		pid_t pid = fork();
+
+		if (pid < 0)
+			die("fork");
+		if (pid == 0) {
+			FILE *f = fopen(attach, "w");
+
+			if (!f || fputs("attach", f) < 0 || fclose(f))
+				_exit(1);
+			_exit(0);
+		}
+		int status;
+
+		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+			return 1;
+	}
+	printf("churn ops=%ld\n", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -174,6 +306,17 @@ int main(int argc, char **argv)
 		return pingpong("switch", atoi(argv[2]), atoi(argv[2]), atol(argv[3]), 0);
 	if (argc == 3 && !strcmp(argv[1], "membarrier"))
 		return membarrier_load(atol(argv[2]));
-	fprintf(stderr, "usage: rrp-load pingpong|busypong CPU_A CPU_B N | switch CPU N | membarrier N\n");
+	if (argc == 4 && !strcmp(argv[1], "spin"))
+		return spin(atoi(argv[2]), atol(argv[3]));
+	if (argc == 4 && !strcmp(argv[1], "sleeper"))
+		return sleeper(atol(argv[2]), atol(argv[3]));
+	if (argc == 3 && !strcmp(argv[1], "migrate"))
+		return migrate(atol(argv[2]));
+	if (argc == 2 && !strcmp(argv[1], "tree"))
+		return tree();
+	if (argc == 4 && !strcmp(argv[1], "churn"))
+		return churn(atol(argv[2]), argv[3]);
+	fprintf(stderr, "usage: rrp-load pingpong|busypong CPU_A CPU_B N | switch CPU N | membarrier N |\n"
+		"       spin CPU MS | sleeper N USEC | migrate N | tree | churn N ATTACH_FILE\n");
 	return 2;
 }
