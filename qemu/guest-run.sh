@@ -41,6 +41,31 @@ paste -d'|' "$out/irq.before" "$out/irq.after" | awk -F'|' '{
 	for (i = 2; i <= nb && b[i] ~ /^[0-9]+$/; i++) printf "%11d", a[i] - b[i]
 	print ""
 }'
+# Preempt notifiers: an attached spinner sharing CPU 1 with an unattached one (preempted), an attached
+# task sleeping in a loop (voluntary); read while they wait to be killed.
+echo
+echo "attached workload: rrp-load spin on CPU1 beside an unattached spinner; rrp-load sleeper 200 x 2 ms"
+read -r -d '' sched_before < "$D/sched"
+echo go | "$load" spin 1 2500 > /dev/null & rival=$!
+echo go | "$repo/scripts/resched-attach" "$load" spin 1 1500 > /dev/null & hog=$!
+echo go | "$repo/scripts/resched-attach" "$load" sleeper 200 2000 > /dev/null & sl=$!
+sleep 4
+for f in sched tasks; do
+	echo
+	echo "==> $D/$f <=="
+	cat "$D/$f"
+done
+echo
+echo "==> the kernel's own counts (/proc/<pid>/status, counted from fork; ours from attach) <=="
+for pid in $hog $sl; do
+	printf '%8s %-16s voluntary_ctxt_switches %6s nonvoluntary_ctxt_switches %6s\n' "$pid" \
+		"$(cat /proc/$pid/comm)" \
+		"$(awk '/^voluntary_ctxt_switches/ {print $2}' /proc/$pid/status)" \
+		"$(awk '/^nonvoluntary_ctxt_switches/ {print $2}' /proc/$pid/status)"
+done
+kill -9 $hog $sl $rival 2>/dev/null
+wait $hog $sl $rival 2>/dev/null
+check "attached tasks gone after they exit" test "$(grep -c . "$D/tasks")" = 1
 check "rmmod resched_probe" rmmod resched_probe
 check "kernel log has no WARNING, BUG, Oops or Call Trace" dmesg_clean
 finish
