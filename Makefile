@@ -5,6 +5,7 @@
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
 #   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test
+#   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
 #   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
 #   make rust-analyzer | fmt | fmtcheck | clippy | clean
@@ -27,8 +28,8 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: default modules kernel kdir kimage setup run check check-build test bench rust-analyzer \
-	fmt fmtcheck clippy clean
+.PHONY: default modules kernel kdir kimage setup run check check-build test bench empty-kprobe \
+	rust-analyzer fmt fmtcheck clippy clean
 
 default: modules
 
@@ -68,6 +69,17 @@ check: setup
 	$(MAKE) -C $(REPO) fmtcheck clippy check-build $(LOAD)
 	$(REPO)/qemu/boot.sh check
 
+# The benchmark: one guest run, every configuration interleaved; writes bench/out/.
+bench:
+	$(REPO)/scripts/setup.sh --bench
+	$(MAKE) -C $(REPO) modules empty-kprobe $(LOAD)
+	BOOT_TIMEOUT=1500 $(REPO)/qemu/boot.sh bench
+	/usr/bin/python3 $(REPO)/scripts/bench-report.py $(REPO)/bench/out
+
+# The benchmark's floor: empty kprobes on the same symbols (a C reference module).
+empty-kprobe: $(KERNEL_DEP)
+	$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty LLVM=1 KCFLAGS=-Werror modules
+
 rust-analyzer: $(KERNEL_DEP)
 	$(KMAKE) rust-analyzer
 
@@ -85,4 +97,5 @@ clippy: $(KERNEL_DEP)
 
 clean:
 	-$(KMAKE) clean
+	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty clean
 	rm -f $(LOAD) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

@@ -6,6 +6,7 @@
 #
 #   qemu/boot.sh check   run qemu/guest-test.sh (the boot test); exit 0 only if every check passed
 #   qemu/boot.sh run     run qemu/guest-run.sh (the main job: load, show the counters under load)
+#   qemu/boot.sh bench   run qemu/guest-bench.sh (make bench); leaves bench/out/raw.json
 #
 # Environment: CPUS (4), MEMORY (1G), BOOT_TIMEOUT seconds (900), KCONFIG (default), RRP_KVM=1 to try
 # KVM (it hangs after the BIOS on the machines this was built on, so TCG is the default).
@@ -16,7 +17,8 @@ mode=${1:-check}
 case "$mode" in
 	check) script=guest-test.sh ;;
 	run) script=guest-run.sh ;;
-	*) echo "boot.sh: unknown mode '$mode' (check or run)" >&2; exit 2 ;;
+	bench) script=guest-bench.sh ;;
+	*) echo "boot.sh: unknown mode '$mode' (check, run or bench)" >&2; exit 2 ;;
 esac
 
 kimage=$("$repo/scripts/kernel.sh" kimage "${KCONFIG:-default}")
@@ -40,7 +42,7 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "${MEMORY:-1G}" \
 	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
-	--exec "bash $repo/qemu/$script $repo $out" \
+	--exec "env BENCH_ROUNDS=${BENCH_ROUNDS:-5} bash $repo/qemu/$script $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e
@@ -63,4 +65,8 @@ if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
 	echo "boot: guest checks failed; kernel log tail:" >&2
 	if [ -f "$out/dmesg.log" ]; then tail -40 "$out/dmesg.log" >&2; else tail -40 "$console" >&2; fi
 	exit 1
+fi
+if [ "$mode" = bench ]; then
+	mkdir -p "$repo/bench/out"
+	cp "$out/bench.json" "$repo/bench/out/raw.json"
 fi

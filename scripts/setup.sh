@@ -17,6 +17,9 @@ APT_PKGS=(
 	python3 python3-pip gcc libc6-dev
 )
 
+# `setup.sh --bench` adds what `make bench` needs: bpftrace (the comparison) and matplotlib (the chart).
+[ "${1:-}" = --bench ] && APT_PKGS+=(bpftrace python3-matplotlib)
+
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 

@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The benchmark, run in the guest: each round runs every configuration on every workload, the
+configurations interleaved (A B C D E A B C D E ...), and writes OUTDIR/bench.json.
+
+Usage: guest_bench.py REPO OUTDIR FIRST_CHECK_NUMBER  (writes OUTDIR/bench.counts: `passed failed`)
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guestlib import D, Checks, read, run
+
+repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
+LOAD = f"{repo}/tools/rrp-load"
+ATTACH = f"{repo}/scripts/resched-attach"
+KO = f"{repo}/resched_probe.ko"
+EMPTY_KO = f"{repo}/bench/empty/empty_kprobe.ko"
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+CONFIGS = ["baseline", "module", "module_attached", "bpftrace", "empty_kprobe"]
+WORKLOADS = {
+    "ipi": ["membarrier", "150"],
+    "pingpong": ["pingpong", "0", "1", "1500"],
+    "switch": ["switch", "0", "3000"],
+}
+# What a user writes today: the same probes, count() keyed by cpu (bpftrace's per-CPU maps).
+BPFTRACE = """
+kprobe:native_smp_send_reschedule { @res[cpu] = count(); }
+kprobe:native_send_call_func_single_ipi { @cfs[cpu] = count(); }
+kprobe:native_send_call_func_ipi { @cfm[cpu] = count(); }
+kprobe:resched_curr { @rsc[cpu] = count(); }
+kretprobe:ttwu_queue_wakelist /retval/ { @wkl[cpu] = count(); }
+"""
+c = Checks(f"{out}/bench.counts", first)
+
+
+def probe_hits():
+    return sum(int(m) for m in re.findall(r"hits=(\d+)", read(f"{D}/probes")))
+
+
+class Config:
+    def __init__(self, name):
+        self.name = name
+        self.bpf = None
+
+    def __enter__(self):
+        if self.name in ("module", "module_attached"):
+            subprocess.run(["insmod", KO], check=True)
+        elif self.name == "empty_kprobe":
+            subprocess.run(["insmod", EMPTY_KO], check=True)
+        elif self.name == "bpftrace":
+            self.bpf = subprocess.Popen(["bpftrace", "-e", BPFTRACE], stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+            line = self.bpf.stdout.readline()  # "Attaching 5 probes..."
+            if "Attaching" not in line:
+                raise RuntimeError(f"bpftrace did not attach: {line}")
+        time.sleep(0.5)  # let code patching and its IPIs settle
+        return self
+
+    def __exit__(self, *exc):
+        if self.name in ("module", "module_attached"):
+            subprocess.run(["rmmod", "resched_probe"], check=True)
+        elif self.name == "empty_kprobe":
+            subprocess.run(["rmmod", "empty_kprobe"], check=True)
+        elif self.bpf:
+            self.bpf.send_signal(signal.SIGINT)
+            self.bpf.communicate(timeout=120)
+
+    def run(self, workload):
+        cmd = ([ATTACH] if self.name == "module_attached" else []) + [LOAD] + WORKLOADS[workload]
+        hits0 = probe_hits() if self.name.startswith("module") else 0
+        r = run(cmd, timeout=600)
+        hits1 = probe_hits() if self.name.startswith("module") else 0
+        m = re.search(r"ops=(\d+) ns_per_op=([\d.]+)", r.stdout)
+        if r.returncode != 0 or not m:
+            raise RuntimeError(f"{cmd}: {r.stdout} {r.stderr}")
+        ops = int(m.group(1))
+        return float(m.group(2)), (hits1 - hits0) / ops
+
+
+samples = {w: {cfg: [] for cfg in CONFIGS} for w in WORKLOADS}
+hits = {w: [] for w in WORKLOADS}
+kprobe_kinds = ""
+errors = []
+start = time.time()
+for rnd in range(ROUNDS):
+    for cfg in CONFIGS:
+        try:
+            with Config(cfg) as conf:
+                if cfg == "module" and not kprobe_kinds:
+                    kprobe_kinds = read("/sys/kernel/debug/kprobes/list")
+                for w in WORKLOADS:
+                    ns, h = conf.run(w)
+                    samples[w][cfg].append(ns)
+                    if cfg == "module":
+                        hits[w].append(h)
+        except Exception as e:  # noqa: BLE001 - recorded and failed below
+            errors.append(f"round {rnd} {cfg}: {e}")
+    print(f"# round {rnd + 1}/{ROUNDS} done at {time.time() - start:.0f} s", flush=True)
+
+with open(f"{out}/bench.json", "w") as f:
+    json.dump({"rounds": ROUNDS, "workloads": WORKLOADS, "samples": samples, "probe_hits_per_op": hits,
+               "kprobes_list": kprobe_kinds, "cpus": os.cpu_count(), "kernel": os.uname().release}, f)
+c.check(f"every configuration ran on every workload, {ROUNDS} rounds, interleaved", not errors,
+        "\n".join(errors))
+c.check("the module's probes were hit by every workload", all(h and min(h) > 0 for h in hits.values()),
+        json.dumps(hits))
+print("# kprobe kinds with the module loaded:")
+print("# " + "\n# ".join(kprobe_kinds.strip().splitlines()))
+c.done()

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Turns the guest's raw benchmark samples (bench/out/raw.json) into bench/out/results.json, a Markdown
+table (results.md) and a bar chart (results.png).  Usage: bench-report.py BENCH_OUT_DIR"""
+
+import datetime
+import json
+import statistics
+import sys
+
+out = sys.argv[1]
+raw = json.load(open(f"{out}/raw.json"))
+CONFIGS = ["baseline", "module", "module_attached", "bpftrace", "empty_kprobe"]
+
+results = {"workloads": {}}
+for w, per_cfg in raw["samples"].items():
+    hits = statistics.median(raw["probe_hits_per_op"][w]) if raw["probe_hits_per_op"][w] else 0.0
+    results["workloads"][w] = {
+        cfg: {
+            "ns_per_op_median": statistics.median(v),
+            "ns_per_op_min": min(v),
+            "ns_per_op_max": max(v),
+            "probe_hits_per_op": hits,
+            "runs": len(v),
+        }
+        for cfg, v in per_cfg.items() if v
+    }
+json.dump(results, open(f"{out}/results.json", "w"), indent=2)
+
+
+def derived(w, cfg):
+    r = results["workloads"][w]
+    base = r["baseline"]["ns_per_op_median"]
+    med = r[cfg]["ns_per_op_median"]
+    hits = r[cfg]["probe_hits_per_op"]
+    return med / base, (med - base) / hits if hits else float("nan")
+
+
+lines = [
+    f"Measured {datetime.date.today()} in one guest run: {raw['rounds']} interleaved rounds, "
+    f"{raw['cpus']} vCPUs under QEMU TCG (software emulation, kernel {raw['kernel']}). Absolute times are "
+    "emulated and only the ratios count. Overhead is relative to `baseline` (module not loaded); "
+    "ns per hit is the added time per operation divided by the probe hits per operation.",
+    "",
+    "| workload | configuration | ns/op median | min - max | vs baseline | added ns per probe hit |",
+    "|---|---|---:|---:|---:|---:|",
+]
+for w in results["workloads"]:
+    for cfg in CONFIGS:
+        r = results["workloads"][w].get(cfg)
+        if not r:
+            continue
+        ratio, per_hit = derived(w, cfg)
+        per_hit_s = "" if cfg == "baseline" else f"{per_hit:,.0f}"
+        lines.append(f"| {w} | {cfg} | {r['ns_per_op_median']:,.0f} | {r['ns_per_op_min']:,.0f} - "
+                     f"{r['ns_per_op_max']:,.0f} | {ratio:.3f}x | {per_hit_s} |")
+lines += ["", "Probe hits per operation (module run): " + ", ".join(
+    f"{w} {results['workloads'][w]['module']['probe_hits_per_op']:.1f}" for w in results["workloads"]), ""]
+
+targets = []
+for w in results["workloads"]:
+    r = results["workloads"][w]
+    base = r["baseline"]["ns_per_op_median"]
+    mod = r["module"]["ns_per_op_median"] - base
+    bpf = r["bpftrace"]["ns_per_op_median"] - base
+    ok = mod <= 0.5 * bpf
+    targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs bpftrace {bpf:,.0f} ns/op: "
+                   f"{'met' if ok else 'NOT met'} (target <= 0.5x)")
+    _, mod_hit = derived(w, "module")
+    _, empty_hit = derived(w, "empty_kprobe")
+    ok = mod_hit <= 1.2 * empty_hit
+    targets.append(f"- {w}: module {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f}: "
+                   f"{'met' if ok else 'NOT met'} (target <= 1.2x)")
+sw = results["workloads"]["switch"]
+att = sw["module_attached"]["ns_per_op_median"] / sw["module"]["ns_per_op_median"]
+targets.append(f"- switch: module_attached / module = {att:.3f}: {'met' if att <= 1.01 else 'NOT met'} "
+               "(target <= 1.01)")
+lines += ["Targets:", *targets, ""]
+open(f"{out}/results.md", "w").write("\n".join(lines))
+print("\n".join(lines))
+
+import matplotlib  # noqa: E402 - only needed for the chart
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ws = list(results["workloads"])
+shown = [c for c in CONFIGS if c != "baseline"]
+fig, ax = plt.subplots(figsize=(9, 4.5))
+width = 0.8 / len(shown)
+for i, cfg in enumerate(shown):
+    vals, lo, hi = [], [], []
+    for w in ws:
+        r = results["workloads"][w]
+        base = r["baseline"]["ns_per_op_median"]
+        med = r[cfg]["ns_per_op_median"]
+        vals.append((med / base - 1) * 100)
+        lo.append((med - r[cfg]["ns_per_op_min"]) / base * 100)
+        hi.append((r[cfg]["ns_per_op_max"] - med) / base * 100)
+    xs = [x + (i - (len(shown) - 1) / 2) * width for x in range(len(ws))]
+    ax.bar(xs, vals, width, yerr=[lo, hi], capsize=3, label=cfg)
+ax.axhline(0, color="black", linewidth=0.8)
+ax.set_xticks(range(len(ws)), ws)
+ax.set_ylabel("overhead vs baseline, % (median; bars: min-max)")
+ax.set_title(f"rust_resched_probe overhead per workload ({datetime.date.today()}, QEMU TCG, "
+             f"{raw['cpus']} vCPUs: ratios only)")
+ax.legend(fontsize=8)
+fig.tight_layout()
+fig.savefig(f"{out}/results.png", dpi=110)
