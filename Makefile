@@ -5,6 +5,7 @@
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
 #   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test
+#   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
 #   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
@@ -16,9 +17,19 @@ REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
 CACHED_KDIR := $(shell $(REPO)/scripts/kernel.sh kdir $(KCONFIG))
 KDIR ?= $(CACHED_KDIR)
 
+# The module builds in the repo for the default kernel; for another configuration, in a copy of the
+# sources next to that kernel in the cache, so that each build keeps its own objects.
+ifeq ($(KCONFIG),default)
+MODDIR := $(REPO)
+else
+MODDIR := $(CACHED_KDIR)-module
+endif
+export RRP_KO := $(MODDIR)/resched_probe.ko
+MOD_SRCS := Kbuild $(filter-out %/bindings_generated.rs %.mod.c,$(wildcard $(REPO)/*.rs $(REPO)/*.c $(REPO)/*.h))
+
 export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
 BINDGEN ?= $(shell command -v bindgen || echo bindgen)
-KMAKE := $(MAKE) -C $(KDIR) M=$(REPO) LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc \
+KMAKE := $(MAKE) -C $(KDIR) M=$(MODDIR) LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc \
 	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=/usr/bin/clippy-driver
 RUSTFMT := /usr/bin/rustfmt
 RS_SRCS := $(filter-out bindings_generated.rs,$(notdir $(wildcard $(REPO)/*.rs)))
@@ -29,12 +40,18 @@ KERNEL_DEP := kernel
 endif
 
 .PHONY: default modules kernel kdir kimage setup run check check-build test bench empty-kprobe \
-	rust-analyzer fmt fmtcheck clippy clean
+	stress sources ko rust-analyzer fmt fmtcheck clippy clean
 
 default: modules
 
-modules: $(KERNEL_DEP)
+modules: $(KERNEL_DEP) sources
 	$(KMAKE) modules
+
+sources:
+ifneq ($(MODDIR),$(REPO))
+	mkdir -p $(MODDIR)
+	cp -p $(addprefix $(REPO)/,$(notdir $(MOD_SRCS))) $(MODDIR)/
+endif
 
 kernel:
 	$(REPO)/scripts/kernel.sh build $(KCONFIG)
@@ -49,7 +66,7 @@ setup:
 	$(REPO)/scripts/setup.sh
 
 # The module with every Rust and C warning as an error.
-check-build: $(KERNEL_DEP)
+check-build: $(KERNEL_DEP) sources
 	$(KMAKE) clean >/dev/null
 	@$(KMAKE) modules KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings >$(REPO)/.build.log 2>&1; rc=$$?; \
 	cat $(REPO)/.build.log; [ $$rc = 0 ] || exit $$rc; \
@@ -68,6 +85,19 @@ run: setup
 check: setup
 	$(MAKE) -C $(REPO) fmtcheck clippy check-build $(LOAD)
 	$(REPO)/qemu/boot.sh check
+
+# Stress on the debug kernel (KASAN, lockdep, KFENCE, debug objects); `make stress KCONFIG=default` on
+# the normal one.
+stress: KCONFIG := $(if $(filter command line,$(origin KCONFIG)),$(KCONFIG),debug)
+stress:
+	$(REPO)/scripts/setup.sh
+	$(MAKE) -C $(REPO) KCONFIG=$(KCONFIG) modules $(LOAD)
+	KCONFIG=$(KCONFIG) RRP_KO=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=$(KCONFIG) ko) \
+		BOOT_TIMEOUT=2400 $(REPO)/qemu/boot.sh stress
+
+# The module built for KCONFIG.
+ko:
+	@echo $(RRP_KO)
 
 # The benchmark: one guest run, every configuration interleaved; writes bench/out/.
 bench:
@@ -89,7 +119,7 @@ fmt: $(KERNEL_DEP)
 fmtcheck: $(KERNEL_DEP)
 	cd $(REPO) && $(RUSTFMT) --check --config-path $(KDIR)/.rustfmt.toml $(RS_SRCS)
 
-clippy: $(KERNEL_DEP)
+clippy: $(KERNEL_DEP) sources
 	$(KMAKE) clean >/dev/null
 	@$(KMAKE) modules CLIPPY=1 KRUSTFLAGS=-Dwarnings >$(REPO)/.clippy.log 2>&1; rc=$$?; \
 	cat $(REPO)/.clippy.log; [ $$rc = 0 ] || exit $$rc; \

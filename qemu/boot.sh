@@ -7,9 +7,11 @@
 #   qemu/boot.sh check   run qemu/guest-test.sh (the boot test); exit 0 only if every check passed
 #   qemu/boot.sh run     run qemu/guest-run.sh (the main job: load, show the counters under load)
 #   qemu/boot.sh bench   run qemu/guest-bench.sh (make bench); leaves bench/out/raw.json
+#   qemu/boot.sh stress  run qemu/guest-stress.sh (make stress)
 #
-# Environment: CPUS (4), MEMORY (1G), BOOT_TIMEOUT seconds (900), KCONFIG (default), RRP_KVM=1 to try
-# KVM (it hangs after the BIOS on the machines this was built on, so TCG is the default).
+# Environment: CPUS (4), MEMORY (1G; 2G for KCONFIG=debug), BOOT_TIMEOUT seconds (900), KCONFIG
+# (default), RRP_KO (the module built for that kernel), RRP_KVM=1 to try KVM (it hangs after the BIOS on
+# the machines this was built on, so TCG is the default).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,12 +20,16 @@ case "$mode" in
 	check) script=guest-test.sh ;;
 	run) script=guest-run.sh ;;
 	bench) script=guest-bench.sh ;;
-	*) echo "boot.sh: unknown mode '$mode' (check, run or bench)" >&2; exit 2 ;;
+	stress) script=guest-stress.sh ;;
+	*) echo "boot.sh: unknown mode '$mode' (check, run, bench or stress)" >&2; exit 2 ;;
 esac
 
 kimage=$("$repo/scripts/kernel.sh" kimage "${KCONFIG:-default}")
 [ -f "$kimage" ] || { echo "boot.sh: no kernel at $kimage (run 'make kernel')" >&2; exit 1; }
-[ -f "$repo/resched_probe.ko" ] || { echo "boot.sh: no resched_probe.ko (run 'make')" >&2; exit 1; }
+ko=${RRP_KO:-$repo/resched_probe.ko}
+[ -f "$ko" ] || { echo "boot.sh: no $ko (run 'make')" >&2; exit 1; }
+memory=${MEMORY:-1G}
+[ "${KCONFIG:-default}" = debug ] && memory=${MEMORY:-2G}
 
 cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
 mkdir -p "$cache/runs"
@@ -40,9 +46,9 @@ set +e
 # stdin closed and no TTY: vng must not wait for a terminal. The guest's verdict comes back in
 # $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
-	vng --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "${MEMORY:-1G}" \
+	vng --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
-	--exec "env BENCH_ROUNDS=${BENCH_ROUNDS:-5} bash $repo/qemu/$script $repo $out" \
+	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-5} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} bash $repo/qemu/$script $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e

@@ -3,7 +3,7 @@
 
 repo=$1
 out=$2
-ko="$repo/resched_probe.ko"
+ko="${RRP_KO:-$repo/resched_probe.ko}"
 D=/sys/kernel/debug/resched
 passed=0
 failed=0

@@ -20,8 +20,8 @@
  *   rrp-load migrate N                move itself to the next online CPU N times
  *   rrp-load tree                     start 4 threads and fork 2 children, print `ready`, and let them
  *                                     all exit when a line arrives on stdin
- *   rrp-load churn N ATTACH_FILE      fork N children in turn; each writes `attach` to ATTACH_FILE and
- *                                     exits
+ *   rrp-load churn N ATTACH_FILE      fork N children in turn; each writes `attach` to ATTACH_FILE,
+ *                                     runs a thread and exits; exits 1 if any child failed
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -272,8 +272,16 @@ static int tree(void)
 	return 0;
 }
 
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* N children in turn: each attaches, starts and joins a thread (attached through the fork hook), exits. */
 static int churn(long n, const char *attach)
 {
+	long failed = 0;
+
 	for (long i = 0; i < n; i++) {
 		pid_t pid = fork();
 
@@ -281,18 +289,21 @@ static int churn(long n, const char *attach)
 			die("fork");
 		if (pid == 0) {
 			FILE *f = fopen(attach, "w");
+			pthread_t t;
 
 			if (!f || fputs("attach", f) < 0 || fclose(f))
 				_exit(1);
+			if (pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL))
+				_exit(2);
 			_exit(0);
 		}
 		int status;
 
 		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
-			return 1;
+			failed++;
 	}
-	printf("churn ops=%ld\n", n);
-	return 0;
+	printf("churn ops=%ld failed=%ld\n", n, failed);
+	return failed ? 1 : 0;
 }
 
 int main(int argc, char **argv)

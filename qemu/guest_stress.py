@@ -1,0 +1,229 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Stress, run in the guest (normally on the debug kernel: KASAN, lockdep, KFENCE, debug objects):
+under a continuous IPI and context-switch load, load/unload cycles against readers, attach churn
+against unload attempts, CPU hotplug, concurrent resets, a table of malformed writes. Then the
+kernel log must hold no report, the counters must add up, and the module must unload.
+
+Usage: guest_stress.py REPO OUTDIR FIRST_CHECK_NUMBER KO  (writes OUTDIR/stress.counts)
+"""
+
+import errno
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from guestlib import D, Checks, dmesg, parse_matrix, parse_table, read, run, snapshot
+
+repo, out, first, KO = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+LOAD = f"{repo}/tools/rrp-load"
+CYCLES = int(os.environ.get("STRESS_CYCLES", "200"))
+CHURN = int(os.environ.get("STRESS_CHURN", "2000"))
+HOTPLUG = int(os.environ.get("STRESS_HOTPLUG", "10"))
+FILES = ["cpus", "ipi", "targets", "matrix", "probes", "sched", "tasks"]
+REPORT = re.compile(r"BUG:|WARNING:|Oops|Call Trace|KASAN|KFENCE|possible circular locking|"
+                    r"possible recursive locking|inconsistent lock state|suspicious RCU usage|"
+                    r"rcu: INFO|ODEBUG|list_add corruption|list_del corruption|sleeping function called")
+c = Checks(f"{out}/stress.counts", first)
+t_start = time.time()
+
+
+def loaded():
+    return os.path.isdir(D)
+
+
+def insmod():
+    return subprocess.run(["insmod", KO], capture_output=True, text=True).returncode == 0
+
+
+def rmmod(retries=200):
+    """rmmod, retried while something holds a reference (an open file, an attached task)."""
+    for _ in range(retries):
+        r = subprocess.run(["rmmod", "resched_probe"], capture_output=True, text=True)
+        if r.returncode == 0:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+class Loop(threading.Thread):
+    """Calls `fn` until stopped, counting calls and errors that are not expected."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn, self.stop, self.calls, self.errors = fn, threading.Event(), 0, []
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                self.fn()
+            except OSError as e:
+                # The module is away or going (debugfs refuses opens once its owner is unloading).
+                if e.errno not in (errno.ENOENT, errno.ENODEV, errno.ENXIO, errno.EIO):
+                    self.errors.append(repr(e))
+            self.calls += 1
+
+    def end(self):
+        self.stop.set()
+        self.join(timeout=60)
+        return self.calls, self.errors
+
+
+def read_all():
+    for f in FILES:
+        with open(f"{D}/{f}") as fh:
+            fh.read()
+
+
+# Continuous load: reschedule IPIs (busy ping-pong 0-1), wakelist + call-function IPIs (idle ping-pong
+# 2-3), call-function IPIs to many CPUs (membarrier).
+load = [subprocess.Popen([LOAD, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for a in (["busypong", "0", "1", "1000000000"], ["pingpong", "2", "3", "1000000000"],
+                  ["membarrier", "1000000000"])]
+time.sleep(1)
+
+# --- Load/unload cycles while a reader reads every file ---------------------------------------------
+reader = Loop(read_all)
+reader.start()
+done = 0
+for i in range(CYCLES):
+    if not insmod():
+        break
+    time.sleep(0.005)
+    if not rmmod():
+        break
+    done += 1
+calls, errors = reader.end()
+print(f"# [{time.time() - t_start:.0f} s] load/unload cycles done")
+c.check(f"{CYCLES} insmod/rmmod cycles under load with a reader ({done} done, {calls} reader passes)",
+        done == CYCLES and not errors, "\n".join(errors[:5]))
+
+# --- Attach churn while unloading is attempted --------------------------------------------------------
+insmod()
+churn = subprocess.Popen([LOAD, "churn", str(CHURN), f"{D}/attach"], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+unloads = refused = 0
+while churn.poll() is None:
+    r = subprocess.run(["rmmod", "resched_probe"], capture_output=True, text=True)
+    if r.returncode == 0:
+        unloads += 1
+        insmod()
+    else:
+        refused += 1
+    time.sleep(0.02)
+churn_out = churn.stdout.read().strip()
+print(f"# [{time.time() - t_start:.0f} s] churn done")
+m = re.search(r"ops=(\d+) failed=(\d+)", churn_out)
+print(f"# churn: {churn_out}; rmmod refused {refused} times, succeeded {unloads} times")
+c.check(f"{CHURN} attached processes (each with a thread) while rmmod was tried {refused + unloads} times",
+        m is not None and int(m.group(1)) == CHURN, churn_out)
+if not loaded():
+    insmod()
+time.sleep(0.2)
+rows = read(f"{D}/tasks").splitlines()[1:]
+c.check("after the churn no task is attached", not rows, "\n".join(rows))
+
+# --- CPU hotplug while probes fire and files are read -----------------------------------------------
+reader = Loop(read_all)
+reader.start()
+hot_errors = []
+for i in range(HOTPLUG):
+    for cpu in (1, 2, 3):
+        before = parse_table(read(f"{D}/ipi"))[1]
+        with open(f"/sys/devices/system/cpu/cpu{cpu}/online", "w") as f:
+            f.write("0")
+        cols, rows = parse_table(read(f"{D}/ipi"))
+        online = [int(x) for x in re.findall(r"\d+", read("/sys/devices/system/cpu/online"))]
+        if cpu in cols:
+            hot_errors.append(f"CPU{cpu} offline but still a column: {cols}")
+        with open(f"/sys/devices/system/cpu/cpu{cpu}/online", "w") as f:
+            f.write("1")
+        cols, after = parse_table(read(f"{D}/ipi"))
+        if cpu not in cols:
+            hot_errors.append(f"CPU{cpu} back online but not a column: {cols}")
+        lost = [f"{k} CPU{cpu}: {before[k][cpu]} -> {after[k].get(cpu)}" for k in before
+                if after[k].get(cpu, -1) < before[k][cpu]]
+        hot_errors += lost
+calls, errors = reader.end()
+print(f"# [{time.time() - t_start:.0f} s] hotplug done")
+c.check(f"CPU hotplug x{HOTPLUG} of CPUs 1-3: columns follow the online CPUs, no count lost "
+        f"({calls} reader passes)", not hot_errors and not errors, "\n".join((hot_errors + errors)[:8]))
+c.check("all CPUs online again", read("/sys/devices/system/cpu/online").strip() == "0-3")
+
+# --- Concurrent resets and readers ---------------------------------------------------------------------
+def reset():
+    with open(f"{D}/reset", "w") as f:
+        f.write("1")
+
+
+loops = [Loop(reset), Loop(reset), Loop(read_all), Loop(read_all)]
+for lp in loops:
+    lp.start()
+time.sleep(5)
+results = [lp.end() for lp in loops]
+c.check(f"concurrent resets and reads for 5 s ({[r[0] for r in results]} calls)",
+        all(not r[1] and r[0] > 0 for r in results), str([r[1][:3] for r in results]))
+
+# --- Malformed writes: each an error, nothing changed --------------------------------------------------
+def attempt(name, data, seek=0):
+    try:
+        fd = os.open(f"{D}/{name}", os.O_WRONLY)
+    except OSError as e:
+        return e.errno
+    try:
+        if seek:
+            os.lseek(fd, seek, os.SEEK_SET)
+        os.write(fd, data)
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
+
+
+CASES = [("reset", d) for d in (b"", b"0", b"2", b"11", b"1 ", b" 1", b"\t1", b"1\r\n", b"1\n\n", b"01",
+                                b"+1", b"-1", b"1.0", b"0x1", b"one", b"\0", b"1\0", b"\xff\xfe",
+                                b"9" * 40, b"1" * 64, b"1" * 65, b"x" * 4096)]
+CASES += [("attach", d) for d in (b"", b"attac", b"attachh", b"Attach", b"attach\r\n", b"attach ",
+                                  b"\nattach", b"detach\0", b"attach\n\n", b"\x00" * 16, b"a" * 4096)]
+CASES += [("reset", b"1", 1), ("attach", b"attach", 3)]
+CASES += [(f, b"1") for f in ("ipi", "targets", "matrix", "probes", "cpus", "sched", "tasks")]
+bad = []
+for case in CASES:
+    name, data = case[0], case[1]
+    seek = case[2] if len(case) > 2 else 0
+    before = parse_table(read(f"{D}/ipi"))[1]
+    e = attempt(name, data, seek)
+    after = parse_table(read(f"{D}/ipi"))[1]
+    kept = all(after[k][x] >= before[k][x] for k in before for x in before[k])
+    attached = read(f"{D}/tasks").splitlines()[1:]
+    if e == 0 or not kept or attached:
+        bad.append(f"{name} <- {data[:20]!r} (seek {seek}): errno {e}, kept {kept}, attached {attached}")
+c.check(f"{len(CASES)} malformed writes across files: each an error, counters kept, nothing attached",
+        not bad, "\n".join(bad))
+
+# --- Stop the load; the counters add up; unload -------------------------------------------------------
+for p in load:
+    p.kill()
+    p.wait()
+time.sleep(0.5)
+texts, stable = snapshot()
+A, T, M = parse_table(texts["ipi"])[1], parse_table(texts["targets"])[1], parse_matrix(texts["matrix"])
+cpus = sorted(A["RES"])
+sums_ok = stable and all(sum(M["RES"][s].values()) == A["RES"][s] for s in cpus) and \
+    all(sum(M["CAL"][s].values()) == A["CFS"][s] + A["CFT"][s] for s in cpus) and \
+    all(sum(M["RES"][s][t] for s in cpus) == T["RES"][t] for t in cpus) and \
+    all(sum(M["CAL"][s][t] for s in cpus) == T["CAL"][t] for t in cpus)
+c.check("afterwards the matrix still sums to the ipi and targets rows", sums_ok, texts["matrix"])
+c.check("the module unloads at the end", rmmod() and not loaded())
+kp = read("/sys/kernel/debug/kprobes/list")
+c.check("no kprobe of ours left", not any(s in kp for s in ("native_smp_send_reschedule", "resched_curr",
+                                                          "ttwu_queue_wakelist")), kp)
+reports = [l for l in dmesg().splitlines() if REPORT.search(l)]
+c.check("no KASAN, lockdep, KFENCE, RCU, debug-objects, WARNING/BUG/Oops report in the kernel log",
+        not reports, "\n".join(reports[:40]))
+print(f"# stress took {time.time() - t_start:.0f} s")
+c.done()
