@@ -34,10 +34,6 @@ impl Tag {
             Tag::Wkl => "WKL",
         }
     }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// Per-target counter arrays kept by each sending CPU.
@@ -82,7 +78,8 @@ pub(crate) enum Local {
 
 const LOCALS: usize = 9;
 
-/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, the hits.
+/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, then the
+/// wakelist attempts (every other probe's hits follow from its event counts).
 #[derive(Clone, Copy)]
 struct Layout {
     cpus: usize,
@@ -95,11 +92,11 @@ impl Layout {
     fn local(self, local: Local) -> usize {
         PER_TARGET_ARRAYS * self.cpus + local as usize
     }
-    fn hits(self, tag: Tag) -> usize {
-        PER_TARGET_ARRAYS * self.cpus + LOCALS + tag.index()
+    fn wakelist_attempts(self) -> usize {
+        PER_TARGET_ARRAYS * self.cpus + LOCALS
     }
     fn len(self) -> usize {
-        self.hits(Tag::Wkl) + 1
+        self.wakelist_attempts() + 1
     }
 }
 
@@ -119,18 +116,18 @@ impl Counters {
         })
     }
 
-    /// Counts one probe hit of `tag` on this CPU.
+    /// Counts one call of `ttwu_queue_wakelist` on this CPU, queued or not.
     #[inline]
-    pub(crate) fn hit(&self, tag: Tag) {
-        self.array.inc(self.layout.hits(tag));
+    pub(crate) fn wakelist_attempt(&self) {
+        self.array.inc(self.layout.wakelist_attempts());
     }
 
-    /// Counts an event of `array` sent from this CPU to `target` (ignored if out of range).
+    /// Counts an event of `array` sent from this CPU to `target`. A target out of range (never seen:
+    /// the probed functions take a valid CPU) is counted on target 0 rather than lost.
     #[inline]
     pub(crate) fn sent(&self, array: PerTarget, target: usize) {
-        if target < self.layout.cpus {
-            self.array.inc(self.layout.to(array, target));
-        }
+        let target = if target < self.layout.cpus { target } else { 0 };
+        self.array.inc(self.layout.to(array, target));
     }
 
     /// Counts one `local` event on this CPU.
@@ -227,10 +224,16 @@ impl Snapshot {
         self.local(cpu, Local::OwnResched) + self.sent_by(PerTarget::RscRemote, cpu)
     }
 
-    /// Probe hits of `tag` over all CPUs.
+    /// Probe hits of `tag` over all CPUs: each hit of RES, CFS, CFM and RSC adds exactly one event
+    /// count, WKL has its own.
     pub(crate) fn hits(&self, tag: Tag) -> u64 {
-        self.senders()
-            .map(|cpu| self.get(cpu, self.layout.hits(tag)))
-            .sum()
+        let each = |f: &dyn Fn(usize) -> u64| self.senders().map(f).sum::<u64>();
+        match tag {
+            Tag::Res => each(&|c| self.sent_by(PerTarget::Res, c)),
+            Tag::Cfs => each(&|c| self.sent_by(PerTarget::Cfs, c)),
+            Tag::Cfm => each(&|c| self.local(c, Local::CfmCalls)),
+            Tag::Rsc => each(&|c| self.resched_by(c)),
+            Tag::Wkl => each(&|c| self.get(c, self.layout.wakelist_attempts())),
+        }
     }
 }

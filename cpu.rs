@@ -64,10 +64,24 @@ impl CpuMask<'_> {
     }
 
     /// The CPUs set in the mask, in increasing order.
+    ///
+    /// Reads the bitmap a word at a time (no call per CPU: this runs in a probe handler).
     pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
-        (0..nr_cpu_ids()).filter(move |&cpu| {
-            // SAFETY: `cpu < nr_cpu_ids` and the type invariant keeps `ptr` valid while `self` lives.
-            unsafe { bindings::rrp_cpumask_test_cpu(cpu as u32, self.ptr) }
+        const BITS: usize = usize::BITS as usize;
+        let nr = nr_cpu_ids();
+        (0..nr.div_ceil(BITS)).flat_map(move |w| {
+            // SAFETY: A `struct cpumask` holds at least `nr_cpu_ids` bits in whole `unsigned long`s, and
+            // the type invariant keeps it valid while `self` lives.
+            let mut word = unsafe { self.ptr.cast::<usize>().add(w).read_volatile() };
+            core::iter::from_fn(move || {
+                if word == 0 {
+                    return None;
+                }
+                let bit = word.trailing_zeros() as usize;
+                word &= word - 1;
+                Some(w * BITS + bit)
+            })
+            .take_while(move |&cpu| cpu < nr)
         })
     }
 }

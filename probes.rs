@@ -22,13 +22,11 @@ const WKL_SYMBOLS: &[&CStr] = &[c_str!("ttwu_queue_wakelist")];
 /// this CPU to `cpu`.
 pub(crate) struct IpiOne {
     counters: Arc<Counters>,
-    tag: Tag,
     array: PerTarget,
 }
 
 impl Handler for IpiOne {
     fn hit(&self, regs: &Regs) {
-        self.counters.hit(self.tag);
         self.counters.sent(self.array, regs.arg(0) as u32 as usize);
     }
 }
@@ -40,7 +38,6 @@ pub(crate) struct IpiMany {
 
 impl Handler for IpiMany {
     fn hit(&self, regs: &Regs) {
-        self.counters.hit(Tag::Cfm);
         // SAFETY: The first argument of `native_send_call_func_ipi` is a `const struct cpumask *` that
         // the caller keeps valid for the whole call, and this handler runs within the call.
         let mask = unsafe { CpuMask::from_raw(regs.arg(0)) };
@@ -56,7 +53,6 @@ pub(crate) struct Resched {
 
 impl Handler for Resched {
     fn hit(&self, regs: &Regs) {
-        self.counters.hit(Tag::Rsc);
         // SAFETY: The first argument of `resched_curr`/`__resched_curr` is a `struct rq *` of a
         // runqueue, which lives as long as the kernel; its lock is held for the call.
         let target = unsafe { cpu::rq_cpu(regs.arg(0)) };
@@ -72,7 +68,7 @@ pub(crate) struct Wakelist {
 
 impl RetHandler for Wakelist {
     fn entry(&self, regs: &Regs) -> Option<u32> {
-        self.counters.hit(Tag::Wkl);
+        self.counters.wakelist_attempt();
         Some(regs.arg(1) as u32)
     }
 
@@ -97,20 +93,13 @@ impl Probes {
     /// Registers every probe counting into `counters`. A probe that fails is logged and left out; if
     /// none registers, this fails with the first error.
     pub(crate) fn new(counters: &Arc<Counters>) -> Result<Self> {
-        let one = |tag, array| IpiOne {
+        let one = |array| IpiOne {
             counters: counters.clone(),
-            tag,
             array,
         };
         let probes = Self {
-            res: KBox::pin_init(
-                Kprobe::new(RES_SYMBOLS, one(Tag::Res, PerTarget::Res)),
-                GFP_KERNEL,
-            )?,
-            cfs: KBox::pin_init(
-                Kprobe::new(CFS_SYMBOLS, one(Tag::Cfs, PerTarget::Cfs)),
-                GFP_KERNEL,
-            )?,
+            res: KBox::pin_init(Kprobe::new(RES_SYMBOLS, one(PerTarget::Res)), GFP_KERNEL)?,
+            cfs: KBox::pin_init(Kprobe::new(CFS_SYMBOLS, one(PerTarget::Cfs)), GFP_KERNEL)?,
             cfm: KBox::pin_init(
                 Kprobe::new(
                     CFM_SYMBOLS,

@@ -31,9 +31,6 @@ bool rrp_cpu_possible(unsigned int cpu) { return cpu_possible(cpu); }
 /* cpu_online() */
 bool rrp_cpu_online(unsigned int cpu) { return cpu_online(cpu); }
 
-/* cpumask_test_cpu() */
-bool rrp_cpumask_test_cpu(unsigned int cpu, const struct cpumask *mask) { return cpumask_test_cpu(cpu, mask); }
-
 /* __alloc_percpu() (a macro for allocation profiling) */
 void __percpu *rrp_alloc_percpu(size_t size, size_t align) { return __alloc_percpu(size, align); }
 

@@ -20,7 +20,6 @@ unsigned int rrp_nr_cpu_ids(void);
 unsigned int rrp_smp_processor_id(void);
 bool rrp_cpu_possible(unsigned int cpu);
 bool rrp_cpu_online(unsigned int cpu);
-bool rrp_cpumask_test_cpu(unsigned int cpu, const struct cpumask *mask);
 void __percpu *rrp_alloc_percpu(size_t size, size_t align);
 void rrp_this_cpu_inc(u64 __percpu *base, unsigned int idx);
 u64 *rrp_per_cpu_ptr(u64 __percpu *base, unsigned int cpu);

@@ -325,27 +325,32 @@ impl Hooks {
         let tasks = Arc::pin_init(Tasks::new(counters.clone(), module), GFP_KERNEL)?;
         let tasks_ptr = (&*tasks as *const Tasks).cast_mut().cast::<c_void>();
         let counters_ptr = (&*counters as *const Counters).cast_mut().cast::<c_void>();
-        // SAFETY: Each probe has its tracepoint's prototype (include/trace/events/sched.h) after the
-        // data pointer, and the data (`tasks`, `counters`) lives in `Self`, dropped after the probes.
-        let (fork, exit, switch) = unsafe {
-            (
-                TracepointProbe::register(
-                    c_str!("sched_process_fork"),
-                    fork_probe as *mut c_void,
-                    tasks_ptr,
-                )?,
-                TracepointProbe::register(
-                    c_str!("sched_process_exit"),
-                    exit_probe as *mut c_void,
-                    tasks_ptr,
-                )?,
-                TracepointProbe::register(
-                    c_str!("sched_switch"),
-                    switch_probe as *mut c_void,
-                    counters_ptr,
-                )?,
+        // Each probe below has its tracepoint's prototype (include/trace/events/sched.h) after the data
+        // pointer, and the data (`tasks`, `counters`) lives in `Self`, dropped after the probes.
+        // SAFETY: `fork_probe` matches `sched_process_fork(parent, child)`; see above for the data.
+        let fork = unsafe {
+            TracepointProbe::register(
+                c_str!("sched_process_fork"),
+                fork_probe as *mut c_void,
+                tasks_ptr,
             )
-        };
+        }?;
+        // SAFETY: `exit_probe` matches `sched_process_exit(p)`; see above for the data.
+        let exit = unsafe {
+            TracepointProbe::register(
+                c_str!("sched_process_exit"),
+                exit_probe as *mut c_void,
+                tasks_ptr,
+            )
+        }?;
+        // SAFETY: `switch_probe` matches `sched_switch(preempt, prev, next, prev_state)`; see above.
+        let switch = unsafe {
+            TracepointProbe::register(
+                c_str!("sched_switch"),
+                switch_probe as *mut c_void,
+                counters_ptr,
+            )
+        }?;
         Ok(Self {
             _fork: fork,
             _exit: exit,

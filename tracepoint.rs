@@ -88,11 +88,10 @@ impl TracepointProbe {
 
 impl Drop for TracepointProbe {
     fn drop(&mut self) {
-        // SAFETY: Registered with these arguments (type invariant). After the synchronisation no call of
-        // `probe` is in progress, so `data` may go.
-        unsafe {
-            bindings::tracepoint_probe_unregister(self.tp, self.probe, self.data);
-            bindings::rrp_tracepoint_synchronize_unregister();
-        }
+        // SAFETY: Registered with these arguments (type invariant).
+        unsafe { bindings::tracepoint_probe_unregister(self.tp, self.probe, self.data) };
+        // SAFETY: No precondition. Once it returns, no call of `probe` is in progress, so `data` (which
+        // the owner drops after this) is no longer used.
+        unsafe { bindings::rrp_tracepoint_synchronize_unregister() };
     }
 }

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from guestlib import (D, TRACING, Checks, dmesg, parse_matrix, parse_table, proc_interrupts, read,
-                      run, snapshot)
+                      run, snapshot, write_errno)
 
 repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LOAD = f"{repo}/tools/rrp-load"
@@ -45,24 +45,6 @@ def one_byte_reads(path):
             if not b:
                 return data.decode()
             data += b
-    finally:
-        os.close(fd)
-
-
-def write_errno(path, data, offset=0, seek=0):
-    """Writes `data` in one write(2) (pwrite(2) at `offset`, or after lseek(2) to `seek`); returns 0 or
-    the errno."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        if seek:
-            os.lseek(fd, seek, os.SEEK_SET)
-        if offset:
-            os.pwrite(fd, data, offset)
-        else:
-            os.write(fd, data)
-        return 0
-    except OSError as e:
-        return e.errno
     finally:
         os.close(fd)
 

@@ -16,7 +16,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guestlib import D, Checks, dmesg, parse_table, read, run
+from guestlib import D, Checks, dmesg, parse_table, read, run, write_errno
 
 repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LOAD = f"{repo}/tools/rrp-load"
@@ -45,15 +45,8 @@ def status(pid):
             int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", s, re.M).group(1)))
 
 
-def write_errno(data):
-    fd = os.open(f"{D}/attach", os.O_WRONLY)
-    try:
-        os.write(fd, data)
-        return 0
-    except OSError as e:
-        return e.errno
-    finally:
-        os.close(fd)
+def attach_errno(data):
+    return write_errno(f"{D}/attach", data)
 
 
 def start(*args, attached=True):
@@ -102,21 +95,21 @@ c.check("sched: rows IN OUT PRE VOL MIG CSW CSP", list(rows) == ["IN", "OUT", "P
 
 # --- Bad input attaches nothing ---------------------------------------------------------------------
 for data in [b"atach", b"", b"x" * 4096, b"\0", b"attach\0", b"ATTACH", b" attach", b"attach detach"]:
-    e = write_errno(data)
+    e = attach_errno(data)
     c.check(f"attach <- {data[:16]!r}{'...' if len(data) > 16 else ''}: EINVAL, nothing attached",
             e == errno.EINVAL and os.getpid() not in tasks() and not tasks(), f"errno {e}")
-c.check("detach when not attached: ENOENT", write_errno(b"detach") == errno.ENOENT)
+c.check("detach when not attached: ENOENT", attach_errno(b"detach") == errno.ENOENT)
 c.check("bad attach input is logged", "resched: attach: expected" in dmesg())
 
 # --- attach / detach by the task itself ------------------------------------------------------------
-e = write_errno(b"attach\n")
+e = attach_errno(b"attach\n")
 mine = tasks().get(os.getpid())
 c.check("attach\\n: this process appears in tasks with its comm", e == 0 and mine is not None
         and mine["comm"].startswith("python"), f"errno {e}, {mine}")
-e = write_errno(b"attach")
+e = attach_errno(b"attach")
 c.check("attach twice: accepted, still one row", e == 0 and list(tasks()).count(os.getpid()) == 1)
 time.sleep(0.2)
-e = write_errno(b"detach")
+e = attach_errno(b"detach")
 c.check("detach: the row is gone", e == 0 and os.getpid() not in tasks(), f"errno {e}")
 
 def measured(p):

@@ -16,7 +16,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guestlib import D, Checks, dmesg, parse_matrix, parse_table, read, run, snapshot
+from guestlib import D, Checks, dmesg, parse_matrix, parse_table, read, run, snapshot, write_errno
 
 repo, out, first, KO = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 LOAD = f"{repo}/tools/rrp-load"
@@ -168,22 +168,6 @@ c.check(f"concurrent resets and reads for 5 s ({[r[0] for r in results]} calls)"
         all(not r[1] and r[0] > 0 for r in results), str([r[1][:3] for r in results]))
 
 # --- Malformed writes: each an error, nothing changed --------------------------------------------------
-def attempt(name, data, seek=0):
-    try:
-        fd = os.open(f"{D}/{name}", os.O_WRONLY)
-    except OSError as e:
-        return e.errno
-    try:
-        if seek:
-            os.lseek(fd, seek, os.SEEK_SET)
-        os.write(fd, data)
-        return 0
-    except OSError as e:
-        return e.errno
-    finally:
-        os.close(fd)
-
-
 CASES = [("reset", d) for d in (b"", b"0", b"2", b"11", b"1 ", b" 1", b"\t1", b"1\r\n", b"1\n\n", b"01",
                                 b"+1", b"-1", b"1.0", b"0x1", b"one", b"\0", b"1\0", b"\xff\xfe",
                                 b"9" * 40, b"1" * 64, b"1" * 65, b"x" * 4096)]
@@ -196,7 +180,7 @@ for case in CASES:
     name, data = case[0], case[1]
     seek = case[2] if len(case) > 2 else 0
     before = parse_table(read(f"{D}/ipi"))[1]
-    e = attempt(name, data, seek)
+    e = write_errno(f"{D}/{name}", data, seek=seek)
     after = parse_table(read(f"{D}/ipi"))[1]
     kept = all(after[k][x] >= before[k][x] for k in before for x in before[k])
     attached = read(f"{D}/tasks").splitlines()[1:]

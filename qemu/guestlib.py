@@ -110,3 +110,24 @@ def dmesg():
 
 def dmesg_problems():
     return [l for l in dmesg().splitlines() if re.search(r"WARNING|BUG|Oops|Call Trace", l)]
+
+
+def write_errno(path, data, offset=0, seek=0):
+    """Writes `data` in one write(2) (pwrite(2) at `offset`, or after lseek(2) to `seek`); returns 0 or
+    the errno, from the open or the write."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return e.errno
+    try:
+        if seek:
+            os.lseek(fd, seek, os.SEEK_SET)
+        if offset:
+            os.pwrite(fd, data, offset)
+        else:
+            os.write(fd, data)
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
