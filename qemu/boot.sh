@@ -46,7 +46,7 @@ set +e
 # stdin closed and no TTY: vng must not wait for a terminal. The guest's verdict comes back in
 # $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
-	vng --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
+	vng --verbose --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
 	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-5} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} bash $repo/qemu/$script $repo $out" \
 	</dev/null >"$console" 2>&1
