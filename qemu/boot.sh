@@ -48,7 +48,7 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
-	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-5} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} bash $repo/qemu/$script $repo $out" \
+	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} bash $repo/qemu/$script $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e

@@ -21,12 +21,12 @@ LOAD = f"{repo}/tools/rrp-load"
 ATTACH = f"{repo}/scripts/resched-attach"
 KO = f"{repo}/resched_probe.ko"
 EMPTY_KO = f"{repo}/bench/empty/empty_kprobe.ko"
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 CONFIGS = ["baseline", "module", "module_attached", "bpftrace", "empty_kprobe"]
 WORKLOADS = {
     "ipi": ["membarrier", "150"],
-    "pingpong": ["pingpong", "0", "1", "1500"],
-    "switch": ["switch", "0", "3000"],
+    "pingpong": ["pingpong", "0", "1", "3000"],
+    "switch": ["switch", "0", "6000"],
 }
 # What a user writes today: the same probes, count() keyed by cpu (bpftrace's per-CPU maps).
 BPFTRACE = """
