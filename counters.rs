@@ -86,15 +86,12 @@ struct Layout {
 }
 
 impl Layout {
-    #[inline]
     fn to(self, array: PerTarget, target: usize) -> usize {
         array as usize * self.cpus + target
     }
-    #[inline]
     fn local(self, local: Local) -> usize {
         PER_TARGET_ARRAYS * self.cpus + local as usize
     }
-    #[inline]
     fn wakelist_attempts(self) -> usize {
         PER_TARGET_ARRAYS * self.cpus + LOCALS
     }

@@ -19,31 +19,16 @@ use kernel::types::Opaque;
 pub(crate) struct Regs(*mut bindings::pt_regs);
 
 impl Regs {
-    /// Integer or pointer argument `n` (from 0, at most 5) of the probed function, read at its entry.
-    ///
-    /// Read from the x86-64 argument registers saved in `pt_regs` (what `regs_get_kernel_argument()`
-    /// does), without a call: this runs at every probe hit.
-    #[inline]
+    /// Integer or pointer argument `n` (from 0) of the probed function, read at its entry.
     pub(crate) fn arg(&self, n: u32) -> usize {
-        // SAFETY: `self.0` is the `pt_regs` the kprobe core passed to the running handler, valid for
-        // the whole handler.
-        let regs = unsafe { &*self.0 };
-        // `c_ulong` is `usize` in the kernel's FFI types.
-        match n {
-            0 => regs.di,
-            1 => regs.si,
-            2 => regs.dx,
-            3 => regs.cx,
-            4 => regs.r8,
-            _ => regs.r9,
-        }
+        // SAFETY: `self.0` is the `pt_regs` the kprobe core passed to the running handler.
+        unsafe { bindings::rrp_regs_arg(self.0, n) as usize }
     }
 
-    /// The probed function's return value (`ax`, what `regs_return_value()` reads), at its return.
-    #[inline]
+    /// The probed function's return value, read at its return.
     pub(crate) fn return_value(&self) -> usize {
         // SAFETY: As in `arg`.
-        unsafe { (*self.0).ax }
+        unsafe { bindings::rrp_regs_return_value(self.0) as usize }
     }
 }
 

@@ -51,21 +51,11 @@ impl PerCpuArray {
     }
 
     /// Adds one to counter `idx` of the current CPU; an index out of range is ignored.
-    ///
-    /// This is `this_cpu_inc()` as it compiles on x86-64: one `incq` on the per-cpu address through
-    /// `%gs`, atomic with respect to interrupts and preemption on the running CPU, with no call.
     #[inline]
     pub(crate) fn inc(&self, idx: usize) {
         if idx < self.len {
-            // `base` is a per-cpu address (an offset from each CPU's `%gs` base), as `alloc_percpu`
-            // returns; `wrapping_add` keeps it one, without dereferencing it as an ordinary pointer.
-            let slot = self.base.wrapping_add(idx);
-            // SAFETY: `base` is a live per-cpu array of `len` u64s (invariant) and `idx < len`, so
-            // `%gs:slot` is counter `idx` of the current CPU's copy; the single instruction cannot be
-            // torn by an interrupt or a migration.
-            unsafe {
-                core::arch::asm!("incq %gs:({0})", in(reg) slot, options(att_syntax, nostack))
-            };
+            // SAFETY: `base` is a live per-cpu array of `len` u64s (invariant) and `idx < len`.
+            unsafe { bindings::rrp_this_cpu_inc(self.base, idx as u32) };
         }
     }
 

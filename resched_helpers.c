@@ -34,8 +34,17 @@ bool rrp_cpu_online(unsigned int cpu) { return cpu_online(cpu); }
 /* __alloc_percpu() (a macro for allocation profiling) */
 void __percpu *rrp_alloc_percpu(size_t size, size_t align) { return __alloc_percpu(size, align); }
 
+/* this_cpu_inc() on one element of a per-cpu u64 array: one IRQ-safe instruction on x86 */
+void rrp_this_cpu_inc(u64 __percpu *base, unsigned int idx) { this_cpu_inc(base[idx]); }
+
 /* per_cpu_ptr() */
 u64 *rrp_per_cpu_ptr(u64 __percpu *base, unsigned int cpu) { return per_cpu_ptr(base, cpu); }
+
+/* regs_get_kernel_argument() */
+unsigned long rrp_regs_arg(struct pt_regs *regs, unsigned int n) { return regs_get_kernel_argument(regs, n); }
+
+/* regs_return_value() */
+unsigned long rrp_regs_return_value(struct pt_regs *regs) { return regs_return_value(regs); }
 
 /* get_kretprobe() */
 struct kretprobe *rrp_get_kretprobe(struct kretprobe_instance *ri) { return get_kretprobe(ri); }
