@@ -93,7 +93,7 @@ stress:
 	$(REPO)/scripts/setup.sh
 	$(MAKE) -C $(REPO) KCONFIG=$(KCONFIG) modules $(LOAD)
 	KCONFIG=$(KCONFIG) RRP_KO=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=$(KCONFIG) ko) \
-		RRP_TCG_THREAD=$${RRP_TCG_THREAD:-single} BOOT_TIMEOUT=$${BOOT_TIMEOUT:-7200} $(REPO)/qemu/boot.sh stress
+		BOOT_TIMEOUT=$${BOOT_TIMEOUT:-7200} $(REPO)/qemu/boot.sh stress
 
 # The module built for KCONFIG.
 ko:

@@ -10,7 +10,7 @@
 #   qemu/boot.sh stress  run qemu/guest-stress.sh (make stress)
 #
 # Environment: CPUS (4), MEMORY (1G; 2G for KCONFIG=debug), BOOT_TIMEOUT seconds (900), RRP_TCG_THREAD
-# (multi; single for make stress), KCONFIG
+# (single; multi is faster but crashes on kprobe patching), KCONFIG
 # (default), RRP_KO (the module built for that kernel), RRP_KVM=1 to try KVM (it hangs after the BIOS on
 # the machines this was built on, so TCG is the default).
 set -euo pipefail
@@ -37,11 +37,12 @@ mkdir -p "$cache/runs"
 out=$(mktemp -d "$cache/runs/$mode.XXXXXX")
 console="$out/console.log"
 
-# RRP_TCG_THREAD=single runs all vCPUs on one host thread: slower, but kprobe arming/disarming under load
-# crashed multi-threaded TCG (an int3 from text_poke_bp taken after the site was restored: 1 in ~19
-# load/unload cycles of even an empty C kprobe module) and ran 150 cycles clean single-threaded.
+# Single-threaded TCG (all vCPUs on one host thread) by default: slower, but kprobe arming/disarming
+# crashed multi-threaded TCG (an int3 from text_poke_bp taken after the site was restored, or a jump to
+# 0: 1 in ~19 load/unload cycles under load, even of an empty C kprobe module, once in ~16 boot tests),
+# and 150 cycles ran clean single-threaded. RRP_TCG_THREAD=multi brings the faster mode back.
 accel=(--disable-kvm)
-[ "${RRP_TCG_THREAD:-multi}" = single ] && accel+=(--qemu-opts="-accel tcg,thread=single")
+[ "${RRP_TCG_THREAD:-single}" = single ] && accel+=(--qemu-opts="-accel tcg,thread=single")
 [ "${RRP_KVM:-0}" = 1 ] && [ -w /dev/kvm ] && accel=()
 
 echo "boot: $kimage, ${CPUS:-4} vCPUs, ${accel[*]:-KVM}; guest output in $out" >&2
