@@ -24,6 +24,14 @@ pub(crate) enum Tag {
 }
 
 impl Tag {
+    /// Every tag, in display order.
+    pub(crate) const ALL: [Tag; 5] = [Tag::Res, Tag::Cfs, Tag::Cfm, Tag::Rsc, Tag::Wkl];
+
+    /// The tag's position in [`Tag::ALL`].
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
     /// The tag as shown in the tables.
     pub(crate) fn name(self) -> &'static str {
         match self {

@@ -52,6 +52,15 @@ impl Dir {
         // INVARIANT: `debugfs_create_dir` succeeded.
         Ok(Self { dentry })
     }
+
+    /// Creates the directory `name` in `self`. It must be dropped before `self`.
+    pub(crate) fn subdir(&self, name: &CStr) -> Result<Self> {
+        // SAFETY: `name` is a valid NUL-terminated string; `self.dentry` is a live directory (invariant).
+        let dentry =
+            check_ptr(unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), self.dentry) })?;
+        // INVARIANT: `debugfs_create_dir` succeeded.
+        Ok(Self { dentry })
+    }
 }
 
 impl Drop for Dir {

@@ -30,6 +30,17 @@ impl Regs {
         // SAFETY: As in `arg`.
         unsafe { bindings::rrp_regs_return_value(self.0) as usize }
     }
+
+    /// The instruction pointer: in the probed function at entry (just past the probe point).
+    pub(crate) fn ip(&self) -> usize {
+        // SAFETY: As in `arg`; `ip` is a plain word of the saved registers.
+        unsafe { (*self.0).ip }
+    }
+
+    /// The C `pt_regs`, for wrappers that pass them on (the unwinder). Valid while `self` is.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::pt_regs {
+        self.0
+    }
 }
 
 /// What a probe reports about itself, whatever its kind.
@@ -159,10 +170,12 @@ unsafe extern "C" fn pre_handler<H: Handler>(
 /// Handles a [`Kretprobe`]: `entry` decides at entry whether to follow the call and what to remember;
 /// `ret` gets that at return. Same context rules as [`Handler`].
 pub(crate) trait RetHandler: Sync {
+    /// What is kept from entry to return, in each instance's data.
+    type Data: Copy;
     /// Called at function entry; `None` lets the call return unobserved.
-    fn entry(&self, regs: &Regs) -> Option<u32>;
+    fn entry(&self, regs: &Regs) -> Option<Self::Data>;
     /// Called at function return with what `entry` returned.
-    fn ret(&self, data: u32, regs: &Regs);
+    fn ret(&self, data: Self::Data, regs: &Regs);
 }
 
 /// A kretprobe on a function, calling `H` at entry and at return.
@@ -203,7 +216,7 @@ impl<H: RetHandler> Kretprobe<H> {
                         (*rp).kp.symbol_name = symbol.as_char_ptr();
                         (*rp).entry_handler = Some(ret_entry::<H>);
                         (*rp).handler = Some(ret_handler::<H>);
-                        (*rp).data_size = core::mem::size_of::<u32>();
+                        (*rp).data_size = core::mem::size_of::<H::Data>();
                         (*rp).maxactive = maxactive;
                     },
                     || bindings::register_kretprobe(rp),
@@ -254,11 +267,12 @@ impl<H: RetHandler> Drop for Kretprobe<H> {
 /// `ri` is an instance of a registered `Kretprobe<H>`, passed by the kprobe core to a handler.
 unsafe fn instance<'a, H: RetHandler>(
     ri: *mut bindings::kretprobe_instance,
-) -> (&'a Kretprobe<H>, *mut u32) {
+) -> (&'a Kretprobe<H>, *mut H::Data) {
     // SAFETY: The caller guarantees `ri` belongs to a live `Kretprobe<H>`, whose `rp` is its first field.
     let this = unsafe { &*bindings::rrp_get_kretprobe(ri).cast::<Kretprobe<H>>() };
-    // SAFETY: `data` has `data_size` (4) bytes, suitably aligned after the instance header.
-    let data = unsafe { bindings::rrp_kretprobe_data(ri) }.cast::<u32>();
+    // SAFETY: `data` has `data_size` bytes (a `H::Data`) after the instance header; it is accessed
+    // unaligned.
+    let data = unsafe { bindings::rrp_kretprobe_data(ri) }.cast::<H::Data>();
     (this, data)
 }
 
@@ -275,8 +289,8 @@ unsafe extern "C" fn ret_entry<H: RetHandler>(
     let (this, data) = unsafe { instance::<H>(ri) };
     match this.handler.entry(&Regs(regs)) {
         Some(value) => {
-            // SAFETY: `data` points to the instance's 4 bytes of data, ours until the return handler.
-            unsafe { data.write(value) };
+            // SAFETY: `data` points to the instance's `H::Data`, ours until the return handler.
+            unsafe { data.write_unaligned(value) };
             0
         }
         None => 1,
@@ -295,6 +309,7 @@ unsafe extern "C" fn ret_handler<H: RetHandler>(
     // SAFETY: The core passes an instance of this kretprobe.
     let (this, data) = unsafe { instance::<H>(ri) };
     // SAFETY: `ret_entry` wrote `data` for this instance.
-    this.handler.ret(unsafe { data.read() }, &Regs(regs));
+    this.handler
+        .ret(unsafe { data.read_unaligned() }, &Regs(regs));
     0
 }

@@ -8,6 +8,8 @@
 use crate::counters::{Counters, PerTarget, Tag};
 use crate::cpu::{self, CpuMask};
 use crate::kprobe::{Handler, Kprobe, Kretprobe, Probe, Regs, RetHandler};
+use crate::stacks::Stacks;
+use crate::stacktrace::Stack;
 use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -22,18 +24,30 @@ const WKL_SYMBOLS: &[&CStr] = &[c_str!("ttwu_queue_wakelist")];
 /// this CPU to `cpu`.
 pub(crate) struct IpiOne {
     counters: Arc<Counters>,
+    stacks: Arc<Stacks>,
     array: PerTarget,
+    tag: Tag,
 }
 
 impl Handler for IpiOne {
     fn hit(&self, regs: &Regs) {
         self.counters.sent(self.array, regs.arg(0) as u32 as usize);
+        record_stack(&self.stacks, self.tag, regs);
+    }
+}
+
+/// Records the stack of a hit of `tag` when stack attribution is on (one load and a branch when off).
+#[inline]
+fn record_stack(stacks: &Stacks, tag: Tag, regs: &Regs) {
+    if stacks.enabled() {
+        stacks.record(tag, &Stack::from_regs(regs));
     }
 }
 
 /// `native_send_call_func_ipi(const struct cpumask *mask)`: one send to every CPU in `mask`.
 pub(crate) struct IpiMany {
     counters: Arc<Counters>,
+    stacks: Arc<Stacks>,
 }
 
 impl Handler for IpiMany {
@@ -42,6 +56,7 @@ impl Handler for IpiMany {
         // the caller keeps valid for the whole call, and this handler runs within the call.
         let mask = unsafe { CpuMask::from_raw(regs.arg(0)) };
         self.counters.sent_many(mask.iter());
+        record_stack(&self.stacks, Tag::Cfm, regs);
     }
 }
 
@@ -49,6 +64,7 @@ impl Handler for IpiMany {
 /// that `rq`'s CPU reschedule.
 pub(crate) struct Resched {
     counters: Arc<Counters>,
+    stacks: Arc<Stacks>,
 }
 
 impl Handler for Resched {
@@ -57,25 +73,43 @@ impl Handler for Resched {
         // runqueue, which lives as long as the kernel; its lock is held for the call.
         let target = unsafe { cpu::rq_cpu(regs.arg(0)) };
         self.counters.resched(cpu::this_cpu(), target);
+        record_stack(&self.stacks, Tag::Rsc, regs);
     }
 }
 
-/// `bool ttwu_queue_wakelist(struct task_struct *p, int cpu, int wake_flags)`: remembers `cpu` at entry
-/// and counts the wakeup when the function returns true (it queued `p` on `cpu`'s wakelist).
+/// `bool ttwu_queue_wakelist(struct task_struct *p, int cpu, int wake_flags)`: remembers `cpu` (and the
+/// stack, when stack attribution is on) at entry, and counts the wakeup when the function returns true
+/// (it queued `p` on `cpu`'s wakelist). So WKL stacks are those of queued wakeups, as the WKL rows.
 pub(crate) struct Wakelist {
     counters: Arc<Counters>,
+    stacks: Arc<Stacks>,
+}
+
+/// What [`Wakelist`] keeps from entry to return of one call.
+#[derive(Clone, Copy)]
+pub(crate) struct WakeCall {
+    target: u32,
+    stack: Option<Stack>,
 }
 
 impl RetHandler for Wakelist {
-    fn entry(&self, regs: &Regs) -> Option<u32> {
+    type Data = WakeCall;
+
+    fn entry(&self, regs: &Regs) -> Option<WakeCall> {
         self.counters.wakelist_attempt();
-        Some(regs.arg(1) as u32)
+        Some(WakeCall {
+            target: regs.arg(1) as u32,
+            stack: self.stacks.enabled().then(|| Stack::from_regs(regs)),
+        })
     }
 
-    fn ret(&self, target: u32, regs: &Regs) {
+    fn ret(&self, call: WakeCall, regs: &Regs) {
         // A C `bool` is returned in the low byte of the return register.
         if regs.return_value() & 0xff != 0 {
-            self.counters.sent(PerTarget::Wkl, target as usize);
+            self.counters.sent(PerTarget::Wkl, call.target as usize);
+            if let Some(stack) = &call.stack {
+                self.stacks.record(Tag::Wkl, stack);
+            }
         }
     }
 }
@@ -90,21 +124,30 @@ pub(crate) struct Probes {
 }
 
 impl Probes {
-    /// Registers every probe counting into `counters`. A probe that fails is logged and left out; if
-    /// none registers, this fails with the first error.
-    pub(crate) fn new(counters: &Arc<Counters>) -> Result<Self> {
-        let one = |array| IpiOne {
+    /// Registers every probe counting into `counters` (and `stacks` when on). A probe that fails is
+    /// logged and left out; if none registers, this fails with the first error.
+    pub(crate) fn new(counters: &Arc<Counters>, stacks: &Arc<Stacks>) -> Result<Self> {
+        let one = |array, tag| IpiOne {
             counters: counters.clone(),
+            stacks: stacks.clone(),
             array,
+            tag,
         };
         let probes = Self {
-            res: KBox::pin_init(Kprobe::new(RES_SYMBOLS, one(PerTarget::Res)), GFP_KERNEL)?,
-            cfs: KBox::pin_init(Kprobe::new(CFS_SYMBOLS, one(PerTarget::Cfs)), GFP_KERNEL)?,
+            res: KBox::pin_init(
+                Kprobe::new(RES_SYMBOLS, one(PerTarget::Res, Tag::Res)),
+                GFP_KERNEL,
+            )?,
+            cfs: KBox::pin_init(
+                Kprobe::new(CFS_SYMBOLS, one(PerTarget::Cfs, Tag::Cfs)),
+                GFP_KERNEL,
+            )?,
             cfm: KBox::pin_init(
                 Kprobe::new(
                     CFM_SYMBOLS,
                     IpiMany {
                         counters: counters.clone(),
+                        stacks: stacks.clone(),
                     },
                 ),
                 GFP_KERNEL,
@@ -114,6 +157,7 @@ impl Probes {
                     RSC_SYMBOLS,
                     Resched {
                         counters: counters.clone(),
+                        stacks: stacks.clone(),
                     },
                 ),
                 GFP_KERNEL,
@@ -126,6 +170,7 @@ impl Probes {
                     8 * cpu::nr_cpu_ids() as i32,
                     Wakelist {
                         counters: counters.clone(),
+                        stacks: stacks.clone(),
                     },
                 ),
                 GFP_KERNEL,

@@ -2,10 +2,12 @@
 
 //! The debugfs files: what each shows (tables in the /proc/interrupts layout) and accepts.
 
-use crate::counters::{Counters, Local, PerTarget, Snapshot};
+use crate::counters::{Counters, Local, PerTarget, Snapshot, Tag};
 use crate::cpu;
 use crate::debugfs::{Node, Text};
 use crate::probes::Probes;
+use crate::stacks::{Stacks, MAX_ENTRIES};
+use crate::stacktrace::Symbolizer;
 use crate::tasks::Tasks;
 use core::fmt::{self, Write};
 use kernel::prelude::*;
@@ -337,16 +339,20 @@ impl Node for ProbeList {
     }
 }
 
-/// `reset`: writing `1` (with or without a newline) zeroes every counter; anything else is `-EINVAL`
-/// and changes nothing.
-pub(crate) struct Reset(pub(crate) Arc<Counters>);
+/// `reset`: writing `1` (with or without a newline) zeroes every counter and empties the stack tables;
+/// anything else is `-EINVAL` and changes nothing.
+pub(crate) struct Reset {
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) stacks: Arc<Stacks>,
+}
 
 #[vtable]
 impl Node for Reset {
     fn store(&self, input: &[u8]) -> Result {
         match input {
             b"1" | b"1\n" => {
-                self.0.reset();
+                self.counters.reset();
+                self.stacks.clear();
                 Ok(())
             }
             _ => {
@@ -357,6 +363,112 @@ impl Node for Reset {
                 Err(EINVAL)
             }
         }
+    }
+}
+
+/// `input` without one trailing newline.
+fn line(input: &[u8]) -> &[u8] {
+    input.strip_suffix(b"\n").unwrap_or(input)
+}
+
+/// `stacks_enable`: `1` while hits record their stacks, `0` (the default) while not; writing `1` or `0`
+/// turns recording on or off (the tables keep what they hold); anything else is `-EINVAL`.
+pub(crate) struct StacksEnable(pub(crate) Arc<Stacks>);
+
+#[vtable]
+impl Node for StacksEnable {
+    fn show(&self, out: &mut Text) -> Result {
+        writeln!(out, "{}", u8::from(self.0.enabled())).map_err(|_| ENOMEM)
+    }
+
+    fn store(&self, input: &[u8]) -> Result {
+        match line(input) {
+            b"1" => self.0.set_enabled(true),
+            b"0" => self.0.set_enabled(false),
+            _ => {
+                pr_warn!(
+                    "resched: stacks_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
+                    input.len()
+                );
+                return Err(EINVAL);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `stacks_capacity`: the entries each stack table may use. Writing a number from 1 to the entries
+/// allocated at load sets it and empties the tables; refused (`-EBUSY`) while recording is on; anything
+/// else is `-EINVAL`.
+pub(crate) struct StacksCapacity(pub(crate) Arc<Stacks>);
+
+/// A decimal number without sign, spaces or leading zeros.
+fn parse_count(digits: &[u8]) -> Option<usize> {
+    if digits.is_empty() || digits.len() > 9 || digits.first() == Some(&b'0') {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+    })
+}
+
+#[vtable]
+impl Node for StacksCapacity {
+    fn show(&self, out: &mut Text) -> Result {
+        writeln!(out, "{}", self.0.capacity()).map_err(|_| ENOMEM)
+    }
+
+    fn store(&self, input: &[u8]) -> Result {
+        let r = parse_count(line(input))
+            .ok_or(EINVAL)
+            .and_then(|n| self.0.set_capacity(n));
+        if let Err(e) = r {
+            pr_warn!(
+                "resched: stacks_capacity: expected a number from 1 to {} while stacks_enable is 0, got {} bytes: error {}; nothing changed\n",
+                MAX_ENTRIES,
+                input.len(),
+                e.to_errno()
+            );
+        }
+        r
+    }
+}
+
+/// `stacks/<tag>`: a header (entries used, capacity, dropped hits), then each distinct stack, most
+/// counted first: its frames innermost first, as bpftrace prints `kstack`, then its count and CPUs.
+pub(crate) struct StackFile {
+    pub(crate) stacks: Arc<Stacks>,
+    pub(crate) tag: Tag,
+}
+
+#[vtable]
+impl Node for StackFile {
+    fn show(&self, out: &mut Text) -> Result {
+        let seen = self.stacks.seen(self.tag)?;
+        let mut symbols = Symbolizer::new()?;
+        let r = (|| -> fmt::Result {
+            writeln!(
+                out,
+                "{} stacks: {} of {} entries used, {} dropped, recording {}",
+                self.tag.name(),
+                seen.used,
+                seen.capacity,
+                seen.dropped,
+                if self.stacks.enabled() { "on" } else { "off" }
+            )?;
+            for entry in seen.entries.iter() {
+                writeln!(out)?;
+                for frame in entry.stack.frames() {
+                    out.write_str("        ")?;
+                    symbols.write(out, frame)?;
+                    writeln!(out)?;
+                }
+                write!(out, "    {} hits on CPUs ", entry.count)?;
+                cpu_list(out, seen.cpus(entry))?;
+            }
+            Ok(())
+        })();
+        r.map_err(|_| ENOMEM)
     }
 }
 

@@ -12,4 +12,6 @@
 #include <linux/seq_file.h>
 #include <linux/tracepoint.h>
 
+#include <asm/unwind.h>
+
 #include "resched_helpers.h"

@@ -5,6 +5,7 @@
  */
 #include <linux/cpumask.h>
 #include <linux/err.h>
+#include <linux/kallsyms.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/percpu.h>
@@ -14,6 +15,7 @@
 #include <linux/sched/task.h>
 #include <linux/smp.h>
 #include <linux/tracepoint.h>
+#include <asm/unwind.h>
 
 #include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
@@ -107,3 +109,12 @@ void rrp_tracepoint_synchronize_unregister(void) { tracepoint_synchronize_unregi
 
 /* tracepoint->name */
 const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }
+
+/* unwind_start() from a probe's registers, on the current task's stack (what stack_trace_save_regs() does) */
+void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs) { unwind_start(state, current, regs, NULL); }
+
+/* unwind_done() */
+bool rrp_unwind_done(struct unwind_state *state) { return unwind_done(state); }
+
+/* %pB (sprint_backtrace(), which is not exported) into a buffer of `len` bytes: -EINVAL unless it holds KSYM_SYMBOL_LEN */
+int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr) { return len < KSYM_SYMBOL_LEN ? -EINVAL : snprintf(buf, len, "%pB", (void *)addr); }

@@ -15,6 +15,7 @@ struct preempt_notifier;
 struct preempt_ops;
 struct task_struct;
 struct tracepoint;
+struct unwind_state;
 
 unsigned int rrp_nr_cpu_ids(void);
 unsigned int rrp_smp_processor_id(void);
@@ -43,5 +44,8 @@ void rrp_preempt_notifier_unregister_current(struct preempt_notifier *n);
 struct preempt_notifier *rrp_preempt_notifier_find(struct task_struct *t, struct preempt_ops *ops);
 void rrp_tracepoint_synchronize_unregister(void);
 const char *rrp_tracepoint_name(struct tracepoint *tp);
+void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs);
+bool rrp_unwind_done(struct unwind_state *state);
+int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr);
 
 #endif

@@ -2,7 +2,8 @@
 
 //! Counts, per CPU, who sends inter-processor interrupts to whom and how often the scheduler asks a
 //! CPU to reschedule (kprobes on the IPI send paths, `resched_curr` and `ttwu_queue_wakelist`), and
-//! when attached tasks are switched out, preempted or blocking (preempt notifiers).
+//! when attached tasks are switched out, preempted or blocking (preempt notifiers); on request, from which
+//! kernel stacks each kind of event comes.
 //!
 //! Everything is read with `cat` under `/sys/kernel/debug/resched/` (see README.md for each file).
 
@@ -19,12 +20,16 @@ mod notifier;
 mod percpu;
 mod probes;
 mod report;
+mod stacks;
+mod stacktrace;
 mod tasks;
 mod tracepoint;
 
 use counters::Counters;
+use counters::Tag;
 use debugfs::{Dir, File};
 use probes::Probes;
+use stacks::Stacks;
 use tasks::Hooks;
 
 module! {
@@ -46,6 +51,40 @@ struct Files {
     _sched: File<report::Sched>,
     _tasks: File<report::TaskList>,
     _attach: File<report::Attach>,
+    _stacks_enable: File<report::StacksEnable>,
+    _stacks_capacity: File<report::StacksCapacity>,
+    _stacks: StackFiles,
+}
+
+/// `stacks/<tag>` for each tag; the files go before their directory.
+struct StackFiles {
+    _files: KVec<File<report::StackFile>>,
+    _dir: Dir,
+}
+
+impl StackFiles {
+    fn new(parent: &Dir, module: &'static ThisModule, stacks: &Arc<Stacks>) -> Result<Self> {
+        let dir = parent.subdir(c_str!("stacks"))?;
+        let mut files = KVec::with_capacity(Tag::ALL.len(), GFP_KERNEL)?;
+        let names = [
+            c_str!("RES"),
+            c_str!("CFS"),
+            c_str!("CFM"),
+            c_str!("RSC"),
+            c_str!("WKL"),
+        ];
+        for (tag, name) in Tag::ALL.into_iter().zip(names) {
+            let node = report::StackFile {
+                stacks: stacks.clone(),
+                tag,
+            };
+            files.push(File::new(&dir, name, module, node)?, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            _files: files,
+            _dir: dir,
+        })
+    }
 }
 
 impl Files {
@@ -55,6 +94,7 @@ impl Files {
         probes: &Arc<Probes>,
         hooks: &Hooks,
         c: &Arc<Counters>,
+        stacks: &Arc<Stacks>,
     ) -> Result<Self> {
         Ok(Self {
             _cpus: File::new(dir, c_str!("cpus"), module, report::Cpus)?,
@@ -70,7 +110,15 @@ impl Files {
                     counters: c.clone(),
                 },
             )?,
-            _reset: File::new(dir, c_str!("reset"), module, report::Reset(c.clone()))?,
+            _reset: File::new(
+                dir,
+                c_str!("reset"),
+                module,
+                report::Reset {
+                    counters: c.clone(),
+                    stacks: stacks.clone(),
+                },
+            )?,
             _sched: File::new(dir, c_str!("sched"), module, report::Sched(c.clone()))?,
             _tasks: File::new(
                 dir,
@@ -84,6 +132,19 @@ impl Files {
                 module,
                 report::Attach(hooks.tasks().clone()),
             )?,
+            _stacks_enable: File::new(
+                dir,
+                c_str!("stacks_enable"),
+                module,
+                report::StacksEnable(stacks.clone()),
+            )?,
+            _stacks_capacity: File::new(
+                dir,
+                c_str!("stacks_capacity"),
+                module,
+                report::StacksCapacity(stacks.clone()),
+            )?,
+            _stacks: StackFiles::new(dir, module, stacks)?,
         })
     }
 }
@@ -102,13 +163,15 @@ struct ReschedProbe {
 impl kernel::Module for ReschedProbe {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let counters = Arc::new(Counters::new(cpu::nr_cpu_ids())?, GFP_KERNEL)?;
-        let probes = Arc::new(Probes::new(&counters)?, GFP_KERNEL)?;
+        let stacks = Arc::new(Stacks::new()?, GFP_KERNEL)?;
+        let probes = Arc::new(Probes::new(&counters, &stacks)?, GFP_KERNEL)?;
         let hooks = Hooks::new(counters.clone(), module)?;
         let dir = Dir::new(c_str!("resched"))?;
-        let files = Files::new(&dir, module, &probes, &hooks, &counters)?;
+        let files = Files::new(&dir, module, &probes, &hooks, &counters, &stacks)?;
         pr_info!(
-            "resched: loaded, {} CPUs online, files in /sys/kernel/debug/resched/\n",
-            cpu::online().count()
+            "resched: loaded, {} CPUs online, files in /sys/kernel/debug/resched/ (stack tables: {} KiB)\n",
+            cpu::online().count(),
+            stacks.bytes() / 1024
         );
         Ok(Self {
             _files: files,

@@ -13,6 +13,8 @@
 # (single; multi is faster but crashes on kprobe patching), KCONFIG
 # (default), RRP_KO (the module built for that kernel), RRP_KVM=1 to try KVM (it hangs after the BIOS on
 # the machines this was built on, so TCG is the default).
+# make stress: STRESS_CYCLES (200), STRESS_CHURN (2000), STRESS_HOTPLUG (10), STRESS_CONCURRENT_S (20), and the
+# pacing of its load, STRESS_DUTY (25: spinners busy 25% of the time) and STRESS_PAUSE_US (2000).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -54,7 +56,7 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
-	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} bash $repo/qemu/$script $repo $out" \
+	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} bash $repo/qemu/$script $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e

@@ -14,6 +14,7 @@ check "insmod resched_probe.ko" insmod "$ko"
 # Snapshots are taken with bash's `read` (no new process, so no IPIs of their own): reset, then the
 # kernel's counts; after the load, the kernel's counts, then ours. Our window contains the kernel's.
 echo 1 > "$D/reset"
+echo 1 > "$D/stacks_enable"
 IFS= read -r -d '' irq_before < /proc/interrupts
 echo "load: busy ping-pong CPU0<->CPU1 (reschedule IPIs), idle ping-pong CPU2<->CPU3 (wakelist"
 echo "      wakeups, call-function IPIs), membarrier from CPU0 (call-function IPIs to CPUs 1-3)"
@@ -26,6 +27,7 @@ declare -A snap
 for f in cpus ipi targets matrix probes; do
 	IFS= read -r -d '' "snap[$f]" < "$D/$f"
 done
+echo 0 > "$D/stacks_enable"
 
 for f in cpus ipi targets matrix probes; do
 	echo
@@ -41,6 +43,12 @@ paste -d'|' "$out/irq.before" "$out/irq.after" | awk -F'|' '{
 	for (i = 2; i <= nb && b[i] ~ /^[0-9]+$/; i++) printf "%11d", a[i] - b[i]
 	print ""
 }'
+# Stack attribution was on during the load: the three most counted stacks of each kind.
+for t in RES CFS CFM RSC WKL; do
+	echo
+	echo "==> $D/stacks/$t (header and the 3 most counted stacks) <=="
+	awk 'BEGIN { RS = ""; ORS = "\n\n" } NR <= 4' "$D/stacks/$t"
+done
 # Preempt notifiers: an attached spinner sharing CPU 1 with an unattached one (preempted), an attached
 # task sleeping in a loop (voluntary); read while they wait to be killed.
 echo

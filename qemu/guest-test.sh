@@ -50,7 +50,7 @@ run_py() {
 		not_ok "guest_$name.py ran to the end"
 	fi
 }
-for part in ipi sched; do
+for part in ipi sched stacks; do
 	if insmod "$ko"; then
 		ok "insmod for the $part checks"
 		run_py "$part"

@@ -23,7 +23,13 @@ LOAD = f"{repo}/tools/rrp-load"
 CYCLES = int(os.environ.get("STRESS_CYCLES", "200"))
 CHURN = int(os.environ.get("STRESS_CHURN", "2000"))
 HOTPLUG = int(os.environ.get("STRESS_HOTPLUG", "10"))
-FILES = ["cpus", "ipi", "targets", "matrix", "probes", "sched", "tasks"]
+FILES = ["cpus", "ipi", "targets", "matrix", "probes", "sched", "tasks", "stacks_enable", "stacks_capacity",
+         "stacks/RES", "stacks/CFS", "stacks/CFM", "stacks/RSC", "stacks/WKL"]
+# The load is paced (spinners busy STRESS_DUTY% of the time, a pause after each ping-pong round trip and
+# membarrier): under single-threaded emulation four always-busy vCPUs leave the rest a quarter of one
+# host core, and a debug-kernel load/unload cycle then took minutes.
+LOAD_ENV = dict(os.environ, RRP_LOAD_DUTY=os.environ.get("STRESS_DUTY", "25"),
+                RRP_LOAD_PAUSE_US=os.environ.get("STRESS_PAUSE_US", "2000"))
 REPORT = re.compile(r"BUG:|WARNING:|Oops|Call Trace|KASAN|KFENCE|possible circular locking|"
                     r"possible recursive locking|inconsistent lock state|suspicious RCU usage|"
                     r"rcu: INFO|ODEBUG|list_add corruption|list_del corruption|sleeping function called")
@@ -80,22 +86,36 @@ def read_all():
 
 # Continuous load: reschedule IPIs (busy ping-pong 0-1), wakelist + call-function IPIs (idle ping-pong
 # 2-3), call-function IPIs to many CPUs (membarrier).
-load = [subprocess.Popen([LOAD, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+load = [subprocess.Popen([LOAD, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=LOAD_ENV)
         for a in (["busypong", "0", "1", "1000000000"], ["pingpong", "2", "3", "1000000000"],
                   ["membarrier", "1000000000"])]
 time.sleep(1)
 
 # --- Load/unload cycles while a reader reads every file ---------------------------------------------
+# Every other cycle turns stack recording on, so that half the unloads happen with it on.
 reader = Loop(read_all)
 reader.start()
 done = 0
+t_ins = t_rm = 0.0
 for i in range(CYCLES):
+    t0 = time.time()
     if not insmod():
         break
+    t1 = time.time()
+    if i % 2:
+        try:
+            with open(f"{D}/stacks_enable", "w") as f:
+                f.write("1")
+        except OSError:
+            pass
     time.sleep(0.005)
     if not rmmod():
         break
+    t_ins, t_rm = t_ins + t1 - t0, t_rm + time.time() - t1
     done += 1
+    if done % 10 == 0:
+        print(f"# [{time.time() - t_start:.0f} s] {done} cycles (insmod {t_ins / done:.2f} s, "
+              f"rmmod {t_rm / done:.2f} s on average)", flush=True)
 calls, errors = reader.end()
 print(f"# [{time.time() - t_start:.0f} s] load/unload cycles done")
 c.check(f"{CYCLES} insmod/rmmod cycles under load with a reader ({done} done, {calls} reader passes)",
@@ -159,12 +179,25 @@ def reset():
         f.write("1")
 
 
-loops = [Loop(reset), Loop(reset), Loop(read_all), Loop(read_all)]
+def stacks_toggle():
+    """Recording on and off, and the capacity changed while off (EBUSY when a race turned it on)."""
+    for v in (b"1", b"0"):
+        with open(f"{D}/stacks_enable", "wb") as f:
+            f.write(v)
+    e = write_errno(f"{D}/stacks_capacity", str(1 + stacks_toggle.n % 512).encode())
+    stacks_toggle.n += 1
+    if e not in (0, errno.EBUSY):
+        raise OSError(e, "stacks_capacity")
+
+
+stacks_toggle.n = 0
+loops = [Loop(reset), Loop(reset), Loop(read_all), Loop(read_all), Loop(stacks_toggle)]
 for lp in loops:
     lp.start()
-time.sleep(5)
+CONCURRENT_S = int(os.environ.get("STRESS_CONCURRENT_S", "20"))
+time.sleep(CONCURRENT_S)
 results = [lp.end() for lp in loops]
-c.check(f"concurrent resets and reads for 5 s ({[r[0] for r in results]} calls)",
+c.check(f"concurrent resets, stack recording on/off and capacity changes, and reads for {CONCURRENT_S} s ({[r[0] for r in results]} calls)",
         all(not r[1] and r[0] > 0 for r in results), str([r[1][:3] for r in results]))
 
 # --- Malformed writes: each an error, nothing changed --------------------------------------------------
@@ -173,8 +206,10 @@ CASES = [("reset", d) for d in (b"", b"0", b"2", b"11", b"1 ", b" 1", b"\t1", b"
                                 b"9" * 40, b"1" * 64, b"1" * 65, b"x" * 4096)]
 CASES += [("attach", d) for d in (b"", b"attac", b"attachh", b"Attach", b"attach\r\n", b"attach ",
                                   b"\nattach", b"detach\0", b"attach\n\n", b"\x00" * 16, b"a" * 4096)]
-CASES += [("reset", b"1", 1), ("attach", b"attach", 3)]
-CASES += [(f, b"1") for f in ("ipi", "targets", "matrix", "probes", "cpus", "sched", "tasks")]
+CASES += [("stacks_enable", d) for d in (b"", b"2", b"01", b" 1", b"on", b"1\n\n", b"\0", b"x" * 100)]
+CASES += [("stacks_capacity", d) for d in (b"", b"0", b"513", b"-1", b"04", b"abc", b"1 ", b"9" * 30)]
+CASES += [("reset", b"1", 1), ("attach", b"attach", 3), ("stacks_enable", b"1", 1)]
+CASES += [(f, b"1") for f in ("ipi", "targets", "matrix", "probes", "cpus", "sched", "tasks", "stacks/RSC")]
 bad = []
 for case in CASES:
     name, data = case[0], case[1]

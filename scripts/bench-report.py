@@ -10,7 +10,8 @@ import sys
 
 out = sys.argv[1]
 raw = json.load(open(f"{out}/raw.json"))
-CONFIGS = ["baseline", "module", "module_attached", "bpftrace", "empty_kprobe"]
+CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "bpftrace", "bpftrace_kstack",
+           "empty_kprobe"]
 
 results = {"workloads": {}}
 for w, per_cfg in raw["samples"].items():
@@ -80,6 +81,12 @@ for w in results["workloads"]:
     emp = r["empty_kprobe"]["ns_per_op_median"] - base
     targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs bpftrace {bpf:,.0f} ns/op "
                    f"(target <= 0.5x): {verdict(mod <= 0.5 * bpf, bpf, w=w)}")
+    if "module_stacks" in r and "bpftrace_kstack" in r:
+        st = r["module_stacks"]["ns_per_op_median"] - base
+        bst = r["bpftrace_kstack"]["ns_per_op_median"] - base
+        targets.append(f"- {w}: module_stacks overhead {st:,.0f} ns/op vs bpftrace @[kstack] {bst:,.0f} ns/op "
+                       f"(no target set; lower is better): "
+                       f"{verdict(st <= bst, bst, w=w).replace('NOT met', 'higher').replace('met', 'lower')}")
     _, mod_hit = derived(w, "module")
     _, empty_hit = derived(w, "empty_kprobe")
     targets.append(f"- {w}: module {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f} "

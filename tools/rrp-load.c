@@ -11,6 +11,10 @@
  *   rrp-load membarrier N             threads spin on every other online CPU while CPU 0 issues N
  *                                     MEMBARRIER_CMD_PRIVATE_EXPEDITED calls: call-function IPIs
  *
+ * Pacing for long runs on slow machines (make stress under emulation), from the environment:
+ *   RRP_LOAD_DUTY=P       spinners spin P% of each 10 ms and sleep the rest (default 100: always)
+ *   RRP_LOAD_PAUSE_US=U   pingpong and membarrier sleep U microseconds after each operation (default 0)
+ *
  * Each prints one line: `<mode> ops=N ns_per_op=X`. For the preempt-notifier tests, these print
  * `done` when their work is over and then wait for a signal, so that their counts can be read; spin
  * and sleeper first print `start` and wait for a line on stdin:
@@ -67,6 +71,48 @@ static void report(const char *mode, long n, long long ns)
 	printf("%s ops=%ld ns_per_op=%.1f\n", mode, n, n ? (double)ns / n : 0.0);
 }
 
+static long env_long(const char *name, long dflt, long lo, long hi)
+{
+	const char *v = getenv(name);
+	char *end;
+	long x;
+
+	if (!v || !*v)
+		return dflt;
+	x = strtol(v, &end, 10);
+	if (*end || x < lo || x > hi) {
+		fprintf(stderr, "rrp-load: %s must be a number from %ld to %ld\n", name, lo, hi);
+		exit(2);
+	}
+	return x;
+}
+
+/* One 10 ms period of a spinner: spin RRP_LOAD_DUTY% of it, sleep the rest (100: just spin). */
+static void spin_period(void)
+{
+	static long duty = -1;
+	long long end;
+
+	if (duty < 0)
+		duty = env_long("RRP_LOAD_DUTY", 100, 1, 100);
+	end = now_ns() + duty * 100000LL;
+	while (now_ns() < end)
+		;
+	if (duty < 100)
+		usleep((100 - duty) * 100);
+}
+
+/* Sleep RRP_LOAD_PAUSE_US after an operation, if set. */
+static void pause_op(void)
+{
+	static long pause = -1;
+
+	if (pause < 0)
+		pause = env_long("RRP_LOAD_PAUSE_US", 0, 0, 10000000);
+	if (pause)
+		usleep(pause);
+}
+
 /* A SCHED_IDLE process spinning on `cpu` until killed: keeps the CPU busy but always preemptible. */
 static pid_t idle_spinner(int cpu)
 {
@@ -80,7 +126,7 @@ static pid_t idle_spinner(int cpu)
 		if (sched_setscheduler(0, SCHED_IDLE, &sp))
 			die("sched_setscheduler(SCHED_IDLE)");
 		for (;;)
-			;
+			spin_period();
 	}
 	return pid;
 }
@@ -116,6 +162,7 @@ static int pingpong(const char *mode, int cpu_a, int cpu_b, long n, int busy)
 	for (long i = 0; i < n; i++) {
 		if (write(ab[1], &c, 1) != 1 || read(ba[0], &c, 1) != 1)
 			die("pipe ping-pong");
+		pause_op();
 	}
 	report(mode, n, now_ns() - t0);
 	int status;
@@ -140,7 +187,7 @@ static void *spinner(void *arg)
 		;
 	atomic_fetch_add(&ready, 1);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed))
-		;
+		spin_period();
 	return NULL;
 }
 
@@ -165,6 +212,7 @@ static int membarrier_load(long n)
 	for (long i = 0; i < n; i++) {
 		if (syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0))
 			die("membarrier");
+		pause_op();
 	}
 	report("membarrier", n, now_ns() - t0);
 	atomic_store(&stop, 1);

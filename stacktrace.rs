@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel stacks: safe wrappers over the unwinder (from a probe's registers) and over `kallsyms`.
+//!
+//! C headers: [`arch/x86/include/asm/unwind.h`](srctree/arch/x86/include/asm/unwind.h),
+//! [`include/linux/kallsyms.h`](srctree/include/linux/kallsyms.h)
+
+use crate::bindings;
+use crate::kprobe::Regs;
+use core::fmt::{self, Write};
+use core::mem::MaybeUninit;
+use kernel::prelude::*;
+
+/// The most frames a [`Stack`] keeps, innermost first.
+pub(crate) const MAX_FRAMES: usize = 16;
+
+/// A kernel stack of at most [`MAX_FRAMES`] return addresses, innermost first; unused frames are 0.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stack {
+    pub(crate) frames: [usize; MAX_FRAMES],
+}
+
+impl Stack {
+    /// The stack of the probed function at a probe hit: its own address (`regs->ip`), then the return
+    /// addresses the unwinder finds from `regs`, as `stack_trace_save_regs()` and perf record them.
+    ///
+    /// Runs in probe handlers: at most [`MAX_FRAMES`] unwinder steps, no allocation, no sleeping.
+    pub(crate) fn from_regs(regs: &Regs) -> Self {
+        let mut frames = [0usize; MAX_FRAMES];
+        frames[0] = regs.ip();
+        let mut state = MaybeUninit::<bindings::unwind_state>::uninit();
+        // SAFETY: `state` is writable storage for an `unwind_state`; `regs` are the registers the kprobe
+        // core passed to the running handler, on the current task's stack.
+        unsafe { bindings::rrp_unwind_start(state.as_mut_ptr(), regs.as_ptr()) };
+        for frame in frames.iter_mut().skip(1) {
+            // SAFETY: `unwind_start` initialised `state`.
+            if unsafe { bindings::rrp_unwind_done(state.as_mut_ptr()) } {
+                break;
+            }
+            // SAFETY: As above; a frame the unwinder cannot place gives 0.
+            let addr = unsafe { bindings::unwind_get_return_address(state.as_mut_ptr()) };
+            if addr == 0 {
+                break;
+            }
+            *frame = addr as usize;
+            // SAFETY: As above.
+            unsafe { bindings::unwind_next_frame(state.as_mut_ptr()) };
+        }
+        Self { frames }
+    }
+
+    /// The frames recorded, innermost first.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = usize> + '_ {
+        self.frames.iter().copied().take_while(|&f| f != 0)
+    }
+}
+
+/// Room for one symbol name as `kallsyms` prints it (`KSYM_SYMBOL_LEN`, rounded up).
+const SYMBOL_LEN: usize = 1024;
+
+/// Names code addresses as `function+0xoff` (with ` [module]` for module code), never as a raw address.
+pub(crate) struct Symbolizer {
+    buf: KVec<u8>,
+}
+
+impl Symbolizer {
+    /// Allocates the buffer `kallsyms` writes into.
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            buf: KVec::from_elem(0, SYMBOL_LEN, GFP_KERNEL)?,
+        })
+    }
+
+    /// Writes the name of return address `addr` (looked up as `addr - 1`, as backtraces are, so that
+    /// a call at the end of a function names that function): `function+0xoff [module]`, or `?` when no
+    /// symbol covers it.
+    pub(crate) fn write(&mut self, out: &mut impl Write, addr: usize) -> fmt::Result {
+        // SAFETY: `buf` holds `SYMBOL_LEN` (>= `KSYM_SYMBOL_LEN`, else the helper refuses) writable
+        // bytes; `%pB` only reads kernel symbol tables for `addr`.
+        let len = unsafe {
+            bindings::rrp_sprint_backtrace(self.buf.as_mut_ptr().cast(), SYMBOL_LEN, addr as _)
+        };
+        let text = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.buf.get(..len))
+            .unwrap_or(&[]);
+        let (name, module) = short_symbol(text);
+        out.write_str(core::str::from_utf8(name).unwrap_or("?"))?;
+        if !module.is_empty() {
+            out.write_str(" ")?;
+            out.write_str(core::str::from_utf8(module).unwrap_or("?"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Splits `function+0xoff/0xsize [module]` into `function+0xoff` and `[module]` (empty for the core
+/// kernel); an unnamed address (`0x...`) gives `?`. Works on bytes with `get`: slicing a `str` by index
+/// brings in a panic path (`str::slice_error_fail`) that this kernel's objtool does not know.
+fn short_symbol(text: &[u8]) -> (&[u8], &[u8]) {
+    if text.is_empty() || text.starts_with(b"0x") {
+        return (b"?", b"");
+    }
+    let Some(slash) = text.iter().position(|&b| b == b'/') else {
+        return (text, b"");
+    };
+    let rest = text.get(slash..).unwrap_or(b"");
+    let module = rest
+        .iter()
+        .position(|&b| b == b'[')
+        .and_then(|i| rest.get(i..))
+        .unwrap_or(b"");
+    (text.get(..slash).unwrap_or(b"?"), module)
+}
