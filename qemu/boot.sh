@@ -62,15 +62,28 @@ vng_rc=$?
 set -e
 echo "boot: guest finished in $((SECONDS - start)) s (vng exit $vng_rc)" >&2
 
+# The first kernel report (KASAN, lockdep, KFENCE, RCU, BUG, WARNING, Oops, panic) in the console, with
+# what follows it: a crash's tail often shows only the last of several.
+first_report() {
+	local at
+	at=$(grep -n -m1 -E 'BUG:|WARNING:|Oops|KASAN|KFENCE|possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage|ODEBUG|list_(add|del) corruption|Kernel panic' "$console" | cut -d: -f1)
+	[ -n "$at" ] || return 0
+	echo "boot: first kernel report in the console (line $at):" >&2
+	sed -n "${at},$((at + 40))p" "$console" >&2
+}
+
 [ -f "$out/test.log" ] && cat "$out/test.log"
 if [ "$vng_rc" = 124 ] || [ "$vng_rc" = 137 ]; then
 	echo "boot: guest timed out after ${BOOT_TIMEOUT:-900} s; console tail:" >&2
 	tail -40 "$console" >&2
+	first_report
+	echo "0 passed, 1 failed"
 	exit 1
 fi
 if [ ! -f "$out/result" ]; then
 	echo "boot: the guest left no verdict; console tail:" >&2
 	tail -60 "$console" >&2
+	first_report
 	echo "0 passed, 1 failed"
 	exit 1
 fi
@@ -78,6 +91,7 @@ read -r passed failed < "$out/result"
 if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
 	echo "boot: guest checks failed; kernel log tail:" >&2
 	if [ -f "$out/dmesg.log" ]; then tail -40 "$out/dmesg.log" >&2; else tail -40 "$console" >&2; fi
+	first_report
 	exit 1
 fi
 if [ "$mode" = bench ]; then

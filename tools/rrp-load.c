@@ -24,11 +24,13 @@
  *   rrp-load migrate N                move itself to the next online CPU N times
  *   rrp-load tree                     start 4 threads and fork 2 children, print `ready`, and let them
  *                                     all exit when a line arrives on stdin
- *   rrp-load churn N ATTACH_FILE      fork N children in turn; each writes `attach` to ATTACH_FILE,
- *                                     runs a thread and exits; exits 1 if any child failed
+ *   rrp-load churn N ATTACH_FILE      fork N children in turn; each writes `attach` to ATTACH_FILE
+ *                                     (waiting while the module is away), runs a thread and exits;
+ *                                     exits 1 if any child failed
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/membarrier.h>
 #include <pthread.h>
 #include <sched.h>
@@ -326,9 +328,33 @@ static void *nothing(void *arg)
 }
 
 /* N children in turn: each attaches, starts and joins a thread (attached through the fork hook), exits. */
+/* Writes `attach` to `path`; while the file is away (the module is being unloaded or loaded again:
+ * ENOENT, ENODEV, ENXIO), waits and tries again, for up to 20 s. 0, or 1 after any other error. */
+static int attach_retrying(const char *path, int *waited)
+{
+	for (int tries = 0; tries < 4000; tries++) {
+		int fd = open(path, O_WRONLY);
+
+		if (fd >= 0) {
+			ssize_t w = write(fd, "attach", 6);
+			int e = errno;
+
+			close(fd);
+			if (w == 6)
+				return 0;
+			errno = e;
+		}
+		if (errno != ENOENT && errno != ENODEV && errno != ENXIO)
+			return 1;
+		*waited = 1;
+		usleep(5000);
+	}
+	return 1;
+}
+
 static int churn(long n, const char *attach)
 {
-	long failed = 0;
+	long failed = 0, waited = 0;
 
 	for (long i = 0; i < n; i++) {
 		pid_t pid = fork();
@@ -336,21 +362,24 @@ static int churn(long n, const char *attach)
 		if (pid < 0)
 			die("fork");
 		if (pid == 0) {
-			FILE *f = fopen(attach, "w");
 			pthread_t t;
+			int w = 0;
 
-			if (!f || fputs("attach", f) < 0 || fclose(f))
+			if (attach_retrying(attach, &w))
 				_exit(1);
 			if (pthread_create(&t, NULL, nothing, NULL) || pthread_join(t, NULL))
 				_exit(2);
-			_exit(0);
+			_exit(w ? 3 : 0);
 		}
 		int status;
 
-		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+		if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    (WEXITSTATUS(status) && WEXITSTATUS(status) != 3))
 			failed++;
+		else if (WEXITSTATUS(status) == 3)
+			waited++;
 	}
-	printf("churn ops=%ld failed=%ld\n", n, failed);
+	printf("churn ops=%ld failed=%ld waited=%ld\n", n, failed, waited);
 	return failed ? 1 : 0;
 }
 
