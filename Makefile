@@ -18,11 +18,12 @@ CACHED_KDIR := $(shell $(REPO)/scripts/kernel.sh kdir $(KCONFIG))
 KDIR ?= $(CACHED_KDIR)
 
 # The module builds in the repo for the default kernel; for another configuration, in a copy of the
-# sources next to that kernel in the cache, so that each build keeps its own objects.
+# sources in .build-<config>/ of this clone (not in git), so that each build and each clone keeps its
+# own objects.
 ifeq ($(KCONFIG),default)
 MODDIR := $(REPO)
 else
-MODDIR := $(CACHED_KDIR)-module
+MODDIR := $(REPO)/.build-$(KCONFIG)
 endif
 export RRP_KO := $(MODDIR)/resched_probe.ko
 MOD_SRCS := Kbuild $(filter-out %/bindings_generated.rs %.mod.c,$(wildcard $(REPO)/*.rs $(REPO)/*.c $(REPO)/*.h))

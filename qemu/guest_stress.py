@@ -150,14 +150,17 @@ c.check(f"{CYCLES} insmod/rmmod cycles under load with a reader ({done} done, {c
 insmod()
 churn = subprocess.Popen([LOAD, "churn", str(CHURN), f"{D}/attach"], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT, text=True)
+# Unloading is tried every 0.1 s; after one that succeeds (between two processes) the module is loaded
+# again and left alone for 5 s, as every process waits for it meanwhile.
 unloads = refused = 0
 while churn.poll() is None:
     if try_rmmod():
         unloads += 1
         insmod()
+        time.sleep(5)
     else:
         refused += 1
-    time.sleep(0.02)
+    time.sleep(0.1)
 churn_out = churn.stdout.read().strip()
 print(f"# [{time.time() - t_start:.0f} s] churn done")
 m = re.search(r"ops=(\d+) failed=(\d+) waited=(\d+)", churn_out)
