@@ -13,8 +13,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guestlib import (D, TRACING, Checks, dmesg, parse_matrix, parse_table, proc_interrupts, read,
-                      run, snapshot, write_errno)
+from guestlib import (D, TRACING, Checks, dmesg, one_byte_reads, parse_matrix, parse_table, proc_interrupts,
+                      read, run, snapshot, write_errno)
 
 repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LOAD = f"{repo}/tools/rrp-load"
@@ -34,19 +34,6 @@ def delta(after, before):
 def mdelta(after, before):
     return {k: {s: {t: after[k][s][t] - before[k][s][t] for t in after[k][s]} for s in after[k]}
             for k in after}
-
-
-def one_byte_reads(path):
-    fd = os.open(path, os.O_RDONLY)
-    data = b""
-    try:
-        while True:
-            b = os.read(fd, 1)
-            if not b:
-                return data.decode()
-            data += b
-    finally:
-        os.close(fd)
 
 
 # --- What the module shows -------------------------------------------------------------------------

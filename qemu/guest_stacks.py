@@ -14,7 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guestlib import D, Checks, dmesg, parse_table, read, run, write_errno
+from guestlib import D, Checks, dmesg, one_byte_reads, parse_table, read, run, write_errno
 
 repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
 LOAD = f"{repo}/tools/rrp-load"
@@ -98,19 +98,6 @@ def load():
     rcs = [p.wait(timeout=600) for p in ps]
     mb = run([LOAD, "membarrier", str(N_MB)])
     return rcs == [0, 0] and mb.returncode == 0
-
-
-def one_byte_reads(path):
-    fd = os.open(path, os.O_RDONLY)
-    chunks = []
-    try:
-        while True:
-            b = os.read(fd, 1)
-            if not b:
-                return b"".join(chunks).decode()
-            chunks.append(b)
-    finally:
-        os.close(fd)
 
 
 # --- The files, off by default ------------------------------------------------------------------------

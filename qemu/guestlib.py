@@ -131,3 +131,17 @@ def write_errno(path, data, offset=0, seek=0):
         return e.errno
     finally:
         os.close(fd)
+
+
+def one_byte_reads(path):
+    """The file's text read with one read(2) per byte."""
+    fd = os.open(path, os.O_RDONLY)
+    chunks = []
+    try:
+        while True:
+            b = os.read(fd, 1)
+            if not b:
+                return b"".join(chunks).decode()
+            chunks.append(b)
+    finally:
+        os.close(fd)
