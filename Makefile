@@ -26,14 +26,18 @@ else
 MODDIR := $(REPO)/.build-$(KCONFIG)
 endif
 export RRP_KO := $(MODDIR)/resched_probe.ko
-MOD_SRCS := Kbuild $(filter-out %/bindings_generated.rs %.mod.c,$(wildcard $(REPO)/*.rs $(REPO)/*.c $(REPO)/*.h))
+# The module's sources: Kbuild, the crate root, and its two folders (logic/, sys/).
+MOD_DIRS := logic sys
+MOD_SRCS := Kbuild rust_resched_probe.rs $(foreach d,$(MOD_DIRS),$(filter-out %/bindings_generated.rs, \
+	$(patsubst $(REPO)/%,%,$(wildcard $(REPO)/$(d)/*.rs $(REPO)/$(d)/*.c $(REPO)/$(d)/*.h))))
 
 export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
 BINDGEN ?= $(shell command -v bindgen || echo bindgen)
 KMAKE := $(MAKE) -C $(KDIR) M=$(MODDIR) LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc \
 	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=/usr/bin/clippy-driver
 RUSTFMT := /usr/bin/rustfmt
-RS_SRCS := $(filter-out bindings_generated.rs,$(notdir $(wildcard $(REPO)/*.rs)))
+# rustfmt follows `mod` from the crate root into logic/ and sys/ (not into the generated bindings).
+RS_SRCS := rust_resched_probe.rs
 
 # Build the cached kernel first only when building against it.
 ifeq ($(KDIR),$(CACHED_KDIR))
@@ -50,8 +54,8 @@ modules: $(KERNEL_DEP) sources
 
 sources:
 ifneq ($(MODDIR),$(REPO))
-	mkdir -p $(MODDIR)
-	cp -p $(addprefix $(REPO)/,$(notdir $(MOD_SRCS))) $(MODDIR)/
+	mkdir -p $(addprefix $(MODDIR)/,$(MOD_DIRS))
+	cd $(REPO) && cp -p --parents $(MOD_SRCS) $(MODDIR)/
 endif
 
 kernel:
@@ -105,11 +109,11 @@ bench:
 	$(REPO)/scripts/setup.sh --bench
 	$(MAKE) -C $(REPO) modules empty-kprobe $(LOAD)
 	BOOT_TIMEOUT=1500 $(REPO)/qemu/boot.sh bench
-	/usr/bin/python3 $(REPO)/scripts/bench-report.py $(REPO)/bench/out
+	/usr/bin/python3 $(REPO)/bench/report.py $(REPO)/bench/out
 
 # The benchmark's floor: empty kprobes on the same symbols (a C reference module).
 empty-kprobe: $(KERNEL_DEP)
-	$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty LLVM=1 KCFLAGS=-Werror modules
+	$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty-kprobe LLVM=1 KCFLAGS=-Werror modules
 
 rust-analyzer: $(KERNEL_DEP)
 	$(KMAKE) rust-analyzer
@@ -128,5 +132,5 @@ clippy: $(KERNEL_DEP) sources
 
 clean:
 	-$(KMAKE) clean
-	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty clean
+	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty-kprobe clean
 	rm -f $(LOAD) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

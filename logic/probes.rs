@@ -1,44 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The probed kernel functions: which symbols, how their arguments are read, and what a hit counts.
+//! What a hit of each probed kernel function counts, and the probes that make up the module.
 //!
-//! Symbols (x86_64, 6.12): the three IPI send paths are reached through `smp_ops`, so they are never
-//! inlined; `resched_curr` became `__resched_curr(rq, tif)` in 6.13, so both names are tried.
+//! The functions themselves, their symbols and typed arguments are in [`crate::sys::probed`].
 
-use crate::counters::{Counters, PerTarget, Tag};
-use crate::cpu::{self, CpuMask};
-use crate::kprobe::{Handler, Kprobe, Kretprobe, Probe, Regs, RetHandler};
-use crate::stacks::Stacks;
-use crate::stacktrace::Stack;
-use kernel::c_str;
+use crate::logic::counters::{Counters, PerTarget, Tag};
+use crate::logic::stacks::Stacks;
+use crate::sys::kprobe::{Handler, Kprobe, Kretprobe, Probe, Regs, RetHandler, RetRegs};
+use crate::sys::probed::{
+    Function, ReschedCurr, SendCallFuncIpi, SendCallFuncSingleIpi, SmpSendReschedule, TargetCpu,
+    TtwuQueueWakelist,
+};
+use crate::sys::{cpu, stacktrace::Stack};
+use core::marker::PhantomData;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-const RES_SYMBOLS: &[&CStr] = &[c_str!("native_smp_send_reschedule")];
-const CFS_SYMBOLS: &[&CStr] = &[c_str!("native_send_call_func_single_ipi")];
-const CFM_SYMBOLS: &[&CStr] = &[c_str!("native_send_call_func_ipi")];
-const RSC_SYMBOLS: &[&CStr] = &[c_str!("__resched_curr"), c_str!("resched_curr")];
-const WKL_SYMBOLS: &[&CStr] = &[c_str!("ttwu_queue_wakelist")];
-
 /// `native_smp_send_reschedule(int cpu)` and `native_send_call_func_single_ipi(int cpu)`: one IPI from
 /// this CPU to `cpu`.
-pub(crate) struct IpiOne {
+pub(crate) struct IpiOne<F: TargetCpu> {
     counters: Arc<Counters>,
     stacks: Arc<Stacks>,
     array: PerTarget,
     tag: Tag,
+    _function: PhantomData<F>,
 }
 
-impl Handler for IpiOne {
-    fn hit(&self, regs: &Regs) {
-        self.counters.sent(self.array, regs.arg(0) as u32 as usize);
+impl<F: TargetCpu> Handler for IpiOne<F> {
+    type Function = F;
+
+    fn hit(&self, regs: &Regs<'_, F>) {
+        self.counters.sent(self.array, regs.target_cpu());
         record_stack(&self.stacks, self.tag, regs);
     }
 }
 
 /// Records the stack of a hit of `tag` when stack attribution is on (one load and a branch when off).
 #[inline]
-fn record_stack(stacks: &Stacks, tag: Tag, regs: &Regs) {
+fn record_stack<F: Function>(stacks: &Stacks, tag: Tag, regs: &Regs<'_, F>) {
     if stacks.enabled() {
         stacks.record(tag, &Stack::from_regs(regs));
     }
@@ -51,11 +50,10 @@ pub(crate) struct IpiMany {
 }
 
 impl Handler for IpiMany {
-    fn hit(&self, regs: &Regs) {
-        // SAFETY: The first argument of `native_send_call_func_ipi` is a `const struct cpumask *` that
-        // the caller keeps valid for the whole call, and this handler runs within the call.
-        let mask = unsafe { CpuMask::from_raw(regs.arg(0)) };
-        self.counters.sent_many(mask.iter());
+    type Function = SendCallFuncIpi;
+
+    fn hit(&self, regs: &Regs<'_, SendCallFuncIpi>) {
+        self.counters.sent_many(regs.mask().iter());
         record_stack(&self.stacks, Tag::Cfm, regs);
     }
 }
@@ -68,11 +66,10 @@ pub(crate) struct Resched {
 }
 
 impl Handler for Resched {
-    fn hit(&self, regs: &Regs) {
-        // SAFETY: The first argument of `resched_curr`/`__resched_curr` is a `struct rq *` of a
-        // runqueue, which lives as long as the kernel; its lock is held for the call.
-        let target = unsafe { cpu::rq_cpu(regs.arg(0)) };
-        self.counters.resched(cpu::this_cpu(), target);
+    type Function = ReschedCurr;
+
+    fn hit(&self, regs: &Regs<'_, ReschedCurr>) {
+        self.counters.resched(cpu::this_cpu(), regs.rq_cpu());
         record_stack(&self.stacks, Tag::Rsc, regs);
     }
 }
@@ -93,19 +90,19 @@ pub(crate) struct WakeCall {
 }
 
 impl RetHandler for Wakelist {
+    type Function = TtwuQueueWakelist;
     type Data = WakeCall;
 
-    fn entry(&self, regs: &Regs) -> Option<WakeCall> {
+    fn entry(&self, regs: &Regs<'_, TtwuQueueWakelist>) -> Option<WakeCall> {
         self.counters.wakelist_attempt();
         Some(WakeCall {
-            target: regs.arg(1) as u32,
+            target: regs.cpu() as u32,
             stack: self.stacks.enabled().then(|| Stack::from_regs(regs)),
         })
     }
 
-    fn ret(&self, call: WakeCall, regs: &Regs) {
-        // A C `bool` is returned in the low byte of the return register.
-        if regs.return_value() & 0xff != 0 {
+    fn ret(&self, call: WakeCall, regs: &RetRegs<'_, TtwuQueueWakelist>) {
+        if regs.queued() {
             self.counters.sent(PerTarget::Wkl, call.target as usize);
             if let Some(stack) = &call.stack {
                 self.stacks.record(Tag::Wkl, stack);
@@ -116,8 +113,8 @@ impl RetHandler for Wakelist {
 
 /// Every probe of the module; dropping it unregisters them all.
 pub(crate) struct Probes {
-    res: Pin<KBox<Kprobe<IpiOne>>>,
-    cfs: Pin<KBox<Kprobe<IpiOne>>>,
+    res: Pin<KBox<Kprobe<IpiOne<SmpSendReschedule>>>>,
+    cfs: Pin<KBox<Kprobe<IpiOne<SendCallFuncSingleIpi>>>>,
     cfm: Pin<KBox<Kprobe<IpiMany>>>,
     rsc: Pin<KBox<Kprobe<Resched>>>,
     wkl: Pin<KBox<Kretprobe<Wakelist>>>,
@@ -127,46 +124,47 @@ impl Probes {
     /// Registers every probe counting into `counters` (and `stacks` when on). A probe that fails is
     /// logged and left out; if none registers, this fails with the first error.
     pub(crate) fn new(counters: &Arc<Counters>, stacks: &Arc<Stacks>) -> Result<Self> {
-        let one = |array, tag| IpiOne {
-            counters: counters.clone(),
-            stacks: stacks.clone(),
-            array,
-            tag,
-        };
+        fn one<F: TargetCpu>(
+            counters: &Arc<Counters>,
+            stacks: &Arc<Stacks>,
+            array: PerTarget,
+            tag: Tag,
+        ) -> IpiOne<F> {
+            IpiOne {
+                counters: counters.clone(),
+                stacks: stacks.clone(),
+                array,
+                tag,
+                _function: PhantomData,
+            }
+        }
         let probes = Self {
             res: KBox::pin_init(
-                Kprobe::new(RES_SYMBOLS, one(PerTarget::Res, Tag::Res)),
+                Kprobe::new(one(counters, stacks, PerTarget::Res, Tag::Res)),
                 GFP_KERNEL,
             )?,
             cfs: KBox::pin_init(
-                Kprobe::new(CFS_SYMBOLS, one(PerTarget::Cfs, Tag::Cfs)),
+                Kprobe::new(one(counters, stacks, PerTarget::Cfs, Tag::Cfs)),
                 GFP_KERNEL,
             )?,
             cfm: KBox::pin_init(
-                Kprobe::new(
-                    CFM_SYMBOLS,
-                    IpiMany {
-                        counters: counters.clone(),
-                        stacks: stacks.clone(),
-                    },
-                ),
+                Kprobe::new(IpiMany {
+                    counters: counters.clone(),
+                    stacks: stacks.clone(),
+                }),
                 GFP_KERNEL,
             )?,
             rsc: KBox::pin_init(
-                Kprobe::new(
-                    RSC_SYMBOLS,
-                    Resched {
-                        counters: counters.clone(),
-                        stacks: stacks.clone(),
-                    },
-                ),
+                Kprobe::new(Resched {
+                    counters: counters.clone(),
+                    stacks: stacks.clone(),
+                }),
                 GFP_KERNEL,
             )?,
             // Calls in flight at once: one per CPU and context (task, softirq, hardirq, NMI), twice over,
             // so that a lack of instances never drops a wakeup.
             wkl: KBox::pin_init(
                 Kretprobe::new(
-                    WKL_SYMBOLS,
                     8 * cpu::nr_cpu_ids() as i32,
                     Wakelist {
                         counters: counters.clone(),
@@ -183,7 +181,7 @@ impl Probes {
                 Ok(()) => registered += 1,
                 Err(e) => {
                     pr_warn!(
-                        "resched: {} probe on {} failed: {}\n",
+                        "{} probe on {} failed: {}\n",
                         tag.name(),
                         probe.symbol().to_str().unwrap_or("?"),
                         e.to_errno()
@@ -198,8 +196,8 @@ impl Probes {
         }
     }
 
-    /// The probes with their tags, in display order.
-    pub(crate) fn list(&self) -> [(Tag, &dyn Probe); 5] {
+    /// The probes with their tags, in display order ([`Tag::ALL`]).
+    pub(crate) fn list(&self) -> [(Tag, &dyn Probe); Tag::ALL.len()] {
         [
             (Tag::Res, &*self.res),
             (Tag::Cfs, &*self.cfs),

@@ -4,7 +4,7 @@
 //!
 //! C header: [`include/linux/cpumask.h`](srctree/include/linux/cpumask.h)
 
-use crate::bindings;
+use super::bindings;
 
 /// The number of possible CPU ids (`nr_cpu_ids`): every CPU id is below this.
 pub(crate) fn nr_cpu_ids() -> usize {
@@ -56,7 +56,7 @@ impl CpuMask<'_> {
     ///
     /// `ptr` must point to a valid `struct cpumask` that stays valid and unchanged for the lifetime of
     /// the returned value.
-    pub(crate) unsafe fn from_raw(ptr: usize) -> Self {
+    pub(super) unsafe fn from_raw(ptr: usize) -> Self {
         Self {
             ptr: ptr as *const bindings::cpumask,
             _lifetime: core::marker::PhantomData,
@@ -91,7 +91,7 @@ impl CpuMask<'_> {
 /// # Safety
 ///
 /// `rq` must be the address of a live `struct rq` (runqueues live as long as the kernel).
-pub(crate) unsafe fn rq_cpu(rq: usize) -> usize {
+pub(super) unsafe fn rq_cpu(rq: usize) -> usize {
     // SAFETY: The caller guarantees `rq` points to a runqueue; `cpu_of` reads its `cpu` field.
     unsafe { bindings::rrp_rq_cpu(rq as *mut bindings::rq) as usize }
 }

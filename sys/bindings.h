@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The C declarations this module's Rust code uses; Kbuild runs bindgen on this file to make
- * bindings_generated.rs. The kernel crate's own bindings do not include these headers in 6.12.
+ * sys/bindings_generated.rs. The kernel crate's own bindings do not include these headers in 6.12.
  */
 #include <linux/debugfs.h>
 #include <linux/fs.h>
@@ -14,4 +14,4 @@
 
 #include <asm/unwind.h>
 
-#include "resched_helpers.h"
+#include "helpers.h"

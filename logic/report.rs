@@ -1,17 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The debugfs files: what each shows (tables in the /proc/interrupts layout) and accepts.
+//! The debugfs files under `/sys/kernel/debug/resched/`: what each shows (tables in the
+//! /proc/interrupts layout) and accepts, and [`Files`], which creates them all.
 
-use crate::counters::{Counters, Local, PerTarget, Snapshot, Tag};
-use crate::cpu;
-use crate::debugfs::{Node, Text};
-use crate::probes::Probes;
-use crate::stacks::{Stacks, MAX_ENTRIES};
-use crate::stacktrace::Symbolizer;
-use crate::tasks::Tasks;
+use crate::logic::counters::{Counters, Local, PerTarget, Snapshot, Tag};
+use crate::logic::probes::Probes;
+use crate::logic::ratelimit::{warn_ratelimited, RateLimit};
+use crate::logic::stacks::{Stacks, MAX_ENTRIES};
+use crate::logic::tasks::Tasks;
+use crate::sys::cpu;
+use crate::sys::debugfs::{Dir, File, Node, Text};
+use crate::sys::stacktrace::Symbolizer;
+use crate::sys::task::Current;
 use core::fmt::{self, Write};
+use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::Arc;
+
+/// Warnings about bad writes, all files together: user input must not flood the kernel log.
+static BAD_WRITES: RateLimit = RateLimit::new();
 
 /// Width of one CPU column, as in /proc/interrupts (`%10u` and a space).
 const COLUMN: usize = 11;
@@ -348,7 +355,7 @@ pub(crate) struct Reset {
 
 #[vtable]
 impl Node for Reset {
-    fn store(&self, input: &[u8]) -> Result {
+    fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
         match input {
             b"1" | b"1\n" => {
                 self.counters.reset();
@@ -356,8 +363,9 @@ impl Node for Reset {
                 Ok(())
             }
             _ => {
-                pr_warn!(
-                    "resched: reset: expected \"1\", got {} bytes; nothing changed\n",
+                warn_ratelimited!(
+                    BAD_WRITES,
+                    "reset: expected \"1\", got {} bytes; nothing changed\n",
                     input.len()
                 );
                 Err(EINVAL)
@@ -381,13 +389,14 @@ impl Node for StacksEnable {
         writeln!(out, "{}", u8::from(self.0.enabled())).map_err(|_| ENOMEM)
     }
 
-    fn store(&self, input: &[u8]) -> Result {
+    fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
         match line(input) {
             b"1" => self.0.set_enabled(true),
             b"0" => self.0.set_enabled(false),
             _ => {
-                pr_warn!(
-                    "resched: stacks_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
+                warn_ratelimited!(
+                    BAD_WRITES,
+                    "stacks_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
                     input.len()
                 );
                 return Err(EINVAL);
@@ -418,13 +427,14 @@ impl Node for StacksCapacity {
         writeln!(out, "{}", self.0.capacity()).map_err(|_| ENOMEM)
     }
 
-    fn store(&self, input: &[u8]) -> Result {
+    fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
         let r = parse_count(line(input))
             .ok_or(EINVAL)
             .and_then(|n| self.0.set_capacity(n));
         if let Err(e) = r {
-            pr_warn!(
-                "resched: stacks_capacity: expected a number from 1 to {} while stacks_enable is 0, got {} bytes: error {}; nothing changed\n",
+            warn_ratelimited!(
+                BAD_WRITES,
+                "stacks_capacity: expected a number from 1 to {} while stacks_enable is 0, got {} bytes: error {}; nothing changed\n",
                 MAX_ENTRIES,
                 input.len(),
                 e.to_errno()
@@ -554,17 +564,109 @@ pub(crate) struct Attach(pub(crate) Arc<Tasks>);
 
 #[vtable]
 impl Node for Attach {
-    fn store(&self, input: &[u8]) -> Result {
+    fn store(&self, input: &[u8], writer: &Current<'_>) -> Result {
         match input {
-            b"attach" | b"attach\n" => self.0.attach_current(),
-            b"detach" | b"detach\n" => self.0.detach_current(),
+            b"attach" | b"attach\n" => self.0.attach_current(writer),
+            b"detach" | b"detach\n" => self.0.detach_current(writer),
             _ => {
-                pr_warn!(
-                    "resched: attach: expected \"attach\" or \"detach\", got {} bytes\n",
+                warn_ratelimited!(
+                    BAD_WRITES,
+                    "attach: expected \"attach\" or \"detach\", got {} bytes\n",
                     input.len()
                 );
                 Err(EINVAL)
             }
         }
+    }
+}
+
+/// `stacks/<tag>` for each tag of [`Tag::ALL`]; the files go before their directory.
+struct StackFiles {
+    _files: KVec<File<StackFile>>,
+    _dir: Dir,
+}
+
+impl StackFiles {
+    fn new(parent: &Dir, module: &'static ThisModule, stacks: &Arc<Stacks>) -> Result<Self> {
+        let dir = parent.subdir(c_str!("stacks"))?;
+        let mut files = KVec::with_capacity(Tag::ALL.len(), GFP_KERNEL)?;
+        for tag in Tag::ALL {
+            let node = StackFile {
+                stacks: stacks.clone(),
+                tag,
+            };
+            files.push(File::new(&dir, tag.c_name(), module, node)?, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            _files: files,
+            _dir: dir,
+        })
+    }
+}
+
+/// Every file of the module, each owning what it reads, and their directory (removed last).
+///
+/// `attach` is created last: once it exists, tasks may attach (and hold the module), so nothing after
+/// it may fail.
+pub(crate) struct Files {
+    _cpus: File<Cpus>,
+    _ipi: File<Ipi>,
+    _targets: File<Targets>,
+    _matrix: File<Matrix>,
+    _probes: File<ProbeList>,
+    _reset: File<Reset>,
+    _sched: File<Sched>,
+    _tasks: File<TaskList>,
+    _stacks_enable: File<StacksEnable>,
+    _stacks_capacity: File<StacksCapacity>,
+    _stacks: StackFiles,
+    _attach: File<Attach>,
+    _dir: Dir,
+}
+
+impl Files {
+    /// Creates `/sys/kernel/debug/resched/` and every file in it.
+    pub(crate) fn new(
+        module: &'static ThisModule,
+        counters: &Arc<Counters>,
+        stacks: &Arc<Stacks>,
+        probes: &Arc<Probes>,
+        tasks: &Arc<Tasks>,
+    ) -> Result<Self> {
+        let dir = Dir::new(c_str!("resched"))?;
+        let c = counters;
+        // One file of `dir`, owned by this module.
+        macro_rules! file {
+            ($name:literal, $node:expr $(,)?) => {
+                File::new(&dir, c_str!($name), module, $node)?
+            };
+        }
+        Ok(Self {
+            _cpus: file!("cpus", Cpus),
+            _ipi: file!("ipi", Ipi(c.clone())),
+            _targets: file!("targets", Targets(c.clone())),
+            _matrix: file!("matrix", Matrix(c.clone())),
+            _probes: file!(
+                "probes",
+                ProbeList {
+                    probes: probes.clone(),
+                    counters: c.clone(),
+                },
+            ),
+            _reset: file!(
+                "reset",
+                Reset {
+                    counters: c.clone(),
+                    stacks: stacks.clone(),
+                },
+            ),
+            _sched: file!("sched", Sched(c.clone())),
+            _tasks: file!("tasks", TaskList(tasks.clone())),
+            _stacks_enable: file!("stacks_enable", StacksEnable(stacks.clone())),
+            _stacks_capacity: file!("stacks_capacity", StacksCapacity(stacks.clone())),
+            _stacks: StackFiles::new(&dir, module, stacks)?,
+            _attach: file!("attach", Attach(tasks.clone())),
+            _dir: dir,
+        })
     }
 }

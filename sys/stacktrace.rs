@@ -5,8 +5,9 @@
 //! C headers: [`arch/x86/include/asm/unwind.h`](srctree/arch/x86/include/asm/unwind.h),
 //! [`include/linux/kallsyms.h`](srctree/include/linux/kallsyms.h)
 
-use crate::bindings;
-use crate::kprobe::Regs;
+use super::bindings;
+use super::kprobe::Regs;
+use super::probed::Function;
 use core::fmt::{self, Write};
 use core::mem::MaybeUninit;
 use kernel::prelude::*;
@@ -25,7 +26,7 @@ impl Stack {
     /// addresses the unwinder finds from `regs`, as `stack_trace_save_regs()` and perf record them.
     ///
     /// Runs in probe handlers: at most [`MAX_FRAMES`] unwinder steps, no allocation, no sleeping.
-    pub(crate) fn from_regs(regs: &Regs) -> Self {
+    pub(crate) fn from_regs<F: Function>(regs: &Regs<'_, F>) -> Self {
         let mut frames = [0usize; MAX_FRAMES];
         frames[0] = regs.ip();
         let mut state = MaybeUninit::<bindings::unwind_state>::uninit();

@@ -9,9 +9,9 @@
 //! `dropped`. Two CPUs claiming slots for the same new stack at the same moment make two entries, which
 //! readers merge.
 
-use crate::counters::Tag;
-use crate::cpu;
-use crate::stacktrace::{Stack, MAX_FRAMES};
+use crate::logic::counters::Tag;
+use crate::sys::cpu;
+use crate::sys::stacktrace::{Stack, MAX_FRAMES};
 use core::sync::atomic::{
     AtomicBool, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},

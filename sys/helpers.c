@@ -19,7 +19,7 @@
 
 #include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
-#include "resched_helpers.h"
+#include "helpers.h"
 
 /* nr_cpu_ids (a macro when CONFIG_FORCE_NR_CPUS) */
 unsigned int rrp_nr_cpu_ids(void) { return nr_cpu_ids; }
@@ -57,29 +57,17 @@ void *rrp_kretprobe_data(struct kretprobe_instance *ri) { return ri->data; }
 /* cpu_of() from kernel/sched/sched.h */
 int rrp_rq_cpu(struct rq *rq) { return cpu_of(rq); }
 
-/* THIS_MODULE */
-struct module *rrp_this_module(void) { return THIS_MODULE; }
-
 /* IS_ERR() */
 bool rrp_is_err(const void *ptr) { return IS_ERR(ptr); }
 
 /* current */
 struct task_struct *rrp_current(void) { return current; }
 
-/* task->pid (the thread id) */
-int rrp_task_pid(struct task_struct *t) { return t->pid; }
-
 /* get_task_comm() into a buffer of any size */
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_comm(buf, len, t); }
 
 /* task_is_running() */
 bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
-
-/* get_task_struct() */
-void rrp_get_task_struct(struct task_struct *t) { get_task_struct(t); }
-
-/* put_task_struct() */
-void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }
 
 /* preempt_notifier_init() */
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops) { preempt_notifier_init(n, ops); }

@@ -7,7 +7,9 @@
 //!
 //! C header: [`include/linux/kprobes.h`](srctree/include/linux/kprobes.h)
 
-use crate::bindings;
+use super::bindings;
+use super::probed::Function;
+use core::marker::PhantomData;
 use core::ptr::addr_of_mut;
 use kernel::c_str;
 use kernel::ffi::c_int;
@@ -15,31 +17,44 @@ use kernel::init::pin_init_from_closure;
 use kernel::prelude::*;
 use kernel::types::Opaque;
 
-/// The registers of the probed function, at entry (`pre_handler`) or at return.
-pub(crate) struct Regs(*mut bindings::pt_regs);
+/// The registers of probed function `F` at its entry (`pre_handler`, a kretprobe's `entry_handler`).
+///
+/// [`super::probed`] reads `F`'s arguments from them with the types of `F`'s prototype.
+pub(crate) struct Regs<'a, F: Function> {
+    ptr: *mut bindings::pt_regs,
+    _lifetime: PhantomData<(&'a bindings::pt_regs, F)>,
+}
 
-impl Regs {
-    /// Integer or pointer argument `n` (from 0) of the probed function, read at its entry.
-    pub(crate) fn arg(&self, n: u32) -> usize {
-        // SAFETY: `self.0` is the `pt_regs` the kprobe core passed to the running handler.
-        unsafe { bindings::rrp_regs_arg(self.0, n) as usize }
+impl<F: Function> Regs<'_, F> {
+    /// Integer or pointer argument `n` (from 0), as a word.
+    pub(super) fn arg(&self, n: u32) -> usize {
+        // SAFETY: `self.ptr` is the `pt_regs` the kprobe core passed to the running handler.
+        unsafe { bindings::rrp_regs_arg(self.ptr, n) as usize }
     }
 
-    /// The probed function's return value, read at its return.
-    pub(crate) fn return_value(&self) -> usize {
-        // SAFETY: As in `arg`.
-        unsafe { bindings::rrp_regs_return_value(self.0) as usize }
-    }
-
-    /// The instruction pointer: in the probed function at entry (just past the probe point).
+    /// The instruction pointer: in the probed function, just past the probe point.
     pub(crate) fn ip(&self) -> usize {
         // SAFETY: As in `arg`; `ip` is a plain word of the saved registers.
-        unsafe { (*self.0).ip }
+        unsafe { (*self.ptr).ip }
     }
 
     /// The C `pt_regs`, for wrappers that pass them on (the unwinder). Valid while `self` is.
-    pub(crate) fn as_ptr(&self) -> *mut bindings::pt_regs {
-        self.0
+    pub(super) fn as_ptr(&self) -> *mut bindings::pt_regs {
+        self.ptr
+    }
+}
+
+/// The registers of probed function `F` at its return (a kretprobe's `handler`).
+pub(crate) struct RetRegs<'a, F: Function> {
+    ptr: *mut bindings::pt_regs,
+    _lifetime: PhantomData<(&'a bindings::pt_regs, F)>,
+}
+
+impl<F: Function> RetRegs<'_, F> {
+    /// The return value, as a word.
+    pub(super) fn return_value(&self) -> usize {
+        // SAFETY: `self.ptr` is the `pt_regs` the kprobe core passed to the running handler.
+        unsafe { bindings::rrp_regs_return_value(self.ptr) as usize }
     }
 }
 
@@ -56,8 +71,10 @@ pub(crate) trait Probe: Sync {
 /// Handles hits of a [`Kprobe`]. Runs in any context, with preemption off: it must not sleep, allocate,
 /// print or panic.
 pub(crate) trait Handler: Sync {
+    /// The probed function.
+    type Function: Function;
     /// Called at each hit, before the probed instruction.
-    fn hit(&self, regs: &Regs);
+    fn hit(&self, regs: &Regs<'_, Self::Function>);
 }
 
 /// Tries `symbols` in order with `register` until one registers; returns it, or the last one tried and
@@ -100,8 +117,9 @@ unsafe impl<H: Handler> Sync for Kprobe<H> {}
 unsafe impl<H: Handler + Send> Send for Kprobe<H> {}
 
 impl<H: Handler> Kprobe<H> {
-    /// Registers a kprobe on the first of `symbols` that accepts one.
-    pub(crate) fn new(symbols: &'static [&'static CStr], handler: H) -> impl PinInit<Self, Error> {
+    /// Registers a kprobe on the first symbol of `H::Function` that accepts one.
+    pub(crate) fn new(handler: H) -> impl PinInit<Self, Error> {
+        let symbols = H::Function::SYMBOLS;
         // SAFETY: The closure initialises every field of `*slot` and always returns `Ok`; `slot` is
         // pinned, so `kp` keeps its address for as long as it is registered.
         unsafe {
@@ -163,19 +181,24 @@ unsafe extern "C" fn pre_handler<H: Handler>(
 ) -> c_int {
     // SAFETY: `kp` is the first field of a live `Kprobe<H>` (type invariant).
     let this = unsafe { &*kp.cast::<Kprobe<H>>() };
-    this.handler.hit(&Regs(regs));
+    this.handler.hit(&Regs {
+        ptr: regs,
+        _lifetime: PhantomData,
+    });
     0
 }
 
 /// Handles a [`Kretprobe`]: `entry` decides at entry whether to follow the call and what to remember;
 /// `ret` gets that at return. Same context rules as [`Handler`].
 pub(crate) trait RetHandler: Sync {
+    /// The probed function.
+    type Function: Function;
     /// What is kept from entry to return, in each instance's data.
     type Data: Copy;
     /// Called at function entry; `None` lets the call return unobserved.
-    fn entry(&self, regs: &Regs) -> Option<Self::Data>;
+    fn entry(&self, regs: &Regs<'_, Self::Function>) -> Option<Self::Data>;
     /// Called at function return with what `entry` returned.
-    fn ret(&self, data: Self::Data, regs: &Regs);
+    fn ret(&self, data: Self::Data, regs: &RetRegs<'_, Self::Function>);
 }
 
 /// A kretprobe on a function, calling `H` at entry and at return.
@@ -197,13 +220,10 @@ unsafe impl<H: RetHandler> Sync for Kretprobe<H> {}
 unsafe impl<H: RetHandler + Send> Send for Kretprobe<H> {}
 
 impl<H: RetHandler> Kretprobe<H> {
-    /// Registers a kretprobe on the first of `symbols` that accepts one, with room for `maxactive`
-    /// calls in flight at once.
-    pub(crate) fn new(
-        symbols: &'static [&'static CStr],
-        maxactive: i32,
-        handler: H,
-    ) -> impl PinInit<Self, Error> {
+    /// Registers a kretprobe on the first symbol of `H::Function` that accepts one, with room for
+    /// `maxactive` calls in flight at once.
+    pub(crate) fn new(maxactive: i32, handler: H) -> impl PinInit<Self, Error> {
+        let symbols = H::Function::SYMBOLS;
         // SAFETY: As in `Kprobe::new`.
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
@@ -287,7 +307,11 @@ unsafe extern "C" fn ret_entry<H: RetHandler>(
 ) -> c_int {
     // SAFETY: The core passes an instance of this kretprobe.
     let (this, data) = unsafe { instance::<H>(ri) };
-    match this.handler.entry(&Regs(regs)) {
+    let regs = Regs {
+        ptr: regs,
+        _lifetime: PhantomData,
+    };
+    match this.handler.entry(&regs) {
         Some(value) => {
             // SAFETY: `data` points to the instance's `H::Data`, ours until the return handler.
             unsafe { data.write_unaligned(value) };
@@ -309,7 +333,13 @@ unsafe extern "C" fn ret_handler<H: RetHandler>(
     // SAFETY: The core passes an instance of this kretprobe.
     let (this, data) = unsafe { instance::<H>(ri) };
     // SAFETY: `ret_entry` wrote `data` for this instance.
-    this.handler
-        .ret(unsafe { data.read_unaligned() }, &Regs(regs));
+    let data = unsafe { data.read_unaligned() };
+    this.handler.ret(
+        data,
+        &RetRegs {
+            ptr: regs,
+            _lifetime: PhantomData,
+        },
+    );
     0
 }

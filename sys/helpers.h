@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0 */
-/* Helpers that expose macros and static inline functions to Rust (resched_helpers.c). */
+/* Helpers that expose macros and static inline functions to Rust (helpers.c). */
 #ifndef RESCHED_HELPERS_H
 #define RESCHED_HELPERS_H
 
@@ -8,7 +8,6 @@
 struct cpumask;
 struct kretprobe;
 struct kretprobe_instance;
-struct module;
 struct pt_regs;
 struct rq;
 struct preempt_notifier;
@@ -29,14 +28,10 @@ unsigned long rrp_regs_return_value(struct pt_regs *regs);
 struct kretprobe *rrp_get_kretprobe(struct kretprobe_instance *ri);
 void *rrp_kretprobe_data(struct kretprobe_instance *ri);
 int rrp_rq_cpu(struct rq *rq);
-struct module *rrp_this_module(void);
 bool rrp_is_err(const void *ptr);
 struct task_struct *rrp_current(void);
-int rrp_task_pid(struct task_struct *t);
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
 bool rrp_task_is_running(struct task_struct *t);
-void rrp_get_task_struct(struct task_struct *t);
-void rrp_put_task_struct(struct task_struct *t);
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops);
 void rrp_preempt_notifier_register_current(struct preempt_notifier *n);
 void rrp_preempt_notifier_register_new(struct preempt_notifier *n, struct task_struct *t);

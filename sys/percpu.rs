@@ -5,7 +5,7 @@
 //!
 //! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
 
-use crate::{bindings, cpu};
+use super::{bindings, cpu};
 use kernel::prelude::*;
 
 /// An array of `len` counters on every possible CPU.

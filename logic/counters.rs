@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The IPI and resched counters: what each probe hit adds, and the per-CPU totals read from them.
+//! The IPI and resched counters, and the one list of tags (the kinds of event) that the tables, the
+//! stack files and the tests follow: what each probe hit adds, and the per-CPU totals read from them.
 //!
 //! Each CPU counts what it *sends* in its own per-cpu copy, indexed by target CPU where there is one,
 //! so a handler touches one local word. Totals by target are sums over senders at read time.
 
-use crate::percpu::PerCpuArray;
+use crate::sys::percpu::PerCpuArray;
+use kernel::c_str;
 use kernel::prelude::*;
 
 /// The kinds of event counted, one per probe.
@@ -32,15 +34,20 @@ impl Tag {
         self as usize
     }
 
+    /// The tag as shown in the tables and as the name of its `stacks/` file.
+    pub(crate) fn c_name(self) -> &'static CStr {
+        match self {
+            Tag::Res => c_str!("RES"),
+            Tag::Cfs => c_str!("CFS"),
+            Tag::Cfm => c_str!("CFM"),
+            Tag::Rsc => c_str!("RSC"),
+            Tag::Wkl => c_str!("WKL"),
+        }
+    }
+
     /// The tag as shown in the tables.
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Tag::Res => "RES",
-            Tag::Cfs => "CFS",
-            Tag::Cfm => "CFM",
-            Tag::Rsc => "RSC",
-            Tag::Wkl => "WKL",
-        }
+        self.c_name().to_str().unwrap_or("?")
     }
 }
 

@@ -7,7 +7,8 @@
 //!
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
-use crate::bindings;
+use super::bindings;
+use super::task::{self, Current};
 use core::fmt;
 use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
 use kernel::ffi::{c_char, c_int, c_void};
@@ -98,8 +99,8 @@ pub(crate) trait Node: Sync + Sized {
         kernel::build_error(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Handles one write of `input` (at most [`MAX_WRITE`] bytes, at offset 0).
-    fn store(&self, _input: &[u8]) -> Result {
+    /// Handles one write of `input` (at most [`MAX_WRITE`] bytes, at offset 0) by the task `writer`.
+    fn store(&self, _input: &[u8], _writer: &Current<'_>) -> Result {
         kernel::build_error(VTABLE_DEFAULT_ERROR)
     }
 }
@@ -245,7 +246,9 @@ unsafe extern "C" fn write<T: Node>(
                 .private
                 .cast::<T>()
         };
-        node.store(&input[..count])?;
+        // SAFETY: A `write` runs in the writing task's process context; the borrow ends with the call.
+        let writer = unsafe { Current::new(task::current()) };
+        node.store(&input[..count], &writer)?;
         Ok(count as isize)
     })
 }

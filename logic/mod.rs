@@ -1,0 +1,11 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the module counts and shows, written against the safe wrappers of [`crate::sys`]: no
+//! `unsafe` and no C names here.
+
+pub(crate) mod counters;
+pub(crate) mod report;
+pub(crate) mod probes;
+pub(crate) mod ratelimit;
+pub(crate) mod stacks;
+pub(crate) mod tasks;

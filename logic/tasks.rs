@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Attached tasks: a preempt notifier on every task that asked for one and on the tasks it creates
+//! afterwards, its per-task counts, and the scheduler hooks that attach children, detach exiting
+//! tasks and count every context switch.
+//!
+//! Every attachment holds a reference on the module ([`Notifiers`]), so the module cannot be unloaded
+//! while a task is attached (`rmmod` reports it in use); a task is detached by itself (`detach`) or
+//! when it exits.
+
+use crate::logic::counters::{Counters, Local};
+use crate::sys::cpu;
+use crate::sys::notifier::{self, Notifiers};
+use crate::sys::task::{Current, NewTask, Task, TaskExt, COMM_LEN};
+use crate::sys::tracepoint::{SchedProcessExit, SchedProcessFork, SchedSwitch, TracepointProbe};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+use kernel::types::ARef;
+
+/// Adds one to a counter that only one context ever writes (the task's own context switches).
+fn bump(counter: &AtomicU64) {
+    counter.store(counter.load(Relaxed) + 1, Relaxed);
+}
+
+const NO_CPU: u32 = u32::MAX;
+
+/// What an attached task's notifier counts.
+pub(crate) struct Tracker {
+    task: ARef<Task>,
+    counters: Arc<Counters>,
+    ins: AtomicU64,
+    outs: AtomicU64,
+    preempted: AtomicU64,
+    voluntary: AtomicU64,
+    migrations: AtomicU64,
+    last_cpu: AtomicU32,
+}
+
+impl Tracker {
+    /// Counts for `task`; `running_on` is its CPU if it is running now (the calling task attaching
+    /// itself counts as switched in there), `None` for a new task that has not run yet.
+    fn new(task: &Task, counters: Arc<Counters>, running_on: Option<usize>) -> Self {
+        Self {
+            task: task.into(),
+            counters,
+            ins: AtomicU64::new(u64::from(running_on.is_some())),
+            outs: AtomicU64::new(0),
+            preempted: AtomicU64::new(0),
+            voluntary: AtomicU64::new(0),
+            migrations: AtomicU64::new(0),
+            last_cpu: AtomicU32::new(running_on.map_or(NO_CPU, |c| c as u32)),
+        }
+    }
+}
+
+impl notifier::Handler for Tracker {
+    fn sched_in(&self, cpu: usize) {
+        bump(&self.ins);
+        self.counters.local(Local::SchedIn);
+        let last = self.last_cpu.swap(cpu as u32, Relaxed);
+        if last != NO_CPU && last as usize != cpu {
+            bump(&self.migrations);
+            self.counters.local(Local::Migrated);
+        }
+    }
+
+    fn sched_out(&self, prev: &Task, _next: &Task) {
+        bump(&self.outs);
+        self.counters.local(Local::SchedOut);
+        if prev.is_running() {
+            bump(&self.preempted);
+            self.counters.local(Local::Preempted);
+        } else {
+            bump(&self.voluntary);
+            self.counters.local(Local::Voluntary);
+        }
+    }
+}
+
+/// One line of the `tasks` file.
+pub(crate) struct TaskRow {
+    pub(crate) pid: i32,
+    pub(crate) comm: [u8; COMM_LEN],
+    pub(crate) ins: u64,
+    pub(crate) outs: u64,
+    pub(crate) preempted: u64,
+    pub(crate) voluntary: u64,
+    pub(crate) migrations: u64,
+    pub(crate) last_cpu: Option<u32>,
+}
+
+/// The attached tasks.
+#[pin_data]
+pub(crate) struct Tasks {
+    #[pin]
+    attached: Notifiers<Tracker>,
+    counters: Arc<Counters>,
+    /// New tasks of attached parents that could not be attached (out of memory).
+    failed: AtomicU64,
+}
+
+impl Tasks {
+    /// No task attached yet.
+    pub(crate) fn new(counters: Arc<Counters>, module: &'static ThisModule) -> impl PinInit<Self> {
+        pin_init!(Self {
+            attached <- Notifiers::new(module),
+            counters,
+            failed: AtomicU64::new(0),
+        })
+    }
+
+    /// `attach` written by the calling task: registers a notifier on it. Attaching twice is a no-op.
+    pub(crate) fn attach_current(&self, me: &Current<'_>) -> Result {
+        if self.attached.is_attached(me) {
+            return Ok(());
+        }
+        let tracker = Tracker::new(me.task(), self.counters.clone(), Some(cpu::this_cpu()));
+        self.attached.attach(me, tracker, GFP_KERNEL).map(|_| ())
+    }
+
+    /// `detach` written by the calling task: unregisters and frees its notifier.
+    pub(crate) fn detach_current(&self, me: &Current<'_>) -> Result {
+        self.attached.detach(me)
+    }
+
+    /// The attached tasks' counts.
+    pub(crate) fn rows(&self) -> Result<KVec<TaskRow>> {
+        let mut rows = KVec::new();
+        self.attached.for_each(|t| {
+            let last = t.last_cpu.load(Relaxed);
+            rows.push(
+                TaskRow {
+                    pid: t.task.pid(),
+                    comm: t.task.comm(),
+                    ins: t.ins.load(Relaxed),
+                    outs: t.outs.load(Relaxed),
+                    preempted: t.preempted.load(Relaxed),
+                    voluntary: t.voluntary.load(Relaxed),
+                    migrations: t.migrations.load(Relaxed),
+                    last_cpu: (last != NO_CPU).then_some(last),
+                },
+                GFP_ATOMIC,
+            )?;
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
+    /// New tasks of attached parents that could not be attached.
+    pub(crate) fn failed(&self) -> u64 {
+        self.failed.load(Relaxed)
+    }
+}
+
+impl SchedProcessFork for Tasks {
+    /// Attaches `child` when its parent (the calling task) is attached.
+    fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>) {
+        if !self.attached.is_attached(parent) {
+            return;
+        }
+        let tracker = Tracker::new(child.task(), self.counters.clone(), None);
+        if self.attached.attach_new(child, tracker, GFP_ATOMIC).is_err() {
+            bump(&self.failed);
+        }
+    }
+}
+
+impl SchedProcessExit for Tasks {
+    /// Detaches the exiting task, if it is attached.
+    fn sched_process_exit(&self, task: &Current<'_>) {
+        // `ENOENT` (not attached) is the common case.
+        let _ = self.attached.detach(task);
+    }
+}
+
+impl SchedSwitch for Counters {
+    /// Counts every context switch, and those that preempted the previous task.
+    fn sched_switch(&self, preempt: bool, _prev: &Task, _next: &Task) {
+        self.local(Local::Switches);
+        if preempt {
+            self.local(Local::SwitchesPreempt);
+        }
+    }
+}
+
+/// The scheduler hooks, in drop order: tracepoints first (no probe runs after), then the attached
+/// tasks (by then none: each attachment holds a module reference).
+pub(crate) struct Hooks {
+    _fork: TracepointProbe<Tasks>,
+    _exit: TracepointProbe<Tasks>,
+    _switch: TracepointProbe<Counters>,
+    tasks: Arc<Tasks>,
+}
+
+impl Hooks {
+    /// Turns preempt notifiers on and registers the fork, exit and switch probes.
+    pub(crate) fn new(counters: Arc<Counters>, module: &'static ThisModule) -> Result<Self> {
+        let tasks = Arc::pin_init(Tasks::new(counters.clone(), module), GFP_KERNEL)?;
+        Ok(Self {
+            _fork: TracepointProbe::sched_process_fork(tasks.clone())?,
+            _exit: TracepointProbe::sched_process_exit(tasks.clone())?,
+            _switch: TracepointProbe::sched_switch(counters)?,
+            tasks,
+        })
+    }
+
+    /// The attached tasks.
+    pub(crate) fn tasks(&self) -> &Arc<Tasks> {
+        &self.tasks
+    }
+}

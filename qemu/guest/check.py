@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The boot test (`make check`): loads the module, checks what it shows, unloads it, 20 load/unload
+cycles, then the IPI, preempt-notifier and stack checks, each part after its own insmod."""
+
+import os
+
+import ipi
+import sched
+import stacks
+from lib import D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read, rmmod
+
+PARTS = [("ipi", ipi.main), ("sched", sched.main), ("stacks", stacks.main)]
+
+
+def cat(path):
+    """What `$(cat PATH 2>&1)` gives: the text without its trailing newlines (an error's text when the
+    read fails, which never equals a file's)."""
+    try:
+        return read(path).rstrip("\n")
+    except OSError as e:
+        return f"cat: {path}: {e.strerror}"
+
+
+def write_fails(path):
+    """`! echo 1 > PATH`: the shell's open (O_CREAT|O_TRUNC) or its write fails."""
+    try:
+        with open(path, "w") as f:
+            f.write("1\n")
+    except OSError:
+        return True
+    return False
+
+
+def main(c, g):
+    # --- Load, files, unload ------------------------------------------------------------------------
+    c.check(f"insmod {KO_NAME}.ko", insmod(g.ko))
+    c.check("module listed in /proc/modules", module_listed())
+    c.check(f"{D} is a directory", os.path.isdir(D))
+    c.check("cpus equals /sys/devices/system/cpu/online", cat(f"{D}/cpus") == cat(ONLINE))
+    try:
+        same = one_byte_reads(f"{D}/cpus") == read(f"{D}/cpus")
+    except OSError:
+        same = False
+    c.check("cpus read one byte at a time equals one large read", same)
+    try:
+        mode = os.stat(f"{D}/cpus").st_mode & 0o7777
+    except OSError:
+        mode = None
+    c.check("cpus is root-only read-only (mode 400)", mode == 0o400, f"mode {mode:o}" if mode else "")
+    c.check("writing cpus fails", write_fails(f"{D}/cpus"))
+    c.check("load logged one line", dmesg_count(f"{PREFIX}loaded") == 1)
+    c.check(f"rmmod {KO_NAME}", rmmod())
+    c.check(f"unload removed {D}", not os.path.exists(D))
+    c.check("module gone from /proc/modules", not module_listed())
+
+    # --- 20 load/unload cycles ----------------------------------------------------------------------
+    cycles_ok = 0
+    for i in range(1, 21):
+        if not insmod(g.ko):
+            break
+        if cat(f"{D}/cpus") != cat(ONLINE):
+            break
+        if not rmmod():
+            break
+        if os.path.exists(D):
+            break
+        cycles_ok = i
+    c.check(f"20 load/unload cycles ({cycles_ok} completed)", cycles_ok == 20)
+
+    # --- IPI counting, preempt notifiers, stacks: each part after its own insmod ---------------------
+    for name, part in PARTS:
+        if insmod(g.ko):
+            c.ok(f"insmod for the {name} checks")
+            guarded(c, name, part, c, g)
+            if module_listed():
+                rmmod()
+        else:
+            c.not_ok(f"insmod for the {name} checks")

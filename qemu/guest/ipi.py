@@ -1,0 +1,264 @@
+# SPDX-License-Identifier: GPL-2.0
+"""IPI and resched checks, run with the module loaded: real load, cross-checks against
+/proc/interrupts and the ipi tracepoints, reset and bad input, unload under load."""
+
+import errno
+import os
+import re
+import subprocess
+import time
+
+from lib import (D, PREFIX, TRACING, dmesg, dmesg_count, module_symbols, one_byte_reads, online_cpus,
+                 parse_matrix, parse_table, proc_interrupts, read, run, snapshot, write_errno)
+
+N_PING = 3000
+N_MB = 1000
+# What `probes` must list, in this order: a statement of the expected output.
+EXPECTED_TAGS = ["RES", "CFS", "CFM", "RSC", "WKL"]
+# The kernel's own count of the IPIs sent, by hist triggers on the ipi tracepoints.
+SEND_CPU = f"{TRACING}/events/ipi/ipi_send_cpu"
+SEND_MASK = f"{TRACING}/events/ipi/ipi_send_cpumask"
+TRIG_CPU = "hist:keys=common_cpu,cpu,callback:size=256"
+TRIG_MASK = "hist:keys=common_cpu:size=128"
+
+
+def delta(after, before):
+    return {k: {cpu: after[k][cpu] - before[k].get(cpu, 0) for cpu in after[k]} for k in after}
+
+
+def mdelta(after, before):
+    return {k: {s: {t: after[k][s][t] - before[k][s][t] for t in after[k][s]} for s in after[k]}
+            for k in after}
+
+
+def close(ours, theirs):
+    return ours <= theirs + 2 and theirs <= ours + 20 + ours // 50
+
+
+def hits_missed(line):
+    f = dict(kv.split("=") for kv in line.split()[3:])
+    return int(f["hits"]), int(f["missed"])
+
+
+def totals():
+    return {k: sum(v.values()) for k, v in parse_table(read(f"{D}/ipi"))[1].items()}
+
+
+def cells():
+    return parse_table(read(f"{D}/ipi"))[1]
+
+
+def main(c, g):
+    load = g.load
+    cpus = online_cpus()
+
+    # --- What the module shows -------------------------------------------------------------------------
+    probes = read(f"{D}/probes").splitlines()
+    c.check(f"probes lists {' '.join(EXPECTED_TAGS)}, every one ok",
+            [l.split()[0] for l in probes] == EXPECTED_TAGS
+            and all(l.split()[2] == "ok" for l in probes), "\n".join(probes))
+    for name, mode in [("ipi", 0o400), ("targets", 0o400), ("matrix", 0o400), ("probes", 0o400),
+                       ("reset", 0o200)]:
+        got = os.stat(f"{D}/{name}").st_mode & 0o777
+        c.check(f"{name} has mode {mode:o}", got == mode, f"mode {got:o}")
+    ipi_cols, ipi_rows = parse_table(read(f"{D}/ipi"))
+    c.check("ipi: one column per online CPU, rows RES CFS CFM CFT RSC WKL",
+            ipi_cols == cpus and list(ipi_rows) == ["RES", "CFS", "CFM", "CFT", "RSC", "WKL"],
+            read(f"{D}/ipi"))
+    t_cols, t_rows = parse_table(read(f"{D}/targets"))
+    c.check("targets: one column per online CPU, rows RES CAL RSC WKL",
+            t_cols == cpus and list(t_rows) == ["RES", "CAL", "RSC", "WKL"], read(f"{D}/targets"))
+    c.check("no raw kernel addresses in any file",
+            not any(re.search(r"ffff[0-9a-f]{12}", read(f"{D}/{n}")) for n in
+                    ("ipi", "targets", "matrix", "probes")))
+
+    for name in ("ipi", "targets", "matrix", "probes"):
+        same = False
+        for _ in range(100):
+            big = read(f"{D}/{name}")
+            small = one_byte_reads(f"{D}/{name}")
+            if read(f"{D}/{name}") == big:
+                same = small == big
+                break
+        c.check(f"{name}: 1-byte reads return what one large read returns", same)
+
+    # --- Load, with the kernel's own counts beside ours ------------------------------------------------
+    with open(f"{SEND_CPU}/trigger", "w") as f:
+        f.write(TRIG_CPU)
+    with open(f"{SEND_MASK}/trigger", "w") as f:
+        f.write(TRIG_MASK)
+
+    # Sent window contains the received window: ours first, /proc/interrupts second, and the reverse after.
+    before, ok_before = snapshot()
+    irq_before = proc_interrupts()
+    loads = [subprocess.Popen([load, "busypong", "0", "1", str(N_PING)], stdout=subprocess.PIPE, text=True),
+             subprocess.Popen([load, "pingpong", "2", "3", str(N_PING)], stdout=subprocess.PIPE, text=True)]
+    rcs = [p.wait(timeout=600) for p in loads]
+    mb = run([load, "membarrier", str(N_MB)])
+    irq_after = proc_interrupts()
+    after, ok_after = snapshot()
+    hist_cpu = read(f"{SEND_CPU}/hist")
+    hist_mask = read(f"{SEND_MASK}/hist")
+    with open(f"{SEND_CPU}/trigger", "w") as f:
+        f.write("!" + TRIG_CPU)
+    with open(f"{SEND_MASK}/trigger", "w") as f:
+        f.write("!" + TRIG_MASK)
+
+    print("# load:", " | ".join(p.stdout.read().strip() for p in loads), "|", mb.stdout.strip())
+    c.check("load generators ran (busy ping-pong 0-1, idle ping-pong 2-3, membarrier)", rcs == [0, 0] and mb.returncode == 0,
+            mb.stderr)
+    c.check("snapshots before and after are self-consistent", ok_before and ok_after)
+
+    ipi = delta(parse_table(after["ipi"])[1], parse_table(before["ipi"])[1])
+    tgt = delta(parse_table(after["targets"])[1], parse_table(before["targets"])[1])
+    mat = mdelta(parse_matrix(after["matrix"]), parse_matrix(before["matrix"]))
+    irq = delta({k: irq_after[k] for k in ("RES", "CAL")}, irq_before)
+    print("# deltas over the load window, per CPU", cpus)
+    for k, v in ipi.items():
+        print(f"#   ipi     {k}: {[v[x] for x in cpus]}")
+    for k, v in tgt.items():
+        print(f"#   targets {k}: {[v[x] for x in cpus]}")
+    for k in ("RES", "CAL"):
+        print(f"#   /proc/interrupts {k}: {[irq[k][x] for x in cpus]}")
+
+    # Counts rise where the load is. Busy targets (0-1): the wakee preempts the spinner from the waking
+    # CPU, a reschedule IPI each way. Idle targets (2-3): the wakeup is queued on the target's wakelist
+    # and a call-function-single IPI wakes it. CPU 0 sends a call-function IPI to CPUs 1-3 for (almost)
+    # every membarrier.
+    for a, b in [(0, 1), (1, 0)]:
+        c.check(f"busy ping-pong: CPU{a} sent reschedule IPIs to CPU{b} ({mat['RES'][a][b]} >= {N_PING // 2})",
+                mat["RES"][a][b] >= N_PING // 2)
+        c.check(f"busy ping-pong: CPU{a} made remote resched requests for CPU{b} "
+                f"(RSC {tgt['RSC'][b]} >= {N_PING // 2})", tgt["RSC"][b] >= N_PING // 2)
+    for a, b in [(2, 3), (3, 2)]:
+        c.check(f"idle ping-pong: CPU{a} sent call-function IPIs to CPU{b} ({mat['CAL'][a][b]} >= {N_PING // 2})",
+                mat["CAL"][a][b] >= N_PING // 2)
+        c.check(f"idle ping-pong: CPU{a} queued wakeups on CPU{b}'s wakelist (WKL {tgt['WKL'][b]} >= {N_PING // 2})",
+                tgt["WKL"][b] >= N_PING // 2)
+    # membarrier IPIs only the CPUs whose *current* task is one of ours at that instant. rrp-load starts
+    # timing once every spinner runs on its CPU, yet under TCG (4 vCPUs on 2 host cores) the share of calls
+    # that found them there varied from 25% to 100% between runs: hence N/10 here. Exactness is checked
+    # below against /proc/interrupts and the tracepoints.
+    mb_sends = ipi["CFM"][0] + ipi["CFS"][0]
+    c.check(f"membarrier: CPU0 made call-function sends ({mb_sends} >= {N_MB // 10})",
+            mb_sends >= N_MB // 10)
+    for t in cpus[1:]:
+        c.check(f"membarrier: CPU0 sent call-function IPIs to CPU{t} ({mat['CAL'][0][t]} >= {N_MB // 10})",
+                mat["CAL"][0][t] >= N_MB // 10)
+    c.check(f"resched requests counted (RSC {sum(ipi['RSC'].values())} > 0)",
+            sum(ipi["RSC"].values()) > 0)
+
+    # The matrix adds up to the ipi and targets rows (in one consistent snapshot).
+    A = parse_table(after["ipi"])[1]
+    T = parse_table(after["targets"])[1]
+    M = parse_matrix(after["matrix"])
+    bad = []
+    for s in cpus:
+        if sum(M["RES"][s].values()) != A["RES"][s]:
+            bad.append(f"RES row CPU{s}: {sum(M['RES'][s].values())} != ipi {A['RES'][s]}")
+        if sum(M["CAL"][s].values()) != A["CFS"][s] + A["CFT"][s]:
+            bad.append(f"CAL row CPU{s}: {sum(M['CAL'][s].values())} != CFS+CFT {A['CFS'][s] + A['CFT'][s]}")
+    for t in cpus:
+        if sum(M["RES"][s][t] for s in cpus) != T["RES"][t]:
+            bad.append(f"RES column CPU{t} != targets RES {T['RES'][t]}")
+        if sum(M["CAL"][s][t] for s in cpus) != T["CAL"][t]:
+            bad.append(f"CAL column CPU{t} != targets CAL {T['CAL'][t]}")
+    c.check("matrix rows sum to ipi (RES, CFS+CFT), columns to targets (RES, CAL)", not bad, "\n".join(bad))
+
+    # /proc/interrupts per target CPU: received <= sent (IPIs coalesce, never multiply) and >= 90% of it.
+    # Slack of 2 for IPIs in flight at the window's start (sent before our first read, received after).
+    total = {k: sum(tgt[k][t] for t in cpus) for k in ("RES", "CAL")}
+    c.check(f"enough IPIs to compare (sent RES+CAL {total['RES'] + total['CAL']} >= 2000)",
+            total["RES"] + total["CAL"] >= 2000)
+    for k in ("RES", "CAL"):
+        for t in cpus:
+            sent, got = tgt[k][t], irq[k][t]
+            c.check(f"/proc/interrupts {k} CPU{t}: received {got} <= sent {sent}"
+                    + (" and >= 90%" if sent >= 100 else ""),
+                    got <= sent + 2 and (sent < 100 or got >= 0.9 * sent))
+
+    # The kernel's own ipi tracepoints, counted by hist triggers over a window that contains ours.
+    tp_res, tp_cfs, tp_cfm = {}, {}, {}
+    for m in re.finditer(r"common_cpu:\s*(\d+), cpu:\s*(\d+), callback:\s*(\d+) \} hitcount:\s*(\d+)",
+                         hist_cpu):
+        s, t, cb, n = map(int, m.groups())
+        if cb == 0:
+            tp_res[(s, t)] = tp_res.get((s, t), 0) + n
+        else:
+            tp_cfs[s] = tp_cfs.get(s, 0) + n
+    for m in re.finditer(r"common_cpu:\s*(\d+) \} hitcount:\s*(\d+)", hist_mask):
+        tp_cfm[int(m.group(1))] = int(m.group(2))
+
+    bad = [f"RES CPU{s}->CPU{t}: ours {mat['RES'][s][t]}, tracepoint {tp_res.get((s, t), 0)}"
+           for s in cpus for t in cpus if not close(mat["RES"][s][t], tp_res.get((s, t), 0))]
+    c.check("RES per sender->target matches ipi:ipi_send_cpu (callback NULL)", not bad, "\n".join(bad))
+    bad = [f"CFS CPU{s}: ours {ipi['CFS'][s]}, tracepoint {tp_cfs.get(s, 0)}"
+           for s in cpus if not close(ipi["CFS"][s], tp_cfs.get(s, 0))]
+    c.check("CFS per sender matches ipi:ipi_send_cpu (callback set)", not bad, "\n".join(bad))
+    bad = [f"CFM CPU{s}: ours {ipi['CFM'][s]}, tracepoint {tp_cfm.get(s, 0)}"
+           for s in cpus if not close(ipi["CFM"][s], tp_cfm.get(s, 0))]
+    c.check("CFM per sender matches ipi:ipi_send_cpumask", not bad, "\n".join(bad))
+
+    # A kprobe skips (and counts as missed) a hit that comes while another kprobe handler runs on the same
+    # CPU: an interrupt inside a handler whose call site has IRQs on (CFM, CFS) that itself wakes a task.
+    # Seen at most once in ~50,000 hits; allow 1 in 10,000 per probe, and show the numbers.
+    probes = read(f"{D}/probes").splitlines()
+    c.check("probes: every probe ok, missed <= 1 in 10,000 hits after the load",
+            all(l.split()[2] == "ok" and hits_missed(l)[1] * 10000 <= max(hits_missed(l)[0], 1)
+                for l in probes), "\n".join(probes))
+    print("# " + "\n# ".join(probes))
+
+    # --- reset and bad input ---------------------------------------------------------------------------
+    BAD = [b"", b"0", b"2", b"abc", b"1 1", b"x" * 4096, b"\0", b"1\0", b"18446744073709551616",
+           b" 1", b"1\n\n", b"-1", b"11"]
+    for data in BAD:
+        before_cells = cells()
+        e = write_errno(f"{D}/reset", data)
+        after_cells = cells()
+        kept = all(after_cells[k][x] >= before_cells[k][x] for k in before_cells for x in cpus)
+        c.check(f"reset <- {data[:24]!r}{'...' if len(data) > 24 else ''}: EINVAL, counters kept",
+                e == errno.EINVAL and kept, f"errno {e}, kept {kept}")
+    before_cells = cells()
+    e = write_errno(f"{D}/reset", b"1", offset=1)
+    c.check("reset <- '1' with pwrite: refused (seq_file has no pwrite), counters kept",
+            e != 0 and all(cells()[k][x] >= before_cells[k][x] for k in before_cells for x in cpus),
+            f"errno {e}")
+    before_cells = cells()
+    e = write_errno(f"{D}/reset", b"1", seek=1)
+    c.check("reset <- '1' after lseek to 1: EINVAL, counters kept",
+            e == errno.EINVAL and all(cells()[k][x] >= before_cells[k][x] for k in before_cells for x in cpus),
+            f"errno {e}")
+    c.check("bad reset input is logged", f"{PREFIX}reset: expected" in dmesg())
+    # The log of bad writes is rate-limited: a burst of them cannot flood the kernel log.
+    logged = dmesg_count(f"{PREFIX}reset: expected")
+    errs = [write_errno(f"{D}/reset", b"2") for _ in range(100)]
+    logged = dmesg_count(f"{PREFIX}reset: expected") - logged
+    c.check(f"100 malformed writes to reset in a burst: each EINVAL, at most 20 logged ({logged} lines)",
+            all(e == errno.EINVAL for e in errs) and logged <= 20,
+            f"errnos {sorted(set(errs))}, {logged} new '{PREFIX}reset: expected' lines")
+
+    t0 = totals()
+    e = write_errno(f"{D}/reset", b"1\n")
+    t1 = totals()
+    c.check(f"reset <- '1\\n' zeroes the counters (total {sum(t0.values())} -> {sum(t1.values())})",
+            e == 0 and sum(t0.values()) >= 1000 and sum(t1.values()) < sum(t0.values()) // 20, f"errno {e}")
+    e = write_errno(f"{D}/reset", b"1")
+    c.check("reset <- '1' (no newline) accepted", e == 0, f"errno {e}")
+
+    # --- Unload while the load runs --------------------------------------------------------------------
+    symbols = module_symbols()
+    bg = [subprocess.Popen([load, "pingpong", "0", "1", "1000000"], stdout=subprocess.DEVNULL),
+          subprocess.Popen([load, "pingpong", "2", "3", "1000000"], stdout=subprocess.DEVNULL),
+          subprocess.Popen([load, "membarrier", "100000000"], stdout=subprocess.DEVNULL)]
+    time.sleep(1.0)
+    rm = run(["rmmod", "resched_probe"])
+    still = [p.poll() is None for p in bg]
+    for p in bg:
+        p.kill()
+        p.wait()
+    c.check("rmmod under load succeeds (load still running at the time)", rm.returncode == 0 and all(still),
+            rm.stderr)
+    kp_list = read("/sys/kernel/debug/kprobes/list")
+    left = [s for s in symbols if s in kp_list]
+    c.check("no kprobe of ours left in /sys/kernel/debug/kprobes/list", not left, kp_list)
+    c.check("no debugfs entry left", not os.path.exists(D))

@@ -1,0 +1,310 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The guest tests' one list of facts: where the module's files are, the prefix of its kernel messages,
+how checks are counted, what a kernel report looks like; and the readers and parsers the tests share.
+
+On the host, `lib.py first-report FILE` prints the first kernel report in FILE (a console log or a
+dmesg) with the lines that follow it, and exits 1 when there is none: qemu/boot.sh uses it, so that the
+host and the guest judge the kernel log with the same patterns.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import traceback
+
+D = "/sys/kernel/debug/resched"
+TRACING = "/sys/kernel/tracing"
+ONLINE = "/sys/devices/system/cpu/online"
+KO_NAME = "resched_probe"
+# Every kernel message of the module starts with this.
+PREFIX = "resched_probe: "
+
+
+class Guest:
+    """Where the things a test runs are: the repository, the output directory, the module (RRP_KO, as
+    qemu/boot.sh passes it), the load generator and the attach wrapper."""
+
+    def __init__(self, repo, out):
+        self.repo = repo
+        self.out = out
+        self.ko = os.environ.get("RRP_KO") or f"{repo}/{KO_NAME}.ko"
+        self.load = f"{repo}/tools/rrp-load"
+        self.attach = f"{repo}/tools/resched-attach"
+
+
+class Checks:
+    """Counts the checks of one guest run and prints each as `ok N - desc` or `not ok N - desc`, the
+    details of a failure below it as `#   ...` lines."""
+
+    def __init__(self):
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, desc, cond, detail=""):
+        cond = bool(cond)
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+        n = self.passed + self.failed
+        print(f"{'ok' if cond else 'not ok'} {n} - {desc}", flush=True)
+        if not cond and detail:
+            for line in str(detail).splitlines():
+                print(f"#   {line}", flush=True)
+        return cond
+
+    def ok(self, desc):
+        return self.check(desc, True)
+
+    def not_ok(self, desc, detail=""):
+        return self.check(desc, False, detail)
+
+    def summary(self):
+        return f"{self.passed} passed, {self.failed} failed"
+
+
+# --- Kernel reports ----------------------------------------------------------------------------------
+# What the kernel prints when something went wrong, one pattern per kind, each matched anywhere in a
+# line. BUG and WARNING are whole words (`BUG:`, `kernel BUG at`, `WARNING: CPU:`), so that DEBUG or
+# ODEBUG in a harmless line is not a BUG.
+REPORT_PATTERNS = [
+    r"\bBUG\b",                                   # BUG: ..., kernel BUG at ..., BUG: soft lockup
+    r"\bWARNING\b",                               # WARN_ON, lockdep's "WARNING: possible ..."
+    r"Oops",
+    r"Call Trace",
+    r"general protection fault",
+    r"Kernel panic",
+    r"KASAN",
+    r"KFENCE",
+    r"UBSAN:",
+    r"possible (circular|recursive) locking",     # lockdep
+    r"inconsistent lock state",                   # lockdep
+    r"suspicious RCU usage",                      # PROVE_RCU
+    r"rcu: INFO",                                 # RCU stall
+    r"sleeping function called",                  # DEBUG_ATOMIC_SLEEP
+    r"ODEBUG",                                    # debug objects
+    r"list_(add|del) corruption",                 # DEBUG_LIST
+]
+REPORT = re.compile("|".join(f"(?:{p})" for p in REPORT_PATTERNS))
+# Lines of the guest tests' own output, which a console log holds beside the kernel's and whose words
+# ("kernel log has no WARNING, BUG, ...") are not reports.
+OWN_OUTPUT = re.compile(r"^((not )?ok \d+ - |#|guest: |boot: |\d+ passed, \d+ failed$)")
+REPORT_CONTEXT = 40
+
+
+def report_lines(text):
+    """The lines of `text` (a kernel log, or a console log) that are kernel reports."""
+    return [l for l in text.splitlines() if REPORT.search(l) and not OWN_OUTPUT.match(l)]
+
+
+def first_report(text, context=REPORT_CONTEXT):
+    """(line number from 1, the first report line and the `context` lines after it) or None: a
+    crash's tail often shows only the last of several reports, and the first is the cause."""
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if REPORT.search(line) and not OWN_OUTPUT.match(line):
+            return i + 1, lines[i:i + context + 1]
+    return None
+
+
+REPORT_CHECK = ("kernel log holds no report (WARNING, BUG, Oops, Call Trace, panic, KASAN, KFENCE, UBSAN, "
+                "lockdep, RCU, sleeping in atomic, debug objects, list corruption)")
+
+
+def check_kernel_log(c):
+    """The check that ends every guest run: no kernel report since boot."""
+    log = dmesg()
+    first = first_report(log)
+    detail = ""
+    if first:
+        detail = f"{len(report_lines(log))} report lines; the first (dmesg line {first[0]}) and what follows:\n"
+        detail += "\n".join(first[1])
+    return c.check(REPORT_CHECK, first is None, detail)
+
+
+# --- The module ----------------------------------------------------------------------------------------
+def module_probes():
+    """The module's probes, from the module (`probes`): [(tag, symbol)], one per line in its order."""
+    return [tuple(l.split()[:2]) for l in read(f"{D}/probes").splitlines() if l.strip()]
+
+
+def module_tags():
+    """The tags the module offers (first word of each `probes` line): RES CFS CFM RSC WKL today."""
+    return [tag for tag, _ in module_probes()]
+
+
+def module_symbols():
+    """The kernel functions the module probes (second word of each `probes` line)."""
+    return [sym for _, sym in module_probes()]
+
+
+def module_listed():
+    """The module is in /proc/modules."""
+    return any(l.startswith(KO_NAME + " ") for l in read("/proc/modules").splitlines())
+
+
+def insmod(ko):
+    """`insmod KO` (its messages go to the log); True on success."""
+    return subprocess.run(["insmod", ko]).returncode == 0
+
+
+def rmmod():
+    """`rmmod resched_probe`; True on success."""
+    return subprocess.run(["rmmod", KO_NAME]).returncode == 0
+
+
+def mount_debugfs():
+    if not os.path.ismount("/sys/kernel/debug"):
+        subprocess.run(["mount", "-t", "debugfs", "none", "/sys/kernel/debug"])
+    if not os.path.ismount(TRACING):
+        subprocess.run(["mount", "-t", "tracefs", "none", TRACING], stderr=subprocess.DEVNULL)
+
+
+# --- Readers and parsers -------------------------------------------------------------------------------
+# Numbers that are compared with each other are read in this process, with open(), one after the other:
+# every process started sends IPIs of its own.
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+def online_cpus():
+    """The online CPUs, from /sys/devices/system/cpu/online (a range `0-3` or a list)."""
+    online = [int(x) for x in re.findall(r"\d+", read(ONLINE))]
+    return list(range(online[0], online[-1] + 1)) if len(online) == 2 else online
+
+
+def parse_table(text):
+    """Parses a /proc/interrupts-style table: {"RES": {cpu: count}}; header gives the CPU columns."""
+    lines = text.splitlines()
+    cpus = [int(c[3:]) for c in lines[0].split()]
+    rows = {}
+    for line in lines[1:]:
+        m = re.match(r"\s*(\S+):\s+(.*)$", line)
+        if not m:
+            continue
+        fields = m.group(2).split()
+        values = {}
+        for cpu, field in zip(cpus, fields):
+            if not field.isdigit():
+                break
+            values[cpu] = int(field)
+        if len(values) == len(cpus):
+            rows[m.group(1)] = values
+    return cpus, rows
+
+
+def parse_matrix(text):
+    """Parses `matrix`: {"RES": {sender: {target: count}}, "CAL": ...}."""
+    blocks = {}
+    current = None
+    cpus = []
+    for line in text.splitlines():
+        m = re.match(r"^(RES|CAL): ", line)
+        if m:
+            current = blocks.setdefault(m.group(1), {})
+            continue
+        if line.strip().startswith("CPU") and ":" not in line:
+            cpus = [int(c[3:]) for c in line.split()]
+            continue
+        m = re.match(r"^CPU(\d+):\s+(.*)$", line)
+        if m and current is not None:
+            current[int(m.group(1))] = dict(zip(cpus, map(int, m.group(2).split())))
+    return blocks
+
+
+def proc_interrupts():
+    """{"RES": {cpu: count}, "CAL": {...}} from /proc/interrupts (online CPUs only)."""
+    return parse_table(read("/proc/interrupts"))[1]
+
+
+def snapshot(files=("ipi", "targets", "matrix")):
+    """Reads the module's files back to back until `ipi` reads the same before and after, so that the
+    files of one snapshot agree (every process started sends IPIs, so this reads in-process)."""
+    for _ in range(50):
+        first = read(f"{D}/ipi")
+        texts = {name: read(f"{D}/{name}") for name in files}
+        if read(f"{D}/ipi") == first and texts.get("ipi", first) == first:
+            return texts, True
+        time.sleep(0.05)
+    return texts, False
+
+
+def run(cmd, timeout=300):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+def dmesg():
+    return run(["dmesg"]).stdout
+
+
+def dmesg_count(text):
+    """How many lines of the kernel log contain `text`."""
+    return sum(text in l for l in dmesg().splitlines())
+
+
+def write_errno(path, data, offset=0, seek=0):
+    """Writes `data` in one write(2) (pwrite(2) at `offset`, or after lseek(2) to `seek`); returns 0 or
+    the errno, from the open or the write."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return e.errno
+    try:
+        if seek:
+            os.lseek(fd, seek, os.SEEK_SET)
+        if offset:
+            os.pwrite(fd, data, offset)
+        else:
+            os.write(fd, data)
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
+
+
+def one_byte_reads(path):
+    """The file's text read with one read(2) per byte."""
+    fd = os.open(path, os.O_RDONLY)
+    chunks = []
+    try:
+        while True:
+            b = os.read(fd, 1)
+            if not b:
+                return b"".join(chunks).decode()
+            chunks.append(b)
+    finally:
+        os.close(fd)
+
+
+def guarded(c, name, fn, *args):
+    """Runs one part of a guest run; an exception is printed and counted as a failure, and the run goes
+    on with the next part."""
+    try:
+        fn(*args)
+        return True
+    except Exception:  # noqa: BLE001 - printed and counted
+        traceback.print_exc()
+        sys.stderr.flush()
+        c.not_ok(f"the {name} checks ran to the end")
+        return False
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "first-report":
+        with open(argv[2], errors="replace") as f:
+            first = first_report(f.read())
+        if not first:
+            return 1
+        print(f"first kernel report in {argv[2]} (line {first[0]}):")
+        print("\n".join(first[1]))
+        return 0
+    print("usage: lib.py first-report FILE", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

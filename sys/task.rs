@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Tasks: the `kernel` crate's [`Task`] plus what this module reads of one (its name, whether it is
+//! runnable), and the two kinds of borrowed task whose preempt-notifier list may change.
+//!
+//! A task's notifier list is walked without a lock at its context switches, so only the task itself may
+//! change it, outside the notifier callbacks ([`Current`]), or the task's creator before it first runs
+//! ([`NewTask`]). Only the wrappers that know they run in such a context make these values.
+//!
+//! C header: [`include/linux/sched.h`](srctree/include/linux/sched.h)
+
+use super::bindings;
+use core::marker::PhantomData;
+use kernel::prelude::*;
+pub(crate) use kernel::task::Task;
+
+/// The length of a task's name (`TASK_COMM_LEN`).
+pub(crate) const COMM_LEN: usize = 16;
+
+/// The C task behind `task`.
+pub(super) fn raw(task: &Task) -> *mut bindings::task_struct {
+    // `Task` is a transparent wrapper of the C `struct task_struct`.
+    (task as *const Task).cast_mut().cast()
+}
+
+/// Borrows the task at `ptr`.
+///
+/// # Safety
+///
+/// `ptr` must point to a live task for the lifetime `'a`.
+pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::task_struct) -> &'a Task {
+    // SAFETY: `Task` is a transparent wrapper of `struct task_struct`; the caller vouches for `'a`.
+    unsafe { &*ptr.cast::<Task>() }
+}
+
+/// The calling task.
+///
+/// # Safety
+///
+/// The returned borrow must not outlive the caller's own call (the task cannot end while it runs).
+pub(super) unsafe fn current<'a>() -> &'a Task {
+    // SAFETY: `current` is always a live task; the caller bounds the borrow to its own call.
+    unsafe { from_raw(bindings::rrp_current()) }
+}
+
+/// What this module reads of a task beyond the `kernel` crate's accessors.
+pub(crate) trait TaskExt {
+    /// Its name (`comm`), NUL-padded.
+    fn comm(&self) -> [u8; COMM_LEN];
+    /// Whether it is `TASK_RUNNING` (at sched_out: preempted rather than blocking).
+    fn is_running(&self) -> bool;
+}
+
+impl TaskExt for Task {
+    fn comm(&self) -> [u8; COMM_LEN] {
+        let mut buf = [0u8; COMM_LEN];
+        // SAFETY: `self` is a live task and `buf` has room for `buf.len()` bytes.
+        unsafe { bindings::rrp_task_comm(raw(self), buf.as_mut_ptr(), buf.len()) };
+        buf
+    }
+
+    fn is_running(&self) -> bool {
+        // SAFETY: `self` is a live task.
+        unsafe { bindings::rrp_task_is_running(raw(self)) }
+    }
+}
+
+/// The calling task, in a context where it may change its own preempt-notifier list: process context
+/// (a debugfs write) or one of its own tracepoints (fork, exit); never a notifier callback.
+///
+/// Borrowed for the call that received it; it cannot be sent to, or kept for, another task.
+pub(crate) struct Current<'a> {
+    task: &'a Task,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> Current<'a> {
+    /// The calling task.
+    ///
+    /// # Safety
+    ///
+    /// `task` must be the calling task, and the caller must be in a context where it may change its
+    /// own notifier list (see the type's documentation), for `'a`.
+    pub(super) unsafe fn new(task: &'a Task) -> Self {
+        Self {
+            task,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The task.
+    pub(crate) fn task(&self) -> &'a Task {
+        self.task
+    }
+
+    /// The C task.
+    pub(super) fn as_raw(&self) -> *mut bindings::task_struct {
+        raw(self.task)
+    }
+}
+
+/// A task just created by fork that has not been woken yet: nothing walks its notifier list.
+pub(crate) struct NewTask<'a> {
+    task: &'a Task,
+}
+
+impl<'a> NewTask<'a> {
+    /// The new task.
+    ///
+    /// # Safety
+    ///
+    /// `task` must not have been woken yet, and stay so for `'a`.
+    pub(super) unsafe fn new(task: &'a Task) -> Self {
+        Self { task }
+    }
+
+    /// The task.
+    pub(crate) fn task(&self) -> &'a Task {
+        self.task
+    }
+
+    /// The C task.
+    pub(super) fn as_raw(&self) -> *mut bindings::task_struct {
+        raw(self.task)
+    }
+}
