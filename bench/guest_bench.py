@@ -1,9 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
-"""The benchmark, run in the guest: each round runs every configuration on every workload, the
-configurations interleaved (A B C D E A B C D E ...), and writes OUTDIR/bench.json.
-
-Usage: guest_bench.py REPO OUTDIR FIRST_CHECK_NUMBER  (writes OUTDIR/bench.counts: `passed failed`)
-"""
+"""The benchmark, run in the guest by qemu/guest/main.py (`main.py bench REPO OUT`, which calls
+main() here with its checks): each round runs every configuration on every workload, the configurations
+interleaved (A B C D E A B C D E ...), and writes OUT/bench.json for bench/report.py."""
 
 import json
 import os
@@ -13,14 +11,13 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from guestlib import D, Checks, read, run
+# The guest tests' shared facts and readers (qemu/guest/lib.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu", "guest"))
+from lib import D, KO_NAME, read, run  # noqa: E402
 
-repo, out, first = sys.argv[1], sys.argv[2], int(sys.argv[3])
-LOAD = f"{repo}/tools/rrp-load"
-ATTACH = f"{repo}/scripts/resched-attach"
-KO = f"{repo}/resched_probe.ko"
-EMPTY_KO = f"{repo}/bench/empty/empty_kprobe.ko"
+# The reference module, empty kprobes on the same symbols: its path in the repository.
+EMPTY_KO = "bench/empty-kprobe/empty_kprobe.ko"
+EMPTY_NAME = "empty_kprobe"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "bpftrace", "bpftrace_kstack",
            "empty_kprobe"]
@@ -47,7 +44,6 @@ kprobe:native_send_call_func_ipi { @cfm[kstack] = count(); }
 kprobe:resched_curr { @rsc[kstack] = count(); }
 kprobe:ttwu_queue_wakelist { @wkl[kstack] = count(); }
 """
-c = Checks(f"{out}/bench.counts", first)
 
 
 def probe_hits():
@@ -55,18 +51,21 @@ def probe_hits():
 
 
 class Config:
-    def __init__(self, name):
+    """One configuration, set up for the workloads run within `with`."""
+
+    def __init__(self, name, g):
         self.name = name
+        self.g = g
         self.bpf = None
 
     def __enter__(self):
         if self.name.startswith("module"):
-            subprocess.run(["insmod", KO], check=True)
+            subprocess.run(["insmod", self.g.ko], check=True)
             if self.name == "module_stacks":
                 with open(f"{D}/stacks_enable", "w") as f:
                     f.write("1")
         elif self.name == "empty_kprobe":
-            subprocess.run(["insmod", EMPTY_KO], check=True)
+            subprocess.run(["insmod", f"{self.g.repo}/{EMPTY_KO}"], check=True)
         elif self.name.startswith("bpftrace"):
             prog = BPFTRACE_KSTACK if self.name == "bpftrace_kstack" else BPFTRACE
             self.bpf = subprocess.Popen(["bpftrace", "-e", prog], stdout=subprocess.PIPE,
@@ -79,15 +78,15 @@ class Config:
 
     def __exit__(self, *exc):
         if self.name.startswith("module"):
-            subprocess.run(["rmmod", "resched_probe"], check=True)
+            subprocess.run(["rmmod", KO_NAME], check=True)
         elif self.name == "empty_kprobe":
-            subprocess.run(["rmmod", "empty_kprobe"], check=True)
+            subprocess.run(["rmmod", EMPTY_NAME], check=True)
         elif self.bpf:
             self.bpf.send_signal(signal.SIGINT)
             self.bpf.communicate(timeout=120)
 
     def run(self, workload):
-        cmd = ([ATTACH] if self.name == "module_attached" else []) + [LOAD] + WORKLOADS[workload]
+        cmd = ([self.g.attach] if self.name == "module_attached" else []) + [self.g.load] + WORKLOADS[workload]
         hits0 = probe_hits() if self.name.startswith("module") else 0
         r = run(cmd, timeout=600)
         hits1 = probe_hits() if self.name.startswith("module") else 0
@@ -98,33 +97,33 @@ class Config:
         return float(m.group(2)), (hits1 - hits0) / ops
 
 
-samples = {w: {cfg: [] for cfg in CONFIGS} for w in WORKLOADS}
-hits = {w: [] for w in WORKLOADS}
-kprobe_kinds = ""
-errors = []
-start = time.time()
-for rnd in range(ROUNDS):
-    for cfg in CONFIGS:
-        try:
-            with Config(cfg) as conf:
-                if cfg == "module" and not kprobe_kinds:
-                    kprobe_kinds = read("/sys/kernel/debug/kprobes/list")
-                for w in WORKLOADS:
-                    ns, h = conf.run(w)
-                    samples[w][cfg].append(ns)
-                    if cfg == "module":
-                        hits[w].append(h)
-        except Exception as e:  # noqa: BLE001 - recorded and failed below
-            errors.append(f"round {rnd} {cfg}: {e}")
-    print(f"# round {rnd + 1}/{ROUNDS} done at {time.time() - start:.0f} s", flush=True)
+def main(c, g):
+    samples = {w: {cfg: [] for cfg in CONFIGS} for w in WORKLOADS}
+    hits = {w: [] for w in WORKLOADS}
+    kprobe_kinds = ""
+    errors = []
+    start = time.time()
+    for rnd in range(ROUNDS):
+        for cfg in CONFIGS:
+            try:
+                with Config(cfg, g) as conf:
+                    if cfg == "module" and not kprobe_kinds:
+                        kprobe_kinds = read("/sys/kernel/debug/kprobes/list")
+                    for w in WORKLOADS:
+                        ns, h = conf.run(w)
+                        samples[w][cfg].append(ns)
+                        if cfg == "module":
+                            hits[w].append(h)
+            except Exception as e:  # noqa: BLE001 - recorded and failed below
+                errors.append(f"round {rnd} {cfg}: {e}")
+        print(f"# round {rnd + 1}/{ROUNDS} done at {time.time() - start:.0f} s", flush=True)
 
-with open(f"{out}/bench.json", "w") as f:
-    json.dump({"rounds": ROUNDS, "workloads": WORKLOADS, "samples": samples, "probe_hits_per_op": hits,
-               "kprobes_list": kprobe_kinds, "cpus": os.cpu_count(), "kernel": os.uname().release}, f)
-c.check(f"every configuration ran on every workload, {ROUNDS} rounds, interleaved", not errors,
-        "\n".join(errors))
-c.check("the module's probes were hit by every workload", all(h and min(h) > 0 for h in hits.values()),
-        json.dumps(hits))
-print("# kprobe kinds with the module loaded:")
-print("# " + "\n# ".join(kprobe_kinds.strip().splitlines()))
-c.done()
+    with open(f"{g.out}/bench.json", "w") as f:
+        json.dump({"rounds": ROUNDS, "workloads": WORKLOADS, "samples": samples, "probe_hits_per_op": hits,
+                   "kprobes_list": kprobe_kinds, "cpus": os.cpu_count(), "kernel": os.uname().release}, f)
+    c.check(f"every configuration ran on every workload, {ROUNDS} rounds, interleaved", not errors,
+            "\n".join(errors))
+    c.check("the module's probes were hit by every workload", all(h and min(h) > 0 for h in hits.values()),
+            json.dumps(hits))
+    print("# kprobe kinds with the module loaded:")
+    print("# " + "\n# ".join(kprobe_kinds.strip().splitlines()))

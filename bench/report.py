@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """Turns the guest's raw benchmark samples (bench/out/raw.json) into bench/out/results.json, a Markdown
-table (results.md) and a bar chart (results.png).  Usage: bench-report.py BENCH_OUT_DIR"""
+table (results.md) and a bar chart (results.png).  Usage: bench/report.py BENCH_OUT_DIR"""
 
 import datetime
 import json
@@ -10,8 +10,8 @@ import sys
 
 out = sys.argv[1]
 raw = json.load(open(f"{out}/raw.json"))
-CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "bpftrace", "bpftrace_kstack",
-           "empty_kprobe"]
+# The configurations in the order bench/guest_bench.py ran them (its samples keep that order).
+CONFIGS = list(next(iter(raw["samples"].values())))
 
 results = {"workloads": {}}
 for w, per_cfg in raw["samples"].items():

@@ -4,8 +4,8 @@
 //! `unsafe` and no C names here.
 
 pub(crate) mod counters;
-pub(crate) mod report;
 pub(crate) mod probes;
 pub(crate) mod ratelimit;
+pub(crate) mod report;
 pub(crate) mod stacks;
 pub(crate) mod tasks;

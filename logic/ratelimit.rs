@@ -47,16 +47,17 @@ impl RateLimit {
     }
 }
 
-/// `pr_warn!` through a [`RateLimit`], reporting the lines it suppressed before the next one it lets
-/// through.
+/// `pr_warn!` with a [`RateLimit`] of its own call site (as `printk_ratelimited`), reporting the lines
+/// it suppressed before the next one it lets through.
 macro_rules! warn_ratelimited {
-    ($limit:expr, $($arg:tt)*) => {
-        if let Some(suppressed) = $limit.allow() {
+    ($($arg:tt)*) => {{
+        static LIMIT: $crate::logic::ratelimit::RateLimit = $crate::logic::ratelimit::RateLimit::new();
+        if let Some(suppressed) = LIMIT.allow() {
             if suppressed > 0 {
-                pr_warn!("{} messages about bad writes suppressed\n", suppressed);
+                pr_warn!("{} similar messages suppressed\n", suppressed);
             }
             pr_warn!($($arg)*);
         }
-    };
+    }};
 }
 pub(crate) use warn_ratelimited;

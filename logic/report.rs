@@ -5,7 +5,7 @@
 
 use crate::logic::counters::{Counters, Local, PerTarget, Snapshot, Tag};
 use crate::logic::probes::Probes;
-use crate::logic::ratelimit::{warn_ratelimited, RateLimit};
+use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::stacks::{Stacks, MAX_ENTRIES};
 use crate::logic::tasks::Tasks;
 use crate::sys::cpu;
@@ -16,9 +16,6 @@ use core::fmt::{self, Write};
 use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::Arc;
-
-/// Warnings about bad writes, all files together: user input must not flood the kernel log.
-static BAD_WRITES: RateLimit = RateLimit::new();
 
 /// Width of one CPU column, as in /proc/interrupts (`%10u` and a space).
 const COLUMN: usize = 11;
@@ -364,7 +361,6 @@ impl Node for Reset {
             }
             _ => {
                 warn_ratelimited!(
-                    BAD_WRITES,
                     "reset: expected \"1\", got {} bytes; nothing changed\n",
                     input.len()
                 );
@@ -395,7 +391,6 @@ impl Node for StacksEnable {
             b"0" => self.0.set_enabled(false),
             _ => {
                 warn_ratelimited!(
-                    BAD_WRITES,
                     "stacks_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
                     input.len()
                 );
@@ -433,7 +428,6 @@ impl Node for StacksCapacity {
             .and_then(|n| self.0.set_capacity(n));
         if let Err(e) = r {
             warn_ratelimited!(
-                BAD_WRITES,
                 "stacks_capacity: expected a number from 1 to {} while stacks_enable is 0, got {} bytes: error {}; nothing changed\n",
                 MAX_ENTRIES,
                 input.len(),
@@ -570,7 +564,6 @@ impl Node for Attach {
             b"detach" | b"detach\n" => self.0.detach_current(writer),
             _ => {
                 warn_ratelimited!(
-                    BAD_WRITES,
                     "attach: expected \"attach\" or \"detach\", got {} bytes\n",
                     input.len()
                 );

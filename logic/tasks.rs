@@ -160,7 +160,11 @@ impl SchedProcessFork for Tasks {
             return;
         }
         let tracker = Tracker::new(child.task(), self.counters.clone(), None);
-        if self.attached.attach_new(child, tracker, GFP_ATOMIC).is_err() {
+        if self
+            .attached
+            .attach_new(child, tracker, GFP_ATOMIC)
+            .is_err()
+        {
             bump(&self.failed);
         }
     }

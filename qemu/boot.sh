@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Boots the cached kernel in QEMU (virtme-ng, TCG), runs a guest script with the built module, and
-# returns the guest's verdict as the exit code.
+# Boots the cached kernel in QEMU (virtme-ng, TCG), runs the guest side (qemu/guest/main.py MODE) with
+# the built module, and returns the guest's verdict as the exit code.
 #
-#   qemu/boot.sh check   run qemu/guest-test.sh (the boot test); exit 0 only if every check passed
-#   qemu/boot.sh run     run qemu/guest-run.sh (the main job: load, show the counters under load)
-#   qemu/boot.sh bench   run qemu/guest-bench.sh (make bench); leaves bench/out/raw.json
-#   qemu/boot.sh stress  run qemu/guest-stress.sh (make stress)
+#   qemu/boot.sh check   the boot test; exit 0 only if every check passed
+#   qemu/boot.sh run     the main job: load, show the counters under load
+#   qemu/boot.sh bench   the benchmark (make bench); leaves bench/out/raw.json
+#   qemu/boot.sh stress  the stress test (make stress)
 #
 # Environment: CPUS (4), MEMORY (1G; 2G for KCONFIG=debug), BOOT_TIMEOUT seconds (900), RRP_TCG_THREAD
 # (single; multi is faster but crashes on kprobe patching), KCONFIG
@@ -20,12 +20,11 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=${1:-check}
 case "$mode" in
-	check) script=guest-test.sh ;;
-	run) script=guest-run.sh ;;
-	bench) script=guest-bench.sh ;;
-	stress) script=guest-stress.sh ;;
+	check | run | bench | stress) ;;
 	*) echo "boot.sh: unknown mode '$mode' (check, run, bench or stress)" >&2; exit 2 ;;
 esac
+# The guest's Python: the system's (the guest shares the host's root, without a login's PATH).
+python=/usr/bin/python3
 
 kimage=$("$repo/scripts/kernel.sh" kimage "${KCONFIG:-default}")
 [ -f "$kimage" ] || { echo "boot.sh: no kernel at $kimage (run 'make kernel')" >&2; exit 1; }
@@ -56,20 +55,16 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
-	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} bash $repo/qemu/$script $repo $out" \
+	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e
 echo "boot: guest finished in $((SECONDS - start)) s (vng exit $vng_rc)" >&2
 
-# The first kernel report (KASAN, lockdep, KFENCE, RCU, BUG, WARNING, Oops, panic) in the console, with
-# what follows it: a crash's tail often shows only the last of several.
+# The first kernel report in the console, with what follows it (a crash's tail often shows only the
+# last of several), found by the guest's own matcher (qemu/guest/lib.py).
 first_report() {
-	local at
-	at=$(grep -n -m1 -E 'BUG:|WARNING:|Oops|KASAN|KFENCE|possible (circular|recursive) locking|inconsistent lock state|suspicious RCU usage|ODEBUG|list_(add|del) corruption|Kernel panic' "$console" | cut -d: -f1)
-	[ -n "$at" ] || return 0
-	echo "boot: first kernel report in the console (line $at):" >&2
-	sed -n "${at},$((at + 40))p" "$console" >&2
+	"$python" "$repo/qemu/guest/lib.py" first-report "$console" >&2 || true
 }
 
 [ -f "$out/test.log" ] && cat "$out/test.log"

@@ -201,7 +201,10 @@ impl<H: Handler> PinnedDrop for Notifiers<H> {
             }
         }
         if left > 0 {
-            pr_err!("{} preempt notifiers still registered at unload; leaked\n", left);
+            pr_err!(
+                "{} preempt notifiers still registered at unload; leaked\n",
+                left
+            );
         }
     }
 }

@@ -18,7 +18,7 @@ use kernel::prelude::*;
 /// # Safety
 ///
 /// Each of `SYMBOLS` has the prototype that the accessors of `Regs<Self>` and `RetRegs<Self>` assume.
-pub(crate) unsafe trait Function {
+pub(crate) unsafe trait Function: Send + Sync + 'static {
     /// The names to try, in order.
     const SYMBOLS: &'static [&'static CStr];
 }

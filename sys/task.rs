@@ -11,7 +11,6 @@
 
 use super::bindings;
 use core::marker::PhantomData;
-use kernel::prelude::*;
 pub(crate) use kernel::task::Task;
 
 /// The length of a task's name (`TASK_COMM_LEN`).

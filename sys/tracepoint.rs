@@ -114,7 +114,13 @@ impl<H: SchedSwitch> TracepointProbe<H> {
     /// Calls `handler` at every `sched_switch`.
     pub(crate) fn sched_switch(handler: Arc<H>) -> Result<Self> {
         // SAFETY: `switch_probe` has `sched_switch`'s prototype after the data pointer.
-        unsafe { Self::register(c_str!("sched_switch"), switch_probe::<H> as *mut c_void, handler) }
+        unsafe {
+            Self::register(
+                c_str!("sched_switch"),
+                switch_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
     }
 }
 

@@ -7,7 +7,8 @@ import os
 import ipi
 import sched
 import stacks
-from lib import D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read, rmmod
+from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read,
+                 rmmod, write_errno)
 
 PARTS = [("ipi", ipi.main), ("sched", sched.main), ("stacks", stacks.main)]
 
@@ -71,8 +72,11 @@ def main(c, g):
     for name, part in PARTS:
         if insmod(g.ko):
             c.ok(f"insmod for the {name} checks")
-            guarded(c, name, part, c, g)
+            guarded(c, f"the {name} checks", part, c, g)
             if module_listed():
+                # The sched checks attach this process; a failed one may have left it attached, which
+                # would hold the module.
+                write_errno(f"{D}/attach", b"detach")
                 rmmod()
         else:
             c.not_ok(f"insmod for the {name} checks")

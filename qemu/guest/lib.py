@@ -280,7 +280,7 @@ def one_byte_reads(path):
         os.close(fd)
 
 
-def guarded(c, name, fn, *args):
+def guarded(c, what, fn, *args):
     """Runs one part of a guest run; an exception is printed and counted as a failure, and the run goes
     on with the next part."""
     try:
@@ -289,7 +289,7 @@ def guarded(c, name, fn, *args):
     except Exception:  # noqa: BLE001 - printed and counted
         traceback.print_exc()
         sys.stderr.flush()
-        c.not_ok(f"the {name} checks ran to the end")
+        c.not_ok(f"{what} ran to the end")
         return False
 
 

@@ -102,50 +102,46 @@ def top_has(s, tag, func, k=1):
 
 def main(c, g):
     # What the module offers, from the module: one stacks/<tag> file per probe.
-    TAGS = module_tags()
+    tags = module_tags()
 
     # --- The files, off by default ------------------------------------------------------------------------
-    modes = {"stacks_enable": 0o600, "stacks_capacity": 0o600, **{f"stacks/{t}": 0o400 for t in TAGS}}
+    modes = {"stacks_enable": 0o600, "stacks_capacity": 0o600, **{f"stacks/{t}": 0o400 for t in tags}}
     bad = [f"{n}: {os.stat(f'{D}/{n}').st_mode & 0o777:o}" if os.path.exists(f"{D}/{n}") else f"{n} missing"
            for n, m in modes.items()
            if not os.path.exists(f"{D}/{n}") or os.stat(f"{D}/{n}").st_mode & 0o777 != m]
-    c.check("stacks_enable, stacks_capacity (mode 600) and stacks/RES CFS CFM RSC WKL (mode 400) exist",
+    c.check(f"stacks_enable, stacks_capacity (mode 600) and stacks/{' '.join(tags)} (mode 400) exist",
             not bad, "\n".join(bad))
     c.check("stacks_enable reads 0 at load", read(f"{D}/stacks_enable") == "0\n", read(f"{D}/stacks_enable"))
     capacity = int(read(f"{D}/stacks_capacity"))
     c.check(f"stacks_capacity reads the entries allocated at load ({capacity})", 16 <= capacity <= 65536)
     ok_load = load(g)
-    s = {t: stacks(t) for t in TAGS}
+    s = {t: stacks(t) for t in tags}
     c.check("recording off: after a load every stack table is empty, nothing dropped, header says off",
             ok_load and all(s[t].get("used") == 0 and s[t].get("dropped") == 0 and not s[t]["stacks"]
-                            and s[t].get("on") is False and s[t].get("capacity") == capacity for t in TAGS),
-            "\n".join(read(f"{D}/stacks/{t}").splitlines()[0] for t in TAGS))
+                            and s[t].get("on") is False and s[t].get("capacity") == capacity for t in tags),
+            "\n".join(read(f"{D}/stacks/{t}").splitlines()[0] for t in tags))
 
     # --- On, under load -------------------------------------------------------------------------------------
     c.check("stacks_enable <- '1' accepted, reads 1", setw("stacks_enable", b"1") == 0
             and read(f"{D}/stacks_enable") == "1\n")
     setw("reset", b"1")
     ok_load = load(g)
-    s = {t: stacks(t) for t in TAGS}
-    for t in TAGS:
+    s = {t: stacks(t) for t in tags}
+    for t in tags:
         print(f"# {read(f'{D}/stacks/{t}').splitlines()[0]}")
         for frames, n, cpus in s[t]["stacks"][:2]:
             print(f"#   {n} on CPUs {cpus}: " + " <- ".join(frames[:7]))
     c.check("load ran with recording on", ok_load)
     c.check("every stacks file parses: header, frames as function+0xoff, counts with CPUs",
-            all(not s[t]["bad"] and s[t].get("tag") == t for t in TAGS),
-            "\n".join(f"{t}: {s[t]['bad'][:3]}" for t in TAGS if s[t]["bad"]))
+            all(not s[t]["bad"] and s[t].get("tag") == t for t in tags),
+            "\n".join(f"{t}: {s[t]['bad'][:3]}" for t in tags if s[t]["bad"]))
     c.check("each tag recorded stacks under the load, sorted by count, most first",
             all(s[t]["stacks"] and [n for _, n, _ in s[t]["stacks"]] ==
-                sorted((n for _, n, _ in s[t]["stacks"]), reverse=True) for t in TAGS),
-            "\n".join(f"{t}: {len(s[t]['stacks'])} stacks" for t in TAGS))
+                sorted((n for _, n, _ in s[t]["stacks"]), reverse=True) for t in tags),
+            "\n".join(f"{t}: {len(s[t]['stacks'])} stacks" for t in tags))
     c.check("each stack starts at the probed function (innermost first)",
-            all(fr[0].startswith(sym) for t, sym in [("RES", "native_smp_send_reschedule+"),
-                                                      ("CFS", "native_send_call_func_single_ipi+"),
-                                                      ("CFM", "native_send_call_func_ipi+"),
-                                                      ("RSC", "resched_curr+"), ("WKL", "ttwu_queue_wakelist+")]
-                for fr, _, _ in s[t]["stacks"]),
-            "\n".join(f"{t}: {s[t]['stacks'][0][0][:2]}" for t in TAGS if s[t]["stacks"]))
+            all(fr[0].startswith(sym + "+") for t, sym in PROBED.items() for fr, _, _ in s[t]["stacks"]),
+            "\n".join(f"{t}: {s[t]['stacks'][0][0][:2]}" for t in tags if s[t]["stacks"]))
 
     c.check("busy ping-pong: the most counted RES stack comes through the wakeup path (try_to_wake_up)",
             top_has(s, "RES", "try_to_wake_up"), str(s["RES"]["stacks"][:1]))
@@ -159,8 +155,8 @@ def main(c, g):
     c.check("the CPUs a stack was seen on include the sending CPUs of the load",
             any(cpus.startswith("0") for fr, _, cpus in s["RES"]["stacks"][:3]), str(s["RES"]["stacks"][:3]))
     c.check("no raw kernel addresses in the stacks files",
-            not any(re.search(r"ffff[0-9a-f]{12}", read(f"{D}/stacks/{t}")) for t in TAGS))
-    for t in TAGS:
+            not any(re.search(r"ffff[0-9a-f]{12}", read(f"{D}/stacks/{t}")) for t in tags))
+    for t in tags:
         (h, r), quiet = consistent(t)
         c.check(f"{t}: stack counts + dropped == hits ({r} == {h}{'' if quiet else ', never quiet'})",
                 quiet and r == h)
@@ -168,14 +164,14 @@ def main(c, g):
     # --- Off: the stacks stop, the counters go on ---------------------------------------------------------
     c.check("stacks_enable <- '0' accepted, reads 0", setw("stacks_enable", b"0\n") == 0
             and read(f"{D}/stacks_enable") == "0\n")
-    before = {t: recorded(stacks(t)) for t in TAGS}
-    hits_before = {t: hits(t) for t in TAGS}
+    before = {t: recorded(stacks(t)) for t in tags}
+    hits_before = {t: hits(t) for t in tags}
     ok_load = load(g)
-    after = {t: recorded(stacks(t)) for t in TAGS}
-    hits_after = {t: hits(t) for t in TAGS}
+    after = {t: recorded(stacks(t)) for t in tags}
+    hits_after = {t: hits(t) for t in tags}
     c.check("recording off: stack counts stay as they were", ok_load and after == before, f"{before} -> {after}")
-    c.check("recording off: the per-CPU counters keep counting (RES CFS CFM RSC WKL hits grow)",
-            all(hits_after[t] > hits_before[t] for t in TAGS), f"{hits_before} -> {hits_after}")
+    c.check(f"recording off: the per-CPU counters keep counting ({' '.join(tags)} hits grow)",
+            all(hits_after[t] > hits_before[t] for t in tags), f"{hits_before} -> {hits_after}")
     for t in ("RSC", "WKL"):
         big = read(f"{D}/stacks/{t}")
         small = one_byte_reads(f"{D}/stacks/{t}")
@@ -186,27 +182,30 @@ def main(c, g):
                   b"1\0", b"x" * 64, b"x" * 65, b"0x1"]
     BAD_CAPACITY = [b"", b"0", b"-1", b"+4", b"04", b"4 ", b" 4", b"4\n\n", b"1.5", b"abc", b"0x10",
                     str(capacity + 1).encode(), b"99999999999999999999", b"\xff", b"4\0"]
-    state = {t: stacks(t) for t in TAGS}
-    hits0 = sum(hits(t) for t in TAGS)
+    state = {t: stacks(t) for t in tags}
+    hits0 = sum(hits(t) for t in tags)
     bad = []
-    for data in BAD_ENABLE:
-        e = setw("stacks_enable", data)
-        if e != errno.EINVAL or read(f"{D}/stacks_enable") != "0\n":
-            bad.append(f"stacks_enable <- {data[:20]!r}: errno {e}, now {read(f'{D}/stacks_enable')!r}")
-    for data in BAD_CAPACITY:
-        e = setw("stacks_capacity", data)
-        if e != errno.EINVAL or int(read(f"{D}/stacks_capacity")) != capacity:
-            bad.append(f"stacks_capacity <- {data[:20]!r}: errno {e}, now {read(f'{D}/stacks_capacity')!r}")
+    # The two files' writes alternate, so that each has some among the first few: the log of bad input
+    # is rate-limited.
+    for enable, cap in zip_longest(BAD_ENABLE, BAD_CAPACITY):
+        if enable is not None:
+            e = setw("stacks_enable", enable)
+            if e != errno.EINVAL or read(f"{D}/stacks_enable") != "0\n":
+                bad.append(f"stacks_enable <- {enable[:20]!r}: errno {e}, now {read(f'{D}/stacks_enable')!r}")
+        if cap is not None:
+            e = setw("stacks_capacity", cap)
+            if e != errno.EINVAL or int(read(f"{D}/stacks_capacity")) != capacity:
+                bad.append(f"stacks_capacity <- {cap[:20]!r}: errno {e}, now {read(f'{D}/stacks_capacity')!r}")
     e = write_errno(f"{D}/stacks_enable", b"1", seek=1)
     if e != errno.EINVAL or read(f"{D}/stacks_enable") != "0\n":
         bad.append(f"stacks_enable <- '1' at offset 1: errno {e}")
-    kept = {t: stacks(t) for t in TAGS}
+    kept = {t: stacks(t) for t in tags}
     c.check(f"{len(BAD_ENABLE) + len(BAD_CAPACITY) + 1} malformed writes to stacks_enable/stacks_capacity: "
             "EINVAL, settings and stack tables unchanged",
             not bad and all(kept[t]["stacks"] == state[t]["stacks"] and kept[t]["dropped"] == state[t]["dropped"]
-                            for t in TAGS) and sum(hits(t) for t in TAGS) >= hits0, "\n".join(bad))
+                            for t in tags) and sum(hits(t) for t in tags) >= hits0, "\n".join(bad))
     c.check("bad stacks_enable and stacks_capacity input is logged",
-            "resched: stacks_enable: expected" in dmesg() and "resched: stacks_capacity: expected" in dmesg())
+            f"{PREFIX}stacks_enable: expected" in dmesg() and f"{PREFIX}stacks_capacity: expected" in dmesg())
 
     # --- A tiny table fills and drops ---------------------------------------------------------------------------
     setw("stacks_enable", b"1")
@@ -216,16 +215,16 @@ def main(c, g):
     setw("stacks_enable", b"0")
     e = setw("stacks_capacity", b"2\n")
     c.check("stacks_capacity <- '2' while off: accepted, reads 2, tables emptied",
-            e == 0 and read(f"{D}/stacks_capacity") == "2\n" and all(stacks(t)["used"] == 0 for t in TAGS),
+            e == 0 and read(f"{D}/stacks_capacity") == "2\n" and all(stacks(t)["used"] == 0 for t in tags),
             f"errno {e}")
     setw("reset", b"1")
     setw("stacks_enable", b"1")
     ok_load = load(g)
-    s = {t: stacks(t) for t in TAGS}
+    s = {t: stacks(t) for t in tags}
     c.check("tiny table: no tag uses more than 2 entries; RSC and WKL (many distinct stacks) dropped hits",
-            ok_load and all(s[t]["used"] <= 2 and len(s[t]["stacks"]) <= 2 for t in TAGS)
+            ok_load and all(s[t]["used"] <= 2 and len(s[t]["stacks"]) <= 2 for t in tags)
             and s["RSC"]["dropped"] > 0 and s["WKL"]["dropped"] > 0,
-            "\n".join(read(f"{D}/stacks/{t}").splitlines()[0] for t in TAGS))
+            "\n".join(read(f"{D}/stacks/{t}").splitlines()[0] for t in tags))
     for t in ("RSC", "WKL"):
         (h, r), quiet = consistent(t)
         c.check(f"tiny table: {t} stack counts + dropped == hits ({r} == {h}{'' if quiet else ', never quiet'})",
@@ -235,7 +234,6 @@ def main(c, g):
     # --- reset empties the tables ---------------------------------------------------------------------------------
     c.check("reset <- '1' empties every stack table and zeroes dropped",
             setw("reset", b"1") == 0 and all(stacks(t)["used"] == 0 and stacks(t)["dropped"] == 0 and
-                                              not stacks(t)["stacks"] for t in TAGS))
+                                              not stacks(t)["stacks"] for t in tags))
     setw("stacks_capacity", str(capacity).encode())
     c.check("stacks_capacity restored", int(read(f"{D}/stacks_capacity")) == capacity)
-    c.done()
