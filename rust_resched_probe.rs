@@ -11,13 +11,13 @@
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
+#[deny(unsafe_code)]
 mod logic;
 mod sys;
 
-use logic::counters::Counters;
+use logic::engine::Engine;
 use logic::probes::Probes;
 use logic::report::Files;
-use logic::stacks::Stacks;
 use logic::tasks::Hooks;
 
 module! {
@@ -31,8 +31,8 @@ module! {
 /// The module's state: its registrations, in drop order.
 ///
 /// The files go first (no reader or writer after), then the probes and the scheduler hooks (no handler
-/// runs after); the counters and stack tables go with the last reference to them. No task is attached
-/// by then: each attachment holds a module reference.
+/// runs after); the engine (counters and stack tables) goes with the last reference to it. No task is
+/// attached by then: each attachment holds a module reference.
 struct ReschedProbe {
     _files: Files,
     _probes: Arc<Probes>,
@@ -41,15 +41,16 @@ struct ReschedProbe {
 
 impl kernel::Module for ReschedProbe {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let counters = Arc::new(Counters::new(sys::cpu::nr_cpu_ids())?, GFP_KERNEL)?;
-        let stacks = Arc::new(Stacks::new()?, GFP_KERNEL)?;
-        let probes = Arc::new(Probes::new(&counters, &stacks)?, GFP_KERNEL)?;
-        let hooks = Hooks::new(counters.clone(), module)?;
-        let files = Files::new(module, &counters, &stacks, &probes, hooks.tasks())?;
+        let cpus = sys::cpu::nr_cpu_ids();
+        let engine = Arc::pin_init(Engine::new(cpus)?, GFP_KERNEL)?;
+        let probes = Arc::new(Probes::new(&engine)?, GFP_KERNEL)?;
+        let hooks = Hooks::new(engine.clone(), module)?;
+        let files = Files::new(module, &engine, &probes, hooks.tasks())?;
         pr_info!(
-            "loaded, {} CPUs online, files in /sys/kernel/debug/resched/ (stack tables: {} KiB)\n",
+            "loaded, {} CPUs online of {} possible, files in /sys/kernel/debug/resched/ (memory: {} KiB)\n",
             sys::cpu::online().count(),
-            stacks.bytes() / 1024
+            cpus,
+            Engine::bytes(cpus) / 1024
         );
         Ok(Self {
             _files: files,

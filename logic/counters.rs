@@ -6,7 +6,7 @@
 //! Each CPU counts what it *sends* in its own per-cpu copy, indexed by target CPU where there is one,
 //! so a handler touches one local word. Totals by target are sums over senders at read time.
 
-use crate::sys::percpu::PerCpuArray;
+use crate::sys::percpu::{bytes_per_cpu, CpuView, PerCpuArray};
 use kernel::c_str;
 use kernel::prelude::*;
 
@@ -115,7 +115,7 @@ impl Layout {
     }
 }
 
-/// The live counters, shared by the probe handlers (which add) and the debugfs files (which read).
+/// One window's counters: the probe handlers add to them, the debugfs files read them.
 pub(crate) struct Counters {
     layout: Layout,
     array: PerCpuArray,
@@ -129,6 +129,12 @@ impl Counters {
             layout,
             array: PerCpuArray::new(layout.len())?,
         })
+    }
+
+    /// Bytes of per-cpu memory the counters of `cpus` CPU ids take, over all of them: each CPU keeps
+    /// `5 * cpus + 10` counters of 8 bytes.
+    pub(crate) fn bytes(cpus: usize) -> usize {
+        cpus * bytes_per_cpu(Layout { cpus }.len())
     }
 
     /// Counts one call of `ttwu_queue_wakelist` on this CPU, queued or not.
@@ -170,39 +176,33 @@ impl Counters {
         }
     }
 
-    /// Zeroes every counter.
-    pub(crate) fn reset(&self) {
+    /// Zeroes every counter. Only for a window that no handler counts into any more.
+    pub(crate) fn zero(&self) {
         self.array.zero();
     }
 
-    /// Copies every CPU's counters at once, so that one file's numbers agree with each other.
-    pub(crate) fn snapshot(&self) -> Result<Snapshot> {
-        let len = self.array.len();
-        let mut values = KVec::with_capacity(self.layout.cpus * len, GFP_KERNEL)?;
+    /// The counters as they are now, read in place (no copy): one view per CPU.
+    pub(crate) fn reading(&self) -> Result<Reading<'_>> {
+        let mut views = KVec::with_capacity(self.layout.cpus, GFP_KERNEL)?;
         for cpu in 0..self.layout.cpus {
-            for idx in 0..len {
-                values.push(self.array.get(cpu, idx), GFP_KERNEL)?;
-            }
+            views.push(self.array.cpu_view(cpu), GFP_KERNEL)?;
         }
-        Ok(Snapshot {
+        Ok(Reading {
             layout: self.layout,
-            values,
+            views,
         })
     }
 }
 
-/// A copy of the counters, with the totals the tables show.
-pub(crate) struct Snapshot {
+/// The counters of a window, read in place, with the totals the tables show.
+pub(crate) struct Reading<'a> {
     layout: Layout,
-    values: KVec<u64>,
+    views: KVec<CpuView<'a>>,
 }
 
-impl Snapshot {
+impl Reading<'_> {
     fn get(&self, cpu: usize, idx: usize) -> u64 {
-        self.values
-            .get(cpu * self.layout.len() + idx)
-            .copied()
-            .unwrap_or(0)
+        self.views.get(cpu).map_or(0, |v| v.get(idx))
     }
 
     fn senders(&self) -> core::ops::Range<usize> {

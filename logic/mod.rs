@@ -4,6 +4,7 @@
 //! `unsafe` and no C names here.
 
 pub(crate) mod counters;
+pub(crate) mod engine;
 pub(crate) mod probes;
 pub(crate) mod ratelimit;
 pub(crate) mod report;

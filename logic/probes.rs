@@ -1,17 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What a hit of each probed kernel function counts, and the probes that make up the module.
+//! What a hit of each probe counts, and the probes that make up the module.
 //!
-//! The functions themselves, their symbols and typed arguments are in [`crate::sys::probed`].
+//! IPI sends come from the kernel's own `ipi:ipi_send_cpu` and `ipi:ipi_send_cpumask` tracepoints
+//! (6.4+: a direct call, no register save, no kprobe lookup), with kprobes on the x86 `native_*` send
+//! functions as the fallback where a tracepoint is missing. `resched_curr` and `ttwu_queue_wakelist`
+//! have no tracepoint: kprobe and kretprobe. The probed functions' symbols and typed arguments are in
+//! [`crate::sys::probed`].
 
-use crate::logic::counters::{Counters, PerTarget, Tag};
-use crate::logic::stacks::Stacks;
+use crate::logic::counters::{PerTarget, Tag};
+use crate::logic::engine::{Engine, Window};
+use crate::sys::cpu::{self, CpuMask};
 use crate::sys::kprobe::{Handler, Kprobe, Kretprobe, Probe, Regs, RetHandler, RetRegs};
 use crate::sys::probed::{
     Function, ReschedCurr, SendCallFuncIpi, SendCallFuncSingleIpi, SmpSendReschedule, TargetCpu,
     TtwuQueueWakelist,
 };
-use crate::sys::{cpu, stacktrace::Stack};
+use crate::sys::stacktrace::Stack;
+use crate::sys::tracepoint::{Here, IpiSendCpu, IpiSendCpumask, TracepointProbe};
 use core::marker::PhantomData;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -19,8 +25,7 @@ use kernel::sync::Arc;
 /// `native_smp_send_reschedule(int cpu)` and `native_send_call_func_single_ipi(int cpu)`: one IPI from
 /// this CPU to `cpu`.
 pub(crate) struct IpiOne<F: TargetCpu> {
-    counters: Arc<Counters>,
-    stacks: Arc<Stacks>,
+    engine: Arc<Engine>,
     array: PerTarget,
     tag: Tag,
     _function: PhantomData<F>,
@@ -30,47 +35,89 @@ impl<F: TargetCpu> Handler for IpiOne<F> {
     type Function = F;
 
     fn hit(&self, regs: &Regs<'_, F>) {
-        self.counters.sent(self.array, regs.target_cpu());
-        record_stack(&self.stacks, self.tag, regs);
+        let window = self.engine.window();
+        window.counters.sent(self.array, regs.target_cpu());
+        record_stack(&self.engine, window, self.tag, regs);
     }
 }
 
-/// Records the stack of a hit of `tag` when stack attribution is on (one load and a branch when off).
+/// Records the stack of a hit of `tag` in `window` when stack attribution is on (one load and a branch
+/// when off).
 #[inline]
-fn record_stack<F: Function>(stacks: &Stacks, tag: Tag, regs: &Regs<'_, F>) {
-    if stacks.enabled() {
-        stacks.record(tag, &Stack::from_regs(regs));
+fn record_stack<F: Function>(engine: &Engine, window: &Window, tag: Tag, regs: &Regs<'_, F>) {
+    if engine.stacks_enabled() {
+        engine.record(window, tag, &Stack::from_regs(regs));
     }
 }
 
 /// `native_send_call_func_ipi(const struct cpumask *mask)`: one send to every CPU in `mask`.
 pub(crate) struct IpiMany {
-    counters: Arc<Counters>,
-    stacks: Arc<Stacks>,
+    engine: Arc<Engine>,
 }
 
 impl Handler for IpiMany {
     type Function = SendCallFuncIpi;
 
     fn hit(&self, regs: &Regs<'_, SendCallFuncIpi>) {
-        self.counters.sent_many(regs.mask().iter());
-        record_stack(&self.stacks, Tag::Cfm, regs);
+        let window = self.engine.window();
+        window.counters.sent_many(regs.mask().iter());
+        record_stack(&self.engine, window, Tag::Cfm, regs);
     }
 }
 
 /// `resched_curr(struct rq *rq)` / `__resched_curr(struct rq *rq, int tif)`: a request from this CPU
 /// that `rq`'s CPU reschedule.
 pub(crate) struct Resched {
-    counters: Arc<Counters>,
-    stacks: Arc<Stacks>,
+    engine: Arc<Engine>,
 }
 
 impl Handler for Resched {
     type Function = ReschedCurr;
 
     fn hit(&self, regs: &Regs<'_, ReschedCurr>) {
-        self.counters.resched(cpu::this_cpu(), regs.rq_cpu());
-        record_stack(&self.stacks, Tag::Rsc, regs);
+        let window = self.engine.window();
+        window.counters.resched(cpu::this_cpu(), regs.rq_cpu());
+        record_stack(&self.engine, window, Tag::Rsc, regs);
+    }
+}
+
+/// `ipi:ipi_send_cpu(cpu, callsite, callback)`: a reschedule IPI when `callback` is NULL
+/// (`smp_send_reschedule()`), else a call-function-single IPI when it goes to another CPU
+/// (`send_call_function_single_ipi()`); an IPI to the sending CPU with a callback is `irq_work_raise()`'s
+/// self-IPI, not counted (call-function IPIs are never sent to the sending CPU: it runs the call).
+pub(crate) struct IpiCpu {
+    engine: Arc<Engine>,
+}
+
+impl IpiSendCpu for IpiCpu {
+    fn ipi_send_cpu(&self, target: usize, callback: usize, here: &Here<'_>) {
+        let (array, tag) = if callback == 0 {
+            (PerTarget::Res, Tag::Res)
+        } else if target != cpu::this_cpu() {
+            (PerTarget::Cfs, Tag::Cfs)
+        } else {
+            return;
+        };
+        let window = self.engine.window();
+        window.counters.sent(array, target);
+        if self.engine.stacks_enabled() {
+            self.engine.record(window, tag, &here.stack());
+        }
+    }
+}
+
+/// `ipi:ipi_send_cpumask(mask, callsite, callback)`: call-function IPIs to every CPU of `mask`.
+pub(crate) struct IpiMask {
+    engine: Arc<Engine>,
+}
+
+impl IpiSendCpumask for IpiMask {
+    fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, _callback: usize, here: &Here<'_>) {
+        let window = self.engine.window();
+        window.counters.sent_many(mask.iter());
+        if self.engine.stacks_enabled() {
+            self.engine.record(window, Tag::Cfm, &here.stack());
+        }
     }
 }
 
@@ -78,8 +125,7 @@ impl Handler for Resched {
 /// stack, when stack attribution is on) at entry, and counts the wakeup when the function returns true
 /// (it queued `p` on `cpu`'s wakelist). So WKL stacks are those of queued wakeups, as the WKL rows.
 pub(crate) struct Wakelist {
-    counters: Arc<Counters>,
-    stacks: Arc<Stacks>,
+    engine: Arc<Engine>,
 }
 
 /// What [`Wakelist`] keeps from entry to return of one call.
@@ -94,70 +140,111 @@ impl RetHandler for Wakelist {
     type Data = WakeCall;
 
     fn entry(&self, regs: &Regs<'_, TtwuQueueWakelist>) -> Option<WakeCall> {
-        self.counters.wakelist_attempt();
+        self.engine.window().counters.wakelist_attempt();
         Some(WakeCall {
             target: regs.cpu() as u32,
-            stack: self.stacks.enabled().then(|| Stack::from_regs(regs)),
+            stack: self.engine.stacks_enabled().then(|| Stack::from_regs(regs)),
         })
     }
 
+    /// Counts in the window active at return, where the stack goes too (`record` checks again that
+    /// recording is on: it may have been turned off since the entry).
     fn ret(&self, call: WakeCall, regs: &RetRegs<'_, TtwuQueueWakelist>) {
         if regs.queued() {
-            self.counters.sent(PerTarget::Wkl, call.target as usize);
+            let window = self.engine.window();
+            window.counters.sent(PerTarget::Wkl, call.target as usize);
             if let Some(stack) = &call.stack {
-                self.stacks.record(Tag::Wkl, stack);
+                self.engine.record(window, Tag::Wkl, stack);
             }
         }
     }
 }
 
+/// How IPI sends to one CPU (RES, CFS) are counted: the tracepoint, or kprobes on both send functions.
+enum OneTarget {
+    Tracepoint(TracepointProbe<IpiCpu>),
+    Kprobes {
+        res: Pin<KBox<Kprobe<IpiOne<SmpSendReschedule>>>>,
+        cfs: Pin<KBox<Kprobe<IpiOne<SendCallFuncSingleIpi>>>>,
+    },
+}
+
+/// How call-function IPIs to a mask (CFM) are counted.
+enum ManyTargets {
+    Tracepoint(TracepointProbe<IpiMask>),
+    Kprobe(Pin<KBox<Kprobe<IpiMany>>>),
+}
+
 /// Every probe of the module; dropping it unregisters them all.
 pub(crate) struct Probes {
-    res: Pin<KBox<Kprobe<IpiOne<SmpSendReschedule>>>>,
-    cfs: Pin<KBox<Kprobe<IpiOne<SendCallFuncSingleIpi>>>>,
-    cfm: Pin<KBox<Kprobe<IpiMany>>>,
+    one: OneTarget,
+    many: ManyTargets,
     rsc: Pin<KBox<Kprobe<Resched>>>,
     wkl: Pin<KBox<Kretprobe<Wakelist>>>,
 }
 
 impl Probes {
-    /// Registers every probe counting into `counters` (and `stacks` when on). A probe that fails is
-    /// logged and left out; if none registers, this fails with the first error.
-    pub(crate) fn new(counters: &Arc<Counters>, stacks: &Arc<Stacks>) -> Result<Self> {
-        fn one<F: TargetCpu>(
-            counters: &Arc<Counters>,
-            stacks: &Arc<Stacks>,
-            array: PerTarget,
-            tag: Tag,
-        ) -> IpiOne<F> {
+    /// Registers every probe counting into `engine`. A probe that fails is logged and left out; if none
+    /// registers, this fails with the first error.
+    pub(crate) fn new(engine: &Arc<Engine>) -> Result<Self> {
+        fn one<F: TargetCpu>(engine: &Arc<Engine>, array: PerTarget, tag: Tag) -> IpiOne<F> {
             IpiOne {
-                counters: counters.clone(),
-                stacks: stacks.clone(),
+                engine: engine.clone(),
                 array,
                 tag,
                 _function: PhantomData,
             }
         }
+        let one = match TracepointProbe::ipi_send_cpu(Arc::new(
+            IpiCpu {
+                engine: engine.clone(),
+            },
+            GFP_KERNEL,
+        )?) {
+            Ok(tp) => OneTarget::Tracepoint(tp),
+            Err(e) => {
+                pr_info!(
+                    "tracepoint ipi_send_cpu: error {}; RES and CFS by kprobes\n",
+                    e.to_errno()
+                );
+                OneTarget::Kprobes {
+                    res: KBox::pin_init(
+                        Kprobe::new(one(engine, PerTarget::Res, Tag::Res)),
+                        GFP_KERNEL,
+                    )?,
+                    cfs: KBox::pin_init(
+                        Kprobe::new(one(engine, PerTarget::Cfs, Tag::Cfs)),
+                        GFP_KERNEL,
+                    )?,
+                }
+            }
+        };
+        let many = match TracepointProbe::ipi_send_cpumask(Arc::new(
+            IpiMask {
+                engine: engine.clone(),
+            },
+            GFP_KERNEL,
+        )?) {
+            Ok(tp) => ManyTargets::Tracepoint(tp),
+            Err(e) => {
+                pr_info!(
+                    "tracepoint ipi_send_cpumask: error {}; CFM by kprobe\n",
+                    e.to_errno()
+                );
+                ManyTargets::Kprobe(KBox::pin_init(
+                    Kprobe::new(IpiMany {
+                        engine: engine.clone(),
+                    }),
+                    GFP_KERNEL,
+                )?)
+            }
+        };
         let probes = Self {
-            res: KBox::pin_init(
-                Kprobe::new(one(counters, stacks, PerTarget::Res, Tag::Res)),
-                GFP_KERNEL,
-            )?,
-            cfs: KBox::pin_init(
-                Kprobe::new(one(counters, stacks, PerTarget::Cfs, Tag::Cfs)),
-                GFP_KERNEL,
-            )?,
-            cfm: KBox::pin_init(
-                Kprobe::new(IpiMany {
-                    counters: counters.clone(),
-                    stacks: stacks.clone(),
-                }),
-                GFP_KERNEL,
-            )?,
+            one,
+            many,
             rsc: KBox::pin_init(
                 Kprobe::new(Resched {
-                    counters: counters.clone(),
-                    stacks: stacks.clone(),
+                    engine: engine.clone(),
                 }),
                 GFP_KERNEL,
             )?,
@@ -167,8 +254,7 @@ impl Probes {
                 Kretprobe::new(
                     8 * cpu::nr_cpu_ids() as i32,
                     Wakelist {
-                        counters: counters.clone(),
-                        stacks: stacks.clone(),
+                        engine: engine.clone(),
                     },
                 ),
                 GFP_KERNEL,
@@ -181,8 +267,9 @@ impl Probes {
                 Ok(()) => registered += 1,
                 Err(e) => {
                     pr_warn!(
-                        "{} probe on {} failed: {}\n",
+                        "{} {} on {} failed: {}\n",
                         tag.name(),
+                        probe.via(),
                         probe.symbol().to_str().unwrap_or("?"),
                         e.to_errno()
                     );
@@ -196,12 +283,21 @@ impl Probes {
         }
     }
 
-    /// The probes with their tags, in display order ([`Tag::ALL`]).
+    /// The probes with their tags, in display order ([`Tag::ALL`]); RES and CFS share the
+    /// `ipi_send_cpu` tracepoint when it is used.
     pub(crate) fn list(&self) -> [(Tag, &dyn Probe); Tag::ALL.len()] {
+        let (res, cfs): (&dyn Probe, &dyn Probe) = match &self.one {
+            OneTarget::Tracepoint(tp) => (tp, tp),
+            OneTarget::Kprobes { res, cfs } => (&**res, &**cfs),
+        };
+        let cfm: &dyn Probe = match &self.many {
+            ManyTargets::Tracepoint(tp) => tp,
+            ManyTargets::Kprobe(kp) => &**kp,
+        };
         [
-            (Tag::Res, &*self.res),
-            (Tag::Cfs, &*self.cfs),
-            (Tag::Cfm, &*self.cfm),
+            (Tag::Res, res),
+            (Tag::Cfs, cfs),
+            (Tag::Cfm, cfm),
             (Tag::Rsc, &*self.rsc),
             (Tag::Wkl, &*self.wkl),
         ]

@@ -3,10 +3,11 @@
 //! The debugfs files under `/sys/kernel/debug/resched/`: what each shows (tables in the
 //! /proc/interrupts layout) and accepts, and [`Files`], which creates them all.
 
-use crate::logic::counters::{Counters, Local, PerTarget, Snapshot, Tag};
+use crate::logic::counters::{Local, PerTarget, Reading, Tag};
+use crate::logic::engine::Engine;
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
-use crate::logic::stacks::{Stacks, MAX_ENTRIES};
+use crate::logic::stacks::MAX_ENTRIES;
 use crate::logic::tasks::Tasks;
 use crate::sys::cpu;
 use crate::sys::debugfs::{Dir, File, Node, Text};
@@ -137,15 +138,18 @@ fn columns() -> Result<KVec<usize>> {
     Ok(cols)
 }
 
-/// Renders with `f` from one snapshot; formatting can only fail for lack of memory.
+/// Renders with `f` from the active window, read in place with no reset meanwhile; formatting can
+/// only fail for lack of memory.
 fn render(
     out: &mut Text,
-    counters: &Counters,
-    f: impl FnOnce(&mut Text, &[usize], &Snapshot) -> fmt::Result,
+    engine: &Engine,
+    f: impl FnOnce(&mut Text, &[usize], &Reading<'_>) -> fmt::Result,
 ) -> Result {
     let cols = columns()?;
-    let snap = counters.snapshot()?;
-    f(out, &cols, &snap).map_err(|_| ENOMEM)
+    engine.read(|window| {
+        let reading = window.counters.reading()?;
+        f(out, &cols, &reading).map_err(|_| ENOMEM)
+    })
 }
 
 /// `cpus`: the online CPUs as a CPU list (`0-3`): the columns every table shows.
@@ -159,7 +163,7 @@ impl Node for Cpus {
 }
 
 /// `ipi`: what each CPU sent (columns are the sending CPU).
-pub(crate) struct Ipi(pub(crate) Arc<Counters>);
+pub(crate) struct Ipi(pub(crate) Arc<Engine>);
 
 #[vtable]
 impl Node for Ipi {
@@ -220,7 +224,7 @@ impl Node for Ipi {
 }
 
 /// `targets`: what each CPU was sent (columns are the target CPU), comparable with /proc/interrupts.
-pub(crate) struct Targets(pub(crate) Arc<Counters>);
+pub(crate) struct Targets(pub(crate) Arc<Engine>);
 
 #[vtable]
 impl Node for Targets {
@@ -266,7 +270,7 @@ impl Node for Targets {
 }
 
 /// `matrix`: sender x target for reschedule and call-function IPIs.
-pub(crate) struct Matrix(pub(crate) Arc<Counters>);
+pub(crate) struct Matrix(pub(crate) Arc<Engine>);
 
 impl Matrix {
     /// One block: a title, a header of target CPUs, one row per sending CPU.
@@ -320,24 +324,39 @@ impl Node for Matrix {
     }
 }
 
-/// `probes`: one line per probe: tag, symbol, `ok` or `failed <errno>`, hits, missed.
+/// `probes`: one line per tag: tag, symbol (or tracepoint), `ok` or `failed <errno>`, hits, missed,
+/// and the mechanism (`via=kprobe`, `via=kretprobe` or `via=tracepoint`).
 pub(crate) struct ProbeList {
     pub(crate) probes: Arc<Probes>,
-    pub(crate) counters: Arc<Counters>,
+    pub(crate) engine: Arc<Engine>,
 }
 
 #[vtable]
 impl Node for ProbeList {
     fn show(&self, out: &mut Text) -> Result {
-        let snap = self.counters.snapshot()?;
+        self.engine
+            .read(|window| self.show_in(out, &window.counters.reading()?))
+    }
+}
+
+impl ProbeList {
+    fn show_in(&self, out: &mut Text, snap: &Reading<'_>) -> Result {
         for (tag, probe) in self.probes.list() {
             let symbol = probe.symbol().to_str().unwrap_or("?");
             let r = match probe.status() {
                 Ok(()) => write!(out, "{} {} ok", tag.name(), symbol),
                 Err(e) => write!(out, "{} {} failed {}", tag.name(), symbol, e.to_errno()),
             };
-            r.and_then(|()| writeln!(out, " hits={} missed={}", snap.hits(tag), probe.missed()))
-                .map_err(|_| ENOMEM)?;
+            r.and_then(|()| {
+                writeln!(
+                    out,
+                    " hits={} missed={} via={}",
+                    snap.hits(tag),
+                    probe.missed(),
+                    probe.via()
+                )
+            })
+            .map_err(|_| ENOMEM)?;
         }
         Ok(())
     }
@@ -346,8 +365,7 @@ impl Node for ProbeList {
 /// `reset`: writing `1` (with or without a newline) zeroes every counter and empties the stack tables;
 /// anything else is `-EINVAL` and changes nothing.
 pub(crate) struct Reset {
-    pub(crate) counters: Arc<Counters>,
-    pub(crate) stacks: Arc<Stacks>,
+    pub(crate) engine: Arc<Engine>,
 }
 
 #[vtable]
@@ -355,8 +373,7 @@ impl Node for Reset {
     fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
         match input {
             b"1" | b"1\n" => {
-                self.counters.reset();
-                self.stacks.clear();
+                self.engine.reset();
                 Ok(())
             }
             _ => {
@@ -377,18 +394,18 @@ fn line(input: &[u8]) -> &[u8] {
 
 /// `stacks_enable`: `1` while hits record their stacks, `0` (the default) while not; writing `1` or `0`
 /// turns recording on or off (the tables keep what they hold); anything else is `-EINVAL`.
-pub(crate) struct StacksEnable(pub(crate) Arc<Stacks>);
+pub(crate) struct StacksEnable(pub(crate) Arc<Engine>);
 
 #[vtable]
 impl Node for StacksEnable {
     fn show(&self, out: &mut Text) -> Result {
-        writeln!(out, "{}", u8::from(self.0.enabled())).map_err(|_| ENOMEM)
+        writeln!(out, "{}", u8::from(self.0.stacks_enabled())).map_err(|_| ENOMEM)
     }
 
     fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
         match line(input) {
-            b"1" => self.0.set_enabled(true),
-            b"0" => self.0.set_enabled(false),
+            b"1" => self.0.set_stacks_enabled(true),
+            b"0" => self.0.set_stacks_enabled(false),
             _ => {
                 warn_ratelimited!(
                     "stacks_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
@@ -404,7 +421,7 @@ impl Node for StacksEnable {
 /// `stacks_capacity`: the entries each stack table may use. Writing a number from 1 to the entries
 /// allocated at load sets it and empties the tables; refused (`-EBUSY`) while recording is on; anything
 /// else is `-EINVAL`.
-pub(crate) struct StacksCapacity(pub(crate) Arc<Stacks>);
+pub(crate) struct StacksCapacity(pub(crate) Arc<Engine>);
 
 /// A decimal number without sign, spaces or leading zeros.
 fn parse_count(digits: &[u8]) -> Option<usize> {
@@ -441,14 +458,16 @@ impl Node for StacksCapacity {
 /// `stacks/<tag>`: a header (entries used, capacity, dropped hits), then each distinct stack, most
 /// counted first: its frames innermost first, as bpftrace prints `kstack`, then its count and CPUs.
 pub(crate) struct StackFile {
-    pub(crate) stacks: Arc<Stacks>,
+    pub(crate) engine: Arc<Engine>,
     pub(crate) tag: Tag,
 }
 
 #[vtable]
 impl Node for StackFile {
     fn show(&self, out: &mut Text) -> Result {
-        let seen = self.stacks.seen(self.tag)?;
+        let seen = self
+            .engine
+            .read(|window| window.stacks.seen(self.tag, self.engine.capacity()))?;
         let mut symbols = Symbolizer::new()?;
         let r = (|| -> fmt::Result {
             writeln!(
@@ -458,7 +477,11 @@ impl Node for StackFile {
                 seen.used,
                 seen.capacity,
                 seen.dropped,
-                if self.stacks.enabled() { "on" } else { "off" }
+                if self.engine.stacks_enabled() {
+                    "on"
+                } else {
+                    "off"
+                }
             )?;
             for entry in seen.entries.iter() {
                 writeln!(out)?;
@@ -478,7 +501,7 @@ impl Node for StackFile {
 
 /// `sched`: context switches per CPU, of attached tasks (preempt notifiers) and of every task
 /// (`sched_switch`).
-pub(crate) struct Sched(pub(crate) Arc<Counters>);
+pub(crate) struct Sched(pub(crate) Arc<Engine>);
 
 #[vtable]
 impl Node for Sched {
@@ -580,12 +603,12 @@ struct StackFiles {
 }
 
 impl StackFiles {
-    fn new(parent: &Dir, module: &'static ThisModule, stacks: &Arc<Stacks>) -> Result<Self> {
+    fn new(parent: &Dir, module: &'static ThisModule, engine: &Arc<Engine>) -> Result<Self> {
         let dir = parent.subdir(c_str!("stacks"))?;
         let mut files = KVec::with_capacity(Tag::ALL.len(), GFP_KERNEL)?;
         for tag in Tag::ALL {
             let node = StackFile {
-                stacks: stacks.clone(),
+                engine: engine.clone(),
                 tag,
             };
             files.push(File::new(&dir, tag.c_name(), module, node)?, GFP_KERNEL)?;
@@ -621,13 +644,12 @@ impl Files {
     /// Creates `/sys/kernel/debug/resched/` and every file in it.
     pub(crate) fn new(
         module: &'static ThisModule,
-        counters: &Arc<Counters>,
-        stacks: &Arc<Stacks>,
+        engine: &Arc<Engine>,
         probes: &Arc<Probes>,
         tasks: &Arc<Tasks>,
     ) -> Result<Self> {
         let dir = Dir::new(c_str!("resched"))?;
-        let c = counters;
+        let c = engine;
         // One file of `dir`, owned by this module.
         macro_rules! file {
             ($name:literal, $node:expr $(,)?) => {
@@ -643,21 +665,15 @@ impl Files {
                 "probes",
                 ProbeList {
                     probes: probes.clone(),
-                    counters: c.clone(),
+                    engine: c.clone(),
                 },
             ),
-            _reset: file!(
-                "reset",
-                Reset {
-                    counters: c.clone(),
-                    stacks: stacks.clone(),
-                },
-            ),
+            _reset: file!("reset", Reset { engine: c.clone() },),
             _sched: file!("sched", Sched(c.clone())),
             _tasks: file!("tasks", TaskList(tasks.clone())),
-            _stacks_enable: file!("stacks_enable", StacksEnable(stacks.clone())),
-            _stacks_capacity: file!("stacks_capacity", StacksCapacity(stacks.clone())),
-            _stacks: StackFiles::new(&dir, module, stacks)?,
+            _stacks_enable: file!("stacks_enable", StacksEnable(c.clone())),
+            _stacks_capacity: file!("stacks_capacity", StacksCapacity(c.clone())),
+            _stacks: StackFiles::new(&dir, module, c)?,
             _attach: file!("attach", Attach(tasks.clone())),
             _dir: dir,
         })

@@ -13,7 +13,7 @@ use crate::logic::counters::Tag;
 use crate::sys::cpu;
 use crate::sys::stacktrace::{Stack, MAX_FRAMES};
 use core::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize,
+    AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use kernel::prelude::*;
@@ -158,21 +158,15 @@ impl Table {
         }
     }
 
-    /// Frees every published slot and zeroes `dropped`. A slot being filled right now is left to its
-    /// writer.
+    /// Frees every slot and zeroes `dropped`. Only for a table no handler records into any more.
     fn clear(&self) {
         for (slot, k) in self.keys.iter().enumerate() {
-            let key = k.load(Relaxed);
-            if key != EMPTY
-                && key != CLAIMED
-                && k.compare_exchange(key, EMPTY, Relaxed, Relaxed).is_ok()
-            {
-                if let Some(c) = self.counts.get(slot) {
-                    c.store(0, Relaxed);
-                }
-                for word in self.slot_cpus(slot) {
-                    word.store(0, Relaxed);
-                }
+            k.store(EMPTY, Relaxed);
+            if let Some(c) = self.counts.get(slot) {
+                c.store(0, Relaxed);
+            }
+            for word in self.slot_cpus(slot) {
+                word.store(0, Relaxed);
             }
         }
         self.dropped.store(0, Relaxed);
@@ -290,83 +284,45 @@ impl Seen {
     }
 }
 
-/// The stack tables of every probe kind, and whether hits record stacks (off at load).
+/// One window's stack tables, one per probe kind. Whether hits record stacks and how many entries a
+/// table may use are settings of the [`crate::logic::engine::Engine`].
 pub(crate) struct Stacks {
-    enabled: AtomicBool,
-    capacity: AtomicUsize,
     /// One per tag, in [`Tag::ALL`] order.
     tables: KVec<Table>,
 }
 
 impl Stacks {
-    /// Allocates every table (all the memory stack attribution will use), recording off.
+    /// Allocates every table (all the memory stack attribution will use).
     pub(crate) fn new() -> Result<Self> {
         let words = cpu::nr_cpu_ids().div_ceil(64);
         let mut tables = KVec::with_capacity(Tag::ALL.len(), GFP_KERNEL)?;
         for _ in Tag::ALL {
             tables.push(Table::new(words)?, GFP_KERNEL)?;
         }
-        Ok(Self {
-            enabled: AtomicBool::new(false),
-            capacity: AtomicUsize::new(MAX_ENTRIES),
-            tables,
-        })
+        Ok(Self { tables })
     }
 
-    /// Bytes the tables take (fixed at load).
-    pub(crate) fn bytes(&self) -> usize {
-        self.tables.len() * Table::bytes(cpu::nr_cpu_ids().div_ceil(64))
+    /// Bytes the tables of one window take for `cpus` CPU ids (fixed at load).
+    pub(crate) fn bytes(cpus: usize) -> usize {
+        Tag::ALL.len() * Table::bytes(cpus.div_ceil(64))
     }
 
-    /// Whether hits record their stacks.
-    #[inline]
-    pub(crate) fn enabled(&self) -> bool {
-        self.enabled.load(Relaxed)
-    }
-
-    /// Turns recording on or off; the tables keep what they hold.
-    pub(crate) fn set_enabled(&self, on: bool) {
-        self.enabled.store(on, Relaxed);
-    }
-
-    /// Entries each table may use.
-    pub(crate) fn capacity(&self) -> usize {
-        self.capacity.load(Relaxed)
-    }
-
-    /// Lets each table use `capacity` entries (1 to [`MAX_ENTRIES`]) and empties the tables, whose
-    /// slots depend on it. Refused with `EBUSY` while recording is on.
-    pub(crate) fn set_capacity(&self, capacity: usize) -> Result {
-        if !(1..=MAX_ENTRIES).contains(&capacity) {
-            return Err(EINVAL);
-        }
-        if self.enabled() {
-            return Err(EBUSY);
-        }
-        self.capacity.store(capacity, Relaxed);
-        self.clear();
-        Ok(())
-    }
-
-    /// Counts one hit of `tag` with stack `stack` on this CPU.
-    pub(crate) fn record(&self, tag: Tag, stack: &Stack) {
+    /// Counts one hit of `tag` with stack `stack` on this CPU, using `capacity` entries per table.
+    pub(crate) fn record(&self, tag: Tag, stack: &Stack, capacity: usize) {
         if let Some(table) = self.tables.get(tag.index()) {
-            table.record(stack, cpu::this_cpu(), self.capacity());
+            table.record(stack, cpu::this_cpu(), capacity);
         }
     }
 
-    /// Empties every table and zeroes the dropped counts.
+    /// Empties every table and zeroes the dropped counts. Only for tables no handler records into.
     pub(crate) fn clear(&self) {
         for table in self.tables.iter() {
             table.clear();
         }
     }
 
-    /// A copy of `tag`'s table.
-    pub(crate) fn seen(&self, tag: Tag) -> Result<Seen> {
-        self.tables
-            .get(tag.index())
-            .ok_or(EINVAL)?
-            .seen(self.capacity())
+    /// A copy of `tag`'s table, of which `capacity` entries may be used.
+    pub(crate) fn seen(&self, tag: Tag, capacity: usize) -> Result<Seen> {
+        self.tables.get(tag.index()).ok_or(EINVAL)?.seen(capacity)
     }
 }

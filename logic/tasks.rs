@@ -8,7 +8,8 @@
 //! while a task is attached (`rmmod` reports it in use); a task is detached by itself (`detach`) or
 //! when it exits.
 
-use crate::logic::counters::{Counters, Local};
+use crate::logic::counters::Local;
+use crate::logic::engine::Engine;
 use crate::sys::cpu;
 use crate::sys::notifier::{self, Notifiers};
 use crate::sys::task::{Current, NewTask, Task, TaskExt, COMM_LEN};
@@ -28,7 +29,7 @@ const NO_CPU: u32 = u32::MAX;
 /// What an attached task's notifier counts.
 pub(crate) struct Tracker {
     task: ARef<Task>,
-    counters: Arc<Counters>,
+    engine: Arc<Engine>,
     ins: AtomicU64,
     outs: AtomicU64,
     preempted: AtomicU64,
@@ -40,10 +41,10 @@ pub(crate) struct Tracker {
 impl Tracker {
     /// Counts for `task`; `running_on` is its CPU if it is running now (the calling task attaching
     /// itself counts as switched in there), `None` for a new task that has not run yet.
-    fn new(task: &Task, counters: Arc<Counters>, running_on: Option<usize>) -> Self {
+    fn new(task: &Task, engine: Arc<Engine>, running_on: Option<usize>) -> Self {
         Self {
             task: task.into(),
-            counters,
+            engine,
             ins: AtomicU64::new(u64::from(running_on.is_some())),
             outs: AtomicU64::new(0),
             preempted: AtomicU64::new(0),
@@ -56,24 +57,26 @@ impl Tracker {
 
 impl notifier::Handler for Tracker {
     fn sched_in(&self, cpu: usize) {
+        let counters = &self.engine.window().counters;
         bump(&self.ins);
-        self.counters.local(Local::SchedIn);
+        counters.local(Local::SchedIn);
         let last = self.last_cpu.swap(cpu as u32, Relaxed);
         if last != NO_CPU && last as usize != cpu {
             bump(&self.migrations);
-            self.counters.local(Local::Migrated);
+            counters.local(Local::Migrated);
         }
     }
 
     fn sched_out(&self, prev: &Task, _next: &Task) {
+        let counters = &self.engine.window().counters;
         bump(&self.outs);
-        self.counters.local(Local::SchedOut);
+        counters.local(Local::SchedOut);
         if prev.is_running() {
             bump(&self.preempted);
-            self.counters.local(Local::Preempted);
+            counters.local(Local::Preempted);
         } else {
             bump(&self.voluntary);
-            self.counters.local(Local::Voluntary);
+            counters.local(Local::Voluntary);
         }
     }
 }
@@ -95,17 +98,20 @@ pub(crate) struct TaskRow {
 pub(crate) struct Tasks {
     #[pin]
     attached: Notifiers<Tracker>,
-    counters: Arc<Counters>,
+    engine: Arc<Engine>,
     /// New tasks of attached parents that could not be attached (out of memory).
     failed: AtomicU64,
 }
 
 impl Tasks {
     /// No task attached yet.
-    pub(crate) fn new(counters: Arc<Counters>, module: &'static ThisModule) -> impl PinInit<Self> {
-        pin_init!(Self {
+    pub(crate) fn new(
+        engine: Arc<Engine>,
+        module: &'static ThisModule,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
             attached <- Notifiers::new(module),
-            counters,
+            engine,
             failed: AtomicU64::new(0),
         })
     }
@@ -115,7 +121,7 @@ impl Tasks {
         if self.attached.is_attached(me) {
             return Ok(());
         }
-        let tracker = Tracker::new(me.task(), self.counters.clone(), Some(cpu::this_cpu()));
+        let tracker = Tracker::new(me.task(), self.engine.clone(), Some(cpu::this_cpu()));
         self.attached.attach(me, tracker, GFP_KERNEL).map(|_| ())
     }
 
@@ -159,7 +165,7 @@ impl SchedProcessFork for Tasks {
         if !self.attached.is_attached(parent) {
             return;
         }
-        let tracker = Tracker::new(child.task(), self.counters.clone(), None);
+        let tracker = Tracker::new(child.task(), self.engine.clone(), None);
         if self
             .attached
             .attach_new(child, tracker, GFP_ATOMIC)
@@ -178,12 +184,13 @@ impl SchedProcessExit for Tasks {
     }
 }
 
-impl SchedSwitch for Counters {
+impl SchedSwitch for Engine {
     /// Counts every context switch, and those that preempted the previous task.
     fn sched_switch(&self, preempt: bool, _prev: &Task, _next: &Task) {
-        self.local(Local::Switches);
+        let counters = &self.window().counters;
+        counters.local(Local::Switches);
         if preempt {
-            self.local(Local::SwitchesPreempt);
+            counters.local(Local::SwitchesPreempt);
         }
     }
 }
@@ -193,18 +200,18 @@ impl SchedSwitch for Counters {
 pub(crate) struct Hooks {
     _fork: TracepointProbe<Tasks>,
     _exit: TracepointProbe<Tasks>,
-    _switch: TracepointProbe<Counters>,
+    _switch: TracepointProbe<Engine>,
     tasks: Arc<Tasks>,
 }
 
 impl Hooks {
     /// Turns preempt notifiers on and registers the fork, exit and switch probes.
-    pub(crate) fn new(counters: Arc<Counters>, module: &'static ThisModule) -> Result<Self> {
-        let tasks = Arc::pin_init(Tasks::new(counters.clone(), module), GFP_KERNEL)?;
+    pub(crate) fn new(engine: Arc<Engine>, module: &'static ThisModule) -> Result<Self> {
+        let tasks = Arc::pin_init(Tasks::new(engine.clone(), module), GFP_KERNEL)?;
         Ok(Self {
             _fork: TracepointProbe::sched_process_fork(tasks.clone())?,
             _exit: TracepointProbe::sched_process_exit(tasks.clone())?,
-            _switch: TracepointProbe::sched_switch(counters)?,
+            _switch: TracepointProbe::sched_switch(engine)?,
             tasks,
         })
     }

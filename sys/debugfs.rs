@@ -8,11 +8,12 @@
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
 use super::bindings;
-use super::task::{self, Current};
+use super::task::Current;
 use core::fmt;
 use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
+use kernel::sync::Arc;
 use kernel::uaccess::UserSlice;
 
 /// The longest write a file accepts; anything longer is `-EINVAL` without being read.
@@ -29,19 +30,26 @@ fn check_ptr<T>(ptr: *mut T) -> Result<*mut T> {
     }
 }
 
-/// A debugfs directory.
+/// A debugfs directory, shared by what is created in it.
 ///
+/// Each subdirectory and file keeps its directory, so a directory is removed only after everything
+/// made in it (removing it first would free their dentries under them).
+#[derive(Clone)]
+pub(crate) struct Dir(Arc<DirNode>);
+
 /// # Invariants
 ///
-/// `dentry` is a directory created by `debugfs_create_dir` that stays until `self` is dropped.
-pub(crate) struct Dir {
+/// `dentry` is a directory created by `debugfs_create_dir` (in `_parent`'s, if any) that stays until
+/// `self` is dropped.
+struct DirNode {
     dentry: *mut bindings::dentry,
+    _parent: Option<Dir>,
 }
 
 // SAFETY: A dentry pointer may be used and removed from any thread.
-unsafe impl Send for Dir {}
-// SAFETY: `Dir` offers no method that mutates through `&self`.
-unsafe impl Sync for Dir {}
+unsafe impl Send for DirNode {}
+// SAFETY: `DirNode` offers no method that mutates through `&self`.
+unsafe impl Sync for DirNode {}
 
 impl Dir {
     /// Creates the directory `name` at the top of debugfs.
@@ -50,34 +58,53 @@ impl Dir {
         let dentry = check_ptr(unsafe {
             bindings::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut())
         })?;
-        // INVARIANT: `debugfs_create_dir` succeeded.
-        Ok(Self { dentry })
+        Self::node(dentry, None)
     }
 
-    /// Creates the directory `name` in `self`. It must be dropped before `self`.
+    /// Creates the directory `name` in `self`.
     pub(crate) fn subdir(&self, name: &CStr) -> Result<Self> {
-        // SAFETY: `name` is a valid NUL-terminated string; `self.dentry` is a live directory (invariant).
+        // SAFETY: `name` is a valid NUL-terminated string; `self.dentry()` is a live directory.
         let dentry =
-            check_ptr(unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), self.dentry) })?;
-        // INVARIANT: `debugfs_create_dir` succeeded.
-        Ok(Self { dentry })
+            check_ptr(unsafe { bindings::debugfs_create_dir(name.as_char_ptr(), self.dentry()) })?;
+        Self::node(dentry, Some(self.clone()))
+    }
+
+    /// Owns `dentry`, just created; on failure to allocate, removes it again.
+    fn node(dentry: *mut bindings::dentry, parent: Option<Dir>) -> Result<Self> {
+        // INVARIANT: `debugfs_create_dir` succeeded (in `parent`).
+        match Arc::new(
+            DirNode {
+                dentry,
+                _parent: parent,
+            },
+            GFP_KERNEL,
+        ) {
+            Ok(node) => Ok(Self(node)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The directory's dentry, live while `self` is.
+    fn dentry(&self) -> *mut bindings::dentry {
+        self.0.dentry
     }
 }
 
-impl Drop for Dir {
+impl Drop for DirNode {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant `dentry` is ours and still present. `debugfs_remove` removes
-        // it with anything left inside.
+        // SAFETY: By the type invariant `dentry` is ours and still present: everything made in it
+        // keeps this node, so it has been removed already. `debugfs_remove` removes the directory.
         unsafe { bindings::debugfs_remove(self.dentry) };
     }
 }
 
-/// The text a file shows, built in memory and handed to `seq_file` in one piece.
-pub(crate) struct Text(KVec<u8>);
+/// The text a file shows, built in memory (vmalloc-backed when large, so a big table never needs a
+/// high-order allocation) and handed to `seq_file` in one piece.
+pub(crate) struct Text(KVVec<u8>);
 
 impl Text {
     fn new() -> Self {
-        Self(KVec::new())
+        Self(KVVec::new())
     }
 }
 
@@ -120,6 +147,8 @@ pub(crate) struct File<T: Node> {
     dentry: *mut bindings::dentry,
     /// Kept for the file's life: debugfs points into it.
     _inner: KBox<Inner<T>>,
+    /// Removed after the file.
+    _dir: Dir,
 }
 
 // SAFETY: A dentry pointer may be used and removed from any thread, and `T: Sync` (`Node`).
@@ -153,13 +182,13 @@ impl<T: Node> File<T> {
         };
         let mode = (if T::HAS_SHOW { 0o400 } else { 0 }) | (if T::HAS_STORE { 0o200 } else { 0 });
         let inner = KBox::new(Inner { fops, data }, GFP_KERNEL)?;
-        // SAFETY: `name` is NUL-terminated, `dir.dentry` is a live directory (its invariant), and `inner`
+        // SAFETY: `name` is NUL-terminated, `dir.dentry()` is a live directory, and `inner`
         // lives at a fixed address until after the file is removed in `drop`.
         let dentry = check_ptr(unsafe {
             bindings::debugfs_create_file(
                 name.as_char_ptr(),
                 mode,
-                dir.dentry,
+                dir.dentry(),
                 (&inner.data as *const T).cast_mut().cast::<c_void>(),
                 &inner.fops,
             )
@@ -168,6 +197,7 @@ impl<T: Node> File<T> {
         Ok(Self {
             dentry,
             _inner: inner,
+            _dir: dir.clone(),
         })
     }
 }
@@ -246,9 +276,11 @@ unsafe extern "C" fn write<T: Node>(
                 .private
                 .cast::<T>()
         };
-        // SAFETY: A `write` runs in the writing task's process context; the borrow ends with the call.
-        let writer = unsafe { Current::new(task::current()) };
-        node.store(&input[..count], &writer)?;
+        // SAFETY: A `write` runs in the writing task's process context, which may change its own
+        // notifier list; `current!()` borrows the task for this statement only.
+        node.store(&input[..count], &unsafe {
+            Current::new(kernel::current!())
+        })?;
         Ok(count as isize)
     })
 }

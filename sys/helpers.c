@@ -101,6 +101,15 @@ const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }
 /* unwind_start() from a probe's registers, on the current task's stack (what stack_trace_save_regs() does) */
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs) { unwind_start(state, current, regs, NULL); }
 
+/* unwind_start() from the caller's own frame on the current task's stack (what stack_trace_save() does) */
+void rrp_unwind_start_here(struct unwind_state *state) { unwind_start(state, current, NULL, NULL); }
+
+/* within_module(addr, THIS_MODULE): whether a code address is this module's */
+bool rrp_within_this_module(unsigned long addr) { return within_module(addr, THIS_MODULE); }
+
+/* tracepoint->iterator: the __traceiter_<name> function that calls the probes when there are several */
+unsigned long rrp_tracepoint_iterator(struct tracepoint *tp) { return (unsigned long)tp->iterator; }
+
 /* unwind_done() */
 bool rrp_unwind_done(struct unwind_state *state) { return unwind_done(state); }
 

@@ -41,6 +41,9 @@ void rrp_tracepoint_synchronize_unregister(void);
 const char *rrp_tracepoint_name(struct tracepoint *tp);
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs);
 bool rrp_unwind_done(struct unwind_state *state);
+void rrp_unwind_start_here(struct unwind_state *state);
+bool rrp_within_this_module(unsigned long addr);
+unsigned long rrp_tracepoint_iterator(struct tracepoint *tp);
 int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr);
 
 #endif

@@ -60,7 +60,9 @@ impl<F: Function> RetRegs<'_, F> {
 
 /// What a probe reports about itself, whatever its kind.
 pub(crate) trait Probe: Sync {
-    /// The symbol registered, or the last one tried if none could be.
+    /// The mechanism: `kprobe`, `kretprobe` or `tracepoint`.
+    fn via(&self) -> &'static str;
+    /// The symbol (or tracepoint) registered, or the last one tried if none could be.
     fn symbol(&self) -> &'static CStr;
     /// `Ok` when registered, else the error registration gave.
     fn status(&self) -> Result;
@@ -145,6 +147,10 @@ impl<H: Handler> Kprobe<H> {
 }
 
 impl<H: Handler> Probe for Kprobe<H> {
+    fn via(&self) -> &'static str {
+        "kprobe"
+    }
+
     fn symbol(&self) -> &'static CStr {
         self.symbol
     }
@@ -179,9 +185,12 @@ unsafe extern "C" fn pre_handler<H: Handler>(
     kp: *mut bindings::kprobe,
     regs: *mut bindings::pt_regs,
 ) -> c_int {
-    // SAFETY: `kp` is the first field of a live `Kprobe<H>` (type invariant).
-    let this = unsafe { &*kp.cast::<Kprobe<H>>() };
-    this.handler.hit(&Regs {
+    // SAFETY: `kp` is the first field of a `Kprobe<H>` whose handler is initialised before registration
+    // (type invariant).
+    // Only the handler is borrowed: a hit can come while `register_kprobe` runs, before `symbol` and
+    // `status` are written.
+    let handler = unsafe { &*core::ptr::addr_of!((*kp.cast::<Kprobe<H>>()).handler) };
+    handler.hit(&Regs {
         ptr: regs,
         _lifetime: PhantomData,
     });
@@ -251,6 +260,10 @@ impl<H: RetHandler> Kretprobe<H> {
 }
 
 impl<H: RetHandler> Probe for Kretprobe<H> {
+    fn via(&self) -> &'static str {
+        "kretprobe"
+    }
+
     fn symbol(&self) -> &'static CStr {
         self.symbol
     }
@@ -287,9 +300,13 @@ impl<H: RetHandler> Drop for Kretprobe<H> {
 /// `ri` is an instance of a registered `Kretprobe<H>`, passed by the kprobe core to a handler.
 unsafe fn instance<'a, H: RetHandler>(
     ri: *mut bindings::kretprobe_instance,
-) -> (&'a Kretprobe<H>, *mut H::Data) {
-    // SAFETY: The caller guarantees `ri` belongs to a live `Kretprobe<H>`, whose `rp` is its first field.
-    let this = unsafe { &*bindings::rrp_get_kretprobe(ri).cast::<Kretprobe<H>>() };
+) -> (&'a H, *mut H::Data) {
+    // SAFETY: The caller guarantees `ri` belongs to a `Kretprobe<H>`, whose `rp` is its first field and
+    // whose handler is initialised before registration; only the handler is borrowed (a hit can come
+    // while `register_kretprobe` runs, before `symbol` and `status` are written).
+    let this = unsafe {
+        &*core::ptr::addr_of!((*bindings::rrp_get_kretprobe(ri).cast::<Kretprobe<H>>()).handler)
+    };
     // SAFETY: `data` has `data_size` bytes (a `H::Data`) after the instance header; it is accessed
     // unaligned.
     let data = unsafe { bindings::rrp_kretprobe_data(ri) }.cast::<H::Data>();
@@ -311,7 +328,7 @@ unsafe extern "C" fn ret_entry<H: RetHandler>(
         ptr: regs,
         _lifetime: PhantomData,
     };
-    match this.handler.entry(&regs) {
+    match this.entry(&regs) {
         Some(value) => {
             // SAFETY: `data` points to the instance's `H::Data`, ours until the return handler.
             unsafe { data.write_unaligned(value) };
@@ -334,7 +351,7 @@ unsafe extern "C" fn ret_handler<H: RetHandler>(
     let (this, data) = unsafe { instance::<H>(ri) };
     // SAFETY: `ret_entry` wrote `data` for this instance.
     let data = unsafe { data.read_unaligned() };
-    this.handler.ret(
+    this.ret(
         data,
         &RetRegs {
             ptr: regs,

@@ -13,6 +13,7 @@ pub(crate) mod module;
 pub(crate) mod notifier;
 pub(crate) mod percpu;
 pub(crate) mod probed;
+pub(crate) mod rcu;
 pub(crate) mod stacktrace;
 pub(crate) mod task;
 pub(crate) mod tracepoint;

@@ -69,31 +69,40 @@ struct Entry<H: Handler> {
 
 /// The notifiers with handler `H` that tasks carry, and the static key that turns notifiers on.
 ///
-/// The set's `ops` is a field of a pinned value, so its address is unique to this set: a notifier on
-/// a task's list is one of ours exactly when its `ops` points here.
+/// The set's `ops` is an allocation of its own, so its address is unique to this set: a notifier on a
+/// task's list is one of ours exactly when its `ops` points there.
 ///
 /// # Invariants
 ///
-/// Every entry of `list` is registered on exactly one task, with `ops`, by [`Self::attach`] or
-/// [`Self::attach_new`], and is removed only after that task unregistered it. Each holds a module
-/// reference, so the module, which owns this set, is not unloaded while the list is not empty.
+/// `ops` comes from `KBox::into_raw` and is freed only when no entry is left. Every entry of `list`
+/// is registered on exactly one task, with `ops`, by [`Self::attach`] or [`Self::attach_new`], and is
+/// removed only after that task unregistered it. Each holds a module reference, so the module, which
+/// owns this set, is not unloaded while the list is not empty.
 #[pin_data(PinnedDrop)]
 pub(crate) struct Notifiers<H: Handler> {
-    ops: bindings::preempt_ops,
+    ops: *mut bindings::preempt_ops,
     #[pin]
     list: SpinLock<KVec<Option<Entry<H>>>>,
     module: &'static ThisModule,
     _enabled: Enabled,
 }
 
+// SAFETY: `ops` is only read (by the scheduler, through the notifiers) after construction; the list
+// is behind a spinlock; `H: Send + Sync`.
+unsafe impl<H: Handler> Send for Notifiers<H> {}
+// SAFETY: As for `Send`.
+unsafe impl<H: Handler> Sync for Notifiers<H> {}
+
 impl<H: Handler> Notifiers<H> {
     /// An empty set; turns preempt notifiers on (may sleep) until it is dropped.
-    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self> {
-        pin_init!(Self {
-            ops: bindings::preempt_ops {
-                sched_in: Some(sched_in::<H>),
-                sched_out: Some(sched_out::<H>),
-            },
+    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        let ops = bindings::preempt_ops {
+            sched_in: Some(sched_in::<H>),
+            sched_out: Some(sched_out::<H>),
+        };
+        try_pin_init!(Self {
+            // INVARIANT: from `KBox::into_raw`.
+            ops: KBox::into_raw(KBox::new(ops, GFP_KERNEL)?),
             list <- new_spinlock!(KVec::new(), "resched_notifiers"),
             module,
             _enabled: Enabled::new(),
@@ -102,7 +111,7 @@ impl<H: Handler> Notifiers<H> {
 
     fn ops(&self) -> *mut bindings::preempt_ops {
         // The C side never writes through this pointer.
-        (&self.ops as *const bindings::preempt_ops).cast_mut()
+        self.ops
     }
 
     /// This set's notifier on the calling task, if it has one.
@@ -191,7 +200,7 @@ impl<H: Handler> Notifiers<H> {
 impl<H: Handler> PinnedDrop for Notifiers<H> {
     fn drop(self: Pin<&mut Self>) {
         // Cannot happen (type invariant: each entry holds a module reference). Should it, a notifier
-        // still on a task's list must not be freed: leak it.
+        // still on a task's list must not be freed: leak it, with the `ops` it points to.
         let mut list = self.list.lock();
         let mut left = 0;
         for slot in list.iter_mut() {
@@ -205,6 +214,9 @@ impl<H: Handler> PinnedDrop for Notifiers<H> {
                 "{} preempt notifiers still registered at unload; leaked\n",
                 left
             );
+        } else {
+            // SAFETY: `ops` came from `KBox::into_raw` and no notifier points to it (invariant).
+            drop(unsafe { KBox::from_raw(self.ops) });
         }
     }
 }

@@ -6,24 +6,37 @@
 //! C header: [`include/linux/percpu.h`](srctree/include/linux/percpu.h)
 
 use super::{bindings, cpu};
+use core::cell::Cell;
 use kernel::prelude::*;
 
-/// An array of `len` counters on every possible CPU.
+/// Counters per `alloc_percpu` allocation: 32 KiB, the most one allocation may have
+/// (`PCPU_MIN_UNIT_SIZE`).
+const CHUNK: usize = 4096;
+
+/// Bytes of per-cpu memory an array of `len` counters takes on each possible CPU.
+pub(crate) const fn bytes_per_cpu(len: usize) -> usize {
+    len * core::mem::size_of::<u64>()
+}
+
+/// An array of `len` counters on every possible CPU, in allocations of at most [`CHUNK`] counters,
+/// so that its size is not limited by the per-cpu allocator's 32 KiB.
 ///
-/// Incrementing touches only the current CPU's copy with one IRQ-safe instruction (no lock, no atomic,
-/// no shared cache line). Reads of other CPUs' copies are single aligned 64-bit loads, so they never
-/// see a torn value.
+/// Incrementing touches only the current CPU's copy with one IRQ-safe instruction (no lock, no
+/// atomic, no shared cache line, no call on x86-64). Reads of other CPUs' copies are single aligned
+/// 64-bit loads, so they never see a torn value. No CPU ever writes another CPU's copy while it may be
+/// incrementing it: [`Self::zero`] is for arrays nobody increments any more.
 ///
 /// # Invariants
 ///
-/// `base` is a per-cpu allocation of `len` `u64`s from `__alloc_percpu`, freed only in `drop`.
+/// `chunks[i]` is a per-cpu allocation of `min(CHUNK, len - i * CHUNK)` `u64`s from `__alloc_percpu`,
+/// freed only in `drop`, and `chunks` covers `len` counters.
 pub(crate) struct PerCpuArray {
-    base: *mut u64,
+    chunks: KVec<*mut u64>,
     len: usize,
 }
 
-// SAFETY: Each CPU changes only its own copy (`this_cpu_inc`), other accesses are whole-word volatile
-// loads and stores, so the array may be shared and sent between threads.
+// SAFETY: Each CPU changes only its own copy (`this_cpu_inc`); other accesses are whole-word volatile
+// loads, and stores only to copies no CPU increments; so the array may be shared and sent.
 unsafe impl Send for PerCpuArray {}
 // SAFETY: See `Send`.
 unsafe impl Sync for PerCpuArray {}
@@ -31,62 +44,65 @@ unsafe impl Sync for PerCpuArray {}
 impl PerCpuArray {
     /// Allocates `len` zeroed counters on every possible CPU.
     pub(crate) fn new(len: usize) -> Result<Self> {
-        let size = len.checked_mul(core::mem::size_of::<u64>()).ok_or(EINVAL)?;
-        // SAFETY: `__alloc_percpu` may be called with any size and a power-of-two alignment; it returns
-        // zeroed memory or null.
-        let base = unsafe { bindings::rrp_alloc_percpu(size, core::mem::align_of::<u64>()) };
-        if base.is_null() {
-            return Err(ENOMEM);
+        let mut this = Self {
+            chunks: KVec::with_capacity(len.div_ceil(CHUNK), GFP_KERNEL)?,
+            len: 0,
+        };
+        while this.len < len {
+            let n = CHUNK.min(len - this.len);
+            // SAFETY: `__alloc_percpu` may be called with any size and a power-of-two alignment; it
+            // returns zeroed memory or null.
+            let base = unsafe { bindings::rrp_alloc_percpu(n * 8, core::mem::align_of::<u64>()) };
+            if base.is_null() {
+                return Err(ENOMEM);
+            }
+            // Room was reserved above, so this does not allocate or fail.
+            this.chunks.push(base.cast(), GFP_KERNEL)?;
+            // INVARIANT: one more chunk of `n` counters.
+            this.len += n;
         }
-        // INVARIANT: `base` is a fresh per-cpu allocation of `len` u64s.
-        Ok(Self {
-            base: base.cast(),
-            len,
-        })
-    }
-
-    /// The number of counters per CPU.
-    pub(crate) fn len(&self) -> usize {
-        self.len
+        Ok(this)
     }
 
     /// Adds one to counter `idx` of the current CPU; an index out of range is ignored.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn inc(&self, idx: usize) {
-        if idx < self.len {
-            // SAFETY: `base` is a live per-cpu array of `len` u64s (invariant) and `idx < len`.
-            unsafe { bindings::rrp_this_cpu_inc(self.base, idx as u32) };
+        if let Some(&base) = self.chunks.get(idx / CHUNK) {
+            if idx < self.len {
+                this_cpu_inc(base.wrapping_add(idx % CHUNK));
+            }
         }
     }
 
-    fn cpu_slot(&self, cpu: usize, idx: usize) -> Option<*mut u64> {
+    /// CPU `cpu`'s counters.
+    pub(crate) fn cpu_view(&self, cpu: usize) -> CpuView<'_> {
+        CpuView {
+            array: self,
+            cpu,
+            cached: Cell::new((0, core::ptr::null_mut())),
+        }
+    }
+
+    /// The address of counter `idx` in CPU `cpu`'s copy.
+    fn slot(&self, cpu: usize, idx: usize) -> Option<*mut u64> {
         if idx >= self.len || !cpu::is_possible(cpu) {
             return None;
         }
-        // SAFETY: `cpu` is a possible CPU, so it has a copy of the live array (invariant).
-        let copy = unsafe { bindings::rrp_per_cpu_ptr(self.base, cpu as u32) };
-        // SAFETY: `idx < len`, so the result stays inside that CPU's copy.
-        Some(unsafe { copy.add(idx) })
+        let base = *self.chunks.get(idx / CHUNK)?;
+        // SAFETY: `cpu` is a possible CPU, so it has a copy of the live chunk (invariant).
+        let copy = unsafe { bindings::rrp_per_cpu_ptr(base, cpu as u32) };
+        // `idx % CHUNK` is inside the chunk (invariant), so this stays inside that CPU's copy.
+        Some(copy.wrapping_add(idx % CHUNK))
     }
 
-    /// Counter `idx` of CPU `cpu` (0 for an impossible CPU or an index out of range).
-    pub(crate) fn get(&self, cpu: usize, idx: usize) -> u64 {
-        match self.cpu_slot(cpu, idx) {
-            // SAFETY: `slot` is an aligned `u64` inside the live allocation; a racing `this_cpu_inc` on
-            // its owner CPU is a single instruction, so the volatile load sees the old or new value.
-            Some(slot) => unsafe { slot.read_volatile() },
-            None => 0,
-        }
-    }
-
-    /// Sets every counter of every possible CPU to zero.
-    ///
-    /// An increment racing with this lands either before (and is zeroed) or after (and is kept).
+    /// Sets every counter of every possible CPU to zero. Only for an array that no CPU increments
+    /// now (else an increment could be lost or undone); see the callers.
     pub(crate) fn zero(&self) {
         for cpu in 0..cpu::nr_cpu_ids() {
             for idx in 0..self.len {
-                if let Some(slot) = self.cpu_slot(cpu, idx) {
-                    // SAFETY: as in `get`; an aligned 64-bit store is not torn.
+                if let Some(slot) = self.slot(cpu, idx) {
+                    // SAFETY: `slot` is an aligned `u64` inside the live allocation, and no CPU increments the
+                    // array now (the caller's promise).
                     unsafe { slot.write_volatile(0) };
                 }
             }
@@ -96,7 +112,60 @@ impl PerCpuArray {
 
 impl Drop for PerCpuArray {
     fn drop(&mut self) {
-        // SAFETY: `base` came from `__alloc_percpu` and is freed only here (invariant).
-        unsafe { bindings::free_percpu(self.base.cast()) };
+        for &base in self.chunks.iter() {
+            // SAFETY: `base` came from `__alloc_percpu` and is freed only here (invariant).
+            unsafe { bindings::free_percpu(base.cast()) };
+        }
     }
+}
+
+/// One CPU's counters of a [`PerCpuArray`], read with one `per_cpu_ptr` call per chunk rather than
+/// per counter.
+pub(crate) struct CpuView<'a> {
+    array: &'a PerCpuArray,
+    cpu: usize,
+    /// The chunk last looked up and its address in `cpu`'s copy (null: none yet).
+    cached: Cell<(usize, *mut u64)>,
+}
+
+impl CpuView<'_> {
+    /// Counter `idx` (0 out of range or for an impossible CPU).
+    pub(crate) fn get(&self, idx: usize) -> u64 {
+        let chunk = idx / CHUNK;
+        let (cached_chunk, mut copy) = self.cached.get();
+        if copy.is_null() || cached_chunk != chunk {
+            match self.array.slot(self.cpu, chunk * CHUNK) {
+                Some(start) => copy = start,
+                None => return 0,
+            }
+            self.cached.set((chunk, copy));
+        }
+        if idx >= self.array.len {
+            return 0;
+        }
+        // SAFETY: `copy` is the start of `cpu`'s copy of live chunk `chunk`, and `idx % CHUNK` is
+        // inside it (`idx < len`); a racing `this_cpu_inc` on its owner CPU is a single instruction,
+        // so the volatile load of the aligned `u64` sees the old or the new value.
+        unsafe { copy.add(idx % CHUNK).read_volatile() }
+    }
+}
+
+/// `this_cpu_inc()` on the `u64` at per-cpu address `slot`.
+///
+/// On x86-64 it is what the C macro compiles to: one `incq` through `%gs`, atomic with respect to
+/// interrupts and preemption on the running CPU, with no call. Elsewhere, the C helper.
+#[inline(always)]
+fn this_cpu_inc(slot: *mut u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `slot` is a per-cpu address inside a live chunk (the caller checked the index), so
+    // `%gs:slot` is that counter in the current CPU's copy; the single instruction cannot be torn by an
+    // interrupt or a migration.
+    unsafe {
+        core::arch::asm!("incq %gs:({0})", in(reg) slot, options(att_syntax, nostack))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: As above, through the C macro.
+    unsafe {
+        bindings::rrp_this_cpu_inc(slot, 0)
+    };
 }

@@ -50,6 +50,43 @@ impl Stack {
         Self { frames }
     }
 
+    /// The stack of the code that fired a tracepoint, taken in its probe: the return addresses the
+    /// unwinder finds from here, without this module's frames and without a frame for which `skip`
+    /// is true (the tracepoint's iterator), so that it starts in the function that fired it.
+    ///
+    /// Runs in probe handlers: at most `MAX_FRAMES` recorded frames and as many skipped (the module's
+    /// and the iterator's), no allocation, no sleeping.
+    pub(crate) fn from_here(skip: impl Fn(usize) -> bool) -> Self {
+        let mut frames = [0usize; MAX_FRAMES];
+        let mut state = MaybeUninit::<bindings::unwind_state>::uninit();
+        // SAFETY: `state` is writable storage for an `unwind_state`; the unwind is of the current task,
+        // from the helper's own frame.
+        unsafe { bindings::rrp_unwind_start_here(state.as_mut_ptr()) };
+        let mut n = 0;
+        let mut skipped = 0;
+        while n < MAX_FRAMES && skipped < MAX_FRAMES {
+            // SAFETY: `unwind_start` initialised `state`.
+            if unsafe { bindings::rrp_unwind_done(state.as_mut_ptr()) } {
+                break;
+            }
+            // SAFETY: As above; a frame the unwinder cannot place gives 0.
+            let addr = unsafe { bindings::unwind_get_return_address(state.as_mut_ptr()) } as usize;
+            if addr == 0 {
+                break;
+            }
+            // SAFETY: `within_module` only compares the address with the module's layout.
+            if n == 0 && (unsafe { bindings::rrp_within_this_module(addr as _) } || skip(addr)) {
+                skipped += 1;
+            } else {
+                frames[n] = addr;
+                n += 1;
+            }
+            // SAFETY: As above.
+            unsafe { bindings::unwind_next_frame(state.as_mut_ptr()) };
+        }
+        Self { frames }
+    }
+
     /// The frames recorded, innermost first.
     pub(crate) fn frames(&self) -> impl Iterator<Item = usize> + '_ {
         self.frames.iter().copied().take_while(|&f| f != 0)

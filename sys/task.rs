@@ -101,6 +101,7 @@ impl<'a> Current<'a> {
 /// A task just created by fork that has not been woken yet: nothing walks its notifier list.
 pub(crate) struct NewTask<'a> {
     task: &'a Task,
+    _not_send: PhantomData<*mut ()>,
 }
 
 impl<'a> NewTask<'a> {
@@ -110,7 +111,10 @@ impl<'a> NewTask<'a> {
     ///
     /// `task` must not have been woken yet, and stay so for `'a`.
     pub(super) unsafe fn new(task: &'a Task) -> Self {
-        Self { task }
+        Self {
+            task,
+            _not_send: PhantomData,
+        }
     }
 
     /// The task.

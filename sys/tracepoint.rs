@@ -11,7 +11,11 @@
 //! [`include/trace/events/sched.h`](srctree/include/trace/events/sched.h)
 
 use super::bindings;
+use super::cpu::CpuMask;
+use super::kprobe::Probe;
+use super::stacktrace::Stack;
 use super::task::{self, Current, NewTask, Task};
+use core::marker::PhantomData;
 use kernel::c_str;
 use kernel::ffi::c_void;
 use kernel::prelude::*;
@@ -23,34 +27,92 @@ pub(crate) trait SchedSwitch: Send + Sync {
     fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task);
 }
 
-/// `sched_process_fork(parent, child)`: in the parent, before the child first runs.
+/// `sched_process_fork(parent, child)`: in the parent, before the child first runs, with preemption off
+/// (no sleeping, `GFP_ATOMIC` only).
 pub(crate) trait SchedProcessFork: Send + Sync {
     /// `parent` (the calling task) created `child`.
     fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>);
 }
 
-/// `sched_process_exit(p)`: in the exiting task.
+/// `sched_process_exit(p)`: in the exiting task, with preemption off.
 pub(crate) trait SchedProcessExit: Send + Sync {
     /// The calling task exits.
     fn sched_process_exit(&self, task: &Current<'_>);
+}
+
+/// `ipi_send_cpu(cpu, callsite, callback)` (may run in NMI: no locks): an IPI to one CPU is about to be sent, from
+/// `smp_send_reschedule()` (callback NULL), `send_call_function_single_ipi()` (callback
+/// `generic_smp_call_function_single_interrupt`) or `irq_work_raise()` (a self-IPI, callback the work).
+pub(crate) trait IpiSendCpu: Send + Sync {
+    /// An IPI to `cpu`; `callback` is 0 for NULL. `here` gives the sender's stack.
+    fn ipi_send_cpu(&self, cpu: usize, callback: usize, here: &Here<'_>);
+}
+
+/// `ipi_send_cpumask(mask, callsite, callback)`: call-function IPIs to the CPUs of `mask` are about to be
+/// sent (`send_call_function_ipi_mask()`).
+pub(crate) trait IpiSendCpumask: Send + Sync {
+    /// IPIs to the CPUs of `mask`. `here` gives the sender's stack.
+    fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, callback: usize, here: &Here<'_>);
+}
+
+/// Where a tracepoint fired, for the duration of its probe.
+pub(crate) struct Here<'a> {
+    tp: *mut bindings::tracepoint,
+    _call: PhantomData<&'a ()>,
+}
+
+impl Here<'_> {
+    /// The stack of the code that fired the tracepoint, starting in the function that fired it.
+    pub(crate) fn stack(&self) -> Stack {
+        // SAFETY: `tp` is a kernel tracepoint, which lives as long as the kernel.
+        let iterator = unsafe { bindings::rrp_tracepoint_iterator(self.tp) } as usize;
+        // `__traceiter_<name>` calls the probes when a tracepoint has several: a small function.
+        Stack::from_here(|addr| addr.wrapping_sub(iterator) < 256)
+    }
+}
+
+/// What a registered probe's data points to.
+struct Inner<H> {
+    tp: *mut bindings::tracepoint,
+    handler: Arc<H>,
 }
 
 /// A probe on a kernel tracepoint, calling a handler `H` it owns.
 ///
 /// # Invariants
 ///
-/// `probe` is registered on `tp` with a pointer to `*handler` as its data from construction until
-/// `drop`; `probe` is the trampoline of the tracepoint for `H`.
+/// `probe` is registered on `inner.tp` with a pointer to `*inner` as its data from construction until
+/// `drop`; `probe` is the trampoline of the tracepoint for `H`. `inner` does not move.
 pub(crate) struct TracepointProbe<H: Send + Sync> {
-    tp: *mut bindings::tracepoint,
     probe: *mut c_void,
-    handler: Arc<H>,
+    name: &'static CStr,
+    inner: KBox<Inner<H>>,
 }
 
 // SAFETY: Unregistering may happen from any thread; `H` is `Send + Sync`.
 unsafe impl<H: Send + Sync> Send for TracepointProbe<H> {}
 // SAFETY: `&self` offers no access to the C side; `H: Sync`.
 unsafe impl<H: Send + Sync> Sync for TracepointProbe<H> {}
+
+impl<H: Send + Sync> Probe for TracepointProbe<H> {
+    fn via(&self) -> &'static str {
+        "tracepoint"
+    }
+
+    fn symbol(&self) -> &'static CStr {
+        self.name
+    }
+
+    /// Registered (else there is no value).
+    fn status(&self) -> Result {
+        Ok(())
+    }
+
+    /// A tracepoint probe is a direct call: it never misses.
+    fn missed(&self) -> u64 {
+        0
+    }
+}
 
 struct Search<'a> {
     name: &'a CStr,
@@ -93,20 +155,22 @@ fn find(name: &CStr) -> Result<*mut bindings::tracepoint> {
 }
 
 impl<H: Send + Sync> TracepointProbe<H> {
-    /// Registers `probe` on the tracepoint called `name`, with `handler` as its data.
+    /// Registers `probe` on the tracepoint called `name`, with the new `Inner` holding `handler` as
+    /// its data.
     ///
     /// # Safety
     ///
-    /// `probe` must be an `extern "C"` function taking a `*const H` and then the tracepoint's
+    /// `probe` must be an `extern "C"` function taking a `*const Inner<H>` and then the tracepoint's
     /// arguments (`TP_PROTO`), safe to call in the tracepoint's context.
-    unsafe fn register(name: &CStr, probe: *mut c_void, handler: Arc<H>) -> Result<Self> {
+    unsafe fn register(name: &'static CStr, probe: *mut c_void, handler: Arc<H>) -> Result<Self> {
         let tp = find(name)?;
-        let data = (&*handler as *const H).cast_mut().cast::<c_void>();
+        let inner = KBox::new(Inner { tp, handler }, GFP_KERNEL)?;
+        let data = (&*inner as *const Inner<H>).cast_mut().cast::<c_void>();
         // SAFETY: `tp` is a kernel tracepoint; the caller vouches for `probe`; `data` stays valid
-        // until `drop` unregistered the probe (it is owned by `handler`).
+        // until `drop` unregistered the probe (`inner` is owned by `Self` and does not move).
         kernel::error::to_result(unsafe { bindings::tracepoint_probe_register(tp, probe, data) })?;
         // INVARIANT: registered just above.
-        Ok(Self { tp, probe, handler })
+        Ok(Self { probe, name, inner })
     }
 }
 
@@ -152,13 +216,44 @@ impl<H: SchedProcessExit> TracepointProbe<H> {
     }
 }
 
+impl<H: IpiSendCpu> TracepointProbe<H> {
+    /// Calls `handler` at every `ipi_send_cpu`.
+    pub(crate) fn ipi_send_cpu(handler: Arc<H>) -> Result<Self> {
+        // SAFETY: `ipi_send_cpu_probe` has `ipi_send_cpu`'s prototype after the data pointer.
+        unsafe {
+            Self::register(
+                c_str!("ipi_send_cpu"),
+                ipi_send_cpu_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
+impl<H: IpiSendCpumask> TracepointProbe<H> {
+    /// Calls `handler` at every `ipi_send_cpumask`.
+    pub(crate) fn ipi_send_cpumask(handler: Arc<H>) -> Result<Self> {
+        // SAFETY: `ipi_send_cpumask_probe` has `ipi_send_cpumask`'s prototype after the data pointer.
+        unsafe {
+            Self::register(
+                c_str!("ipi_send_cpumask"),
+                ipi_send_cpumask_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
 impl<H: Send + Sync> Drop for TracepointProbe<H> {
     fn drop(&mut self) {
-        let data = (&*self.handler as *const H).cast_mut().cast::<c_void>();
+        let data = (&*self.inner as *const Inner<H>)
+            .cast_mut()
+            .cast::<c_void>();
         // SAFETY: Registered with these arguments (type invariant).
-        unsafe { bindings::tracepoint_probe_unregister(self.tp, self.probe, data) };
-        // SAFETY: No precondition. Once it returns, no call of `probe` is in progress, so `handler`
-        // (dropped after this) is no longer used.
+        unsafe { bindings::tracepoint_probe_unregister(self.inner.tp, self.probe, data) };
+        // SAFETY: It sleeps: `drop` runs in process context (module exit, or init failing). Once it
+        // returns, no call of `probe` is in progress, so `inner` (dropped after this) is no longer
+        // used. (`tracepoint_probe_unregister` fails only with `-ENOENT`, for a probe not registered.)
         unsafe { bindings::rrp_tracepoint_synchronize_unregister() };
     }
 }
@@ -167,7 +262,7 @@ impl<H: Send + Sync> Drop for TracepointProbe<H> {
 ///
 /// # Safety
 ///
-/// Registered by [`TracepointProbe::sched_switch`]: `data` is its live `H`, the tasks are live.
+/// Registered by [`TracepointProbe::sched_switch`]: `data` is its live `Inner<H>`, the tasks are live.
 unsafe extern "C" fn switch_probe<H: SchedSwitch>(
     data: *mut c_void,
     preempt: bool,
@@ -175,8 +270,8 @@ unsafe extern "C" fn switch_probe<H: SchedSwitch>(
     next: *mut bindings::task_struct,
     _prev_state: u32,
 ) {
-    // SAFETY: `data` is the handler the probe keeps alive while registered.
-    let handler = unsafe { &*data.cast::<H>() };
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
     // SAFETY: The scheduler holds both tasks for the duration of the switch.
     let (prev, next) = unsafe { (task::from_raw(prev), task::from_raw(next)) };
     handler.sched_switch(preempt, prev, next);
@@ -186,15 +281,15 @@ unsafe extern "C" fn switch_probe<H: SchedSwitch>(
 ///
 /// # Safety
 ///
-/// Registered by [`TracepointProbe::sched_process_fork`]: `data` is its live `H`; the tracepoint fires
+/// Registered by [`TracepointProbe::sched_process_fork`]: `data` is its live `Inner<H>`; the tracepoint fires
 /// in `parent` before `child` is woken (`kernel_clone`, before `wake_up_new_task`).
 unsafe extern "C" fn fork_probe<H: SchedProcessFork>(
     data: *mut c_void,
     parent: *mut bindings::task_struct,
     child: *mut bindings::task_struct,
 ) {
-    // SAFETY: `data` is the handler the probe keeps alive while registered.
-    let handler = unsafe { &*data.cast::<H>() };
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
     // SAFETY: Used only within this call.
     let me = unsafe { task::current() };
     if task::raw(me) != parent {
@@ -211,13 +306,13 @@ unsafe extern "C" fn fork_probe<H: SchedProcessFork>(
 ///
 /// # Safety
 ///
-/// Registered by [`TracepointProbe::sched_process_exit`]: `data` is its live `H`.
+/// Registered by [`TracepointProbe::sched_process_exit`]: `data` is its live `Inner<H>`.
 unsafe extern "C" fn exit_probe<H: SchedProcessExit>(
     data: *mut c_void,
     p: *mut bindings::task_struct,
 ) {
-    // SAFETY: `data` is the handler the probe keeps alive while registered.
-    let handler = unsafe { &*data.cast::<H>() };
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
     // SAFETY: Used only within this call.
     let me = unsafe { task::current() };
     if task::raw(me) != p {
@@ -225,4 +320,51 @@ unsafe extern "C" fn exit_probe<H: SchedProcessExit>(
     }
     // SAFETY: `me` is the calling task, in one of its own tracepoints (not a notifier callback).
     handler.sched_process_exit(&unsafe { Current::new(me) });
+}
+
+/// `ipi_send_cpu` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::ipi_send_cpu`]: `data` is its live `Inner<H>`.
+unsafe extern "C" fn ipi_send_cpu_probe<H: IpiSendCpu>(
+    data: *mut c_void,
+    cpu: u32,
+    _callsite: usize,
+    callback: *mut c_void,
+) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    let here = Here {
+        tp: inner.tp,
+        _call: PhantomData,
+    };
+    inner
+        .handler
+        .ipi_send_cpu(cpu as usize, callback as usize, &here);
+}
+
+/// `ipi_send_cpumask` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::ipi_send_cpumask`]: `data` is its live `Inner<H>`, `mask` a valid
+/// cpumask for the call.
+unsafe extern "C" fn ipi_send_cpumask_probe<H: IpiSendCpumask>(
+    data: *mut c_void,
+    mask: *const bindings::cpumask,
+    _callsite: usize,
+    callback: *mut c_void,
+) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    let here = Here {
+        tp: inner.tp,
+        _call: PhantomData,
+    };
+    // SAFETY: The sender keeps `mask` valid and unchanged while it sends, which includes this call.
+    let mask = unsafe { CpuMask::from_raw(mask as usize) };
+    inner
+        .handler
+        .ipi_send_cpumask(&mask, callback as usize, &here);
 }

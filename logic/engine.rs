@@ -1,0 +1,148 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The counting engine: two windows, each with its counters and stack tables, one of them active.
+//!
+//! Every handler loads the active window once and counts (and records its stack) there. A `reset`
+//! makes the other window, empty, the active one, waits until no handler can still be counting into
+//! the old one ([`rcu::synchronize`]), and only then empties the old one. So no CPU ever writes a
+//! counter that another CPU may be incrementing, a reset loses or undoes no increment, every event
+//! counts in exactly one window, and counters and stack tables start their window at the same instant.
+//! Readers and settings take one mutex, so a reading never sees a half-emptied window and never goes
+//! backwards except across a reset.
+
+use crate::logic::counters::{Counters, Tag};
+use crate::logic::stacks::{Stacks, MAX_ENTRIES};
+use crate::sys::rcu;
+use crate::sys::stacktrace::Stack;
+use core::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use kernel::new_mutex;
+use kernel::prelude::*;
+use kernel::sync::Mutex;
+
+/// What the handlers count into between two resets.
+pub(crate) struct Window {
+    pub(crate) counters: Counters,
+    pub(crate) stacks: Stacks,
+}
+
+impl Window {
+    fn new(cpus: usize) -> Result<Self> {
+        Ok(Self {
+            counters: Counters::new(cpus)?,
+            stacks: Stacks::new()?,
+        })
+    }
+
+    /// Empties the window. Only for the window no handler counts into any more.
+    fn clear(&self) {
+        self.counters.zero();
+        self.stacks.clear();
+    }
+}
+
+/// The two windows, which one is active, and the stack-recording settings.
+#[pin_data]
+pub(crate) struct Engine {
+    windows: [Window; 2],
+    /// Index of the active window.
+    active: AtomicUsize,
+    stacks_on: AtomicBool,
+    capacity: AtomicUsize,
+    /// Held by resets, setting changes and readers.
+    #[pin]
+    settings: Mutex<()>,
+}
+
+impl Engine {
+    /// Allocates both windows for CPU ids below `cpus`; stack recording off.
+    pub(crate) fn new(cpus: usize) -> Result<impl PinInit<Self>> {
+        let windows = [Window::new(cpus)?, Window::new(cpus)?];
+        Ok(pin_init!(Self {
+            windows,
+            active: AtomicUsize::new(0),
+            stacks_on: AtomicBool::new(false),
+            capacity: AtomicUsize::new(MAX_ENTRIES),
+            settings <- new_mutex!(()),
+        }))
+    }
+
+    /// Bytes the engine takes for `cpus` CPU ids: two windows of counters (per-cpu memory) and stack
+    /// tables.
+    pub(crate) fn bytes(cpus: usize) -> usize {
+        2 * (Counters::bytes(cpus) + Stacks::bytes(cpus))
+    }
+
+    /// The window handlers count into now. A handler loads it once and uses it for all it counts.
+    #[inline]
+    pub(crate) fn window(&self) -> &Window {
+        &self.windows[self.active.load(Acquire) & 1]
+    }
+
+    /// Whether hits record their stacks.
+    #[inline]
+    pub(crate) fn stacks_enabled(&self) -> bool {
+        self.stacks_on.load(Relaxed)
+    }
+
+    /// Records `stack` for a hit of `tag` in `window`, if recording is on.
+    #[inline]
+    pub(crate) fn record(&self, window: &Window, tag: Tag, stack: &Stack) {
+        if self.stacks_enabled() {
+            window
+                .stacks
+                .record(tag, stack, self.capacity.load(Relaxed));
+        }
+    }
+
+    /// Starts a new window: every counter and stack table reads zero, as one step.
+    pub(crate) fn reset(&self) {
+        let _guard = self.settings.lock();
+        let old = self.active.load(Relaxed) & 1;
+        self.active.store(1 - old, Release);
+        rcu::synchronize();
+        // No handler counts into `old` any more; it is the next reset's empty window.
+        self.windows[old].clear();
+    }
+
+    /// Turns stack recording on or off; once this returns after turning it off, no handler is still
+    /// recording. The tables keep what they hold.
+    pub(crate) fn set_stacks_enabled(&self, on: bool) {
+        let _guard = self.settings.lock();
+        self.stacks_on.store(on, Relaxed);
+        if !on {
+            rcu::synchronize();
+        }
+    }
+
+    /// Entries each stack table may use.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity.load(Relaxed)
+    }
+
+    /// Lets each table use `capacity` entries (1 to [`MAX_ENTRIES`]) and empties the tables of both
+    /// windows, whose slots depend on it. Refused with `EBUSY` while recording is on.
+    pub(crate) fn set_capacity(&self, capacity: usize) -> Result {
+        if !(1..=MAX_ENTRIES).contains(&capacity) {
+            return Err(EINVAL);
+        }
+        let _guard = self.settings.lock();
+        if self.stacks_enabled() {
+            return Err(EBUSY);
+        }
+        // Recording is off, and turning it off waited for the last recording handler.
+        self.capacity.store(capacity, Relaxed);
+        for window in &self.windows {
+            window.stacks.clear();
+        }
+        Ok(())
+    }
+
+    /// Calls `f` with the active window; no reset or setting change happens meanwhile.
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&Window) -> R) -> R {
+        let _guard = self.settings.lock();
+        f(self.window())
+    }
+}

@@ -1,0 +1,18 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Waiting for every probe handler in flight: a safe wrapper over `synchronize_rcu`.
+//!
+//! Kprobe, kretprobe and tracepoint handlers and preempt notifiers all run with preemption disabled,
+//! which makes them RCU read-side critical sections: once [`synchronize`] returns, every handler that
+//! was running when it was called has returned, and every later one sees what was stored before.
+//!
+//! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
+
+use super::bindings;
+
+/// Waits until every handler running now has returned (may sleep: process context only).
+pub(crate) fn synchronize() {
+    // SAFETY: `synchronize_rcu` may be called from any sleepable context; debugfs writes and module
+    // init/exit, the only callers, are.
+    unsafe { bindings::synchronize_rcu() };
+}
