@@ -4,7 +4,8 @@
 #
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
-#   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test
+#   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
+#                   the scale boot (possible_cpus=512)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
@@ -87,9 +88,16 @@ run: setup
 	$(MAKE) -C $(REPO) modules $(LOAD)
 	$(REPO)/qemu/boot.sh run
 
+# Two boots: the boot test, then the scale test (possible_cpus=512); one `N passed, N failed` over both.
 check: setup
 	$(MAKE) -C $(REPO) fmtcheck clippy check-build $(LOAD)
-	$(REPO)/qemu/boot.sh check
+	@t=$$(mktemp -d); \
+	for m in check scale; do \
+		{ $(REPO)/qemu/boot.sh $$m; echo $$? > $$t/$$m.rc; } 2>&1 | tee $$t/$$m.log; \
+	done; \
+	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; n++ } \
+		END { if (n < 2) f++; print p " passed, " f " failed" }' $$t/check.log $$t/scale.log; \
+	rc=$$(cat $$t/check.rc $$t/scale.rc | sort -n | tail -1); rm -rf $$t; exit $$rc
 
 # Stress on the debug kernel (KASAN, lockdep, KFENCE, debug objects); `make stress KCONFIG=default` on
 # the normal one.

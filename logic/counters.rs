@@ -68,6 +68,28 @@ pub(crate) enum PerTarget {
 
 const PER_TARGET_ARRAYS: usize = 5;
 
+impl PerTarget {
+    /// Every array, in display order.
+    pub(crate) const ALL: [PerTarget; PER_TARGET_ARRAYS] = [
+        PerTarget::Res,
+        PerTarget::Cfs,
+        PerTarget::Cfm,
+        PerTarget::RscRemote,
+        PerTarget::Wkl,
+    ];
+
+    /// The kind as the sparse view shows it (the tag of the probe that counts it).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PerTarget::Res => "RES",
+            PerTarget::Cfs => "CFS",
+            PerTarget::Cfm => "CFM",
+            PerTarget::RscRemote => "RSC",
+            PerTarget::Wkl => "WKL",
+        }
+    }
+}
+
 /// Counters kept by each CPU about itself.
 #[derive(Clone, Copy)]
 pub(crate) enum Local {
@@ -205,7 +227,8 @@ impl Reading<'_> {
         self.views.get(cpu).map_or(0, |v| v.get(idx))
     }
 
-    fn senders(&self) -> core::ops::Range<usize> {
+    /// Every CPU id, sender or target.
+    pub(crate) fn senders(&self) -> core::ops::Range<usize> {
         0..self.layout.cpus
     }
 

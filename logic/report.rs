@@ -324,6 +324,103 @@ impl Node for Matrix {
     }
 }
 
+/// `pairs`: the nonzero (sender, target, kind) counts of every possible CPU, most counted first, at most
+/// [`Pairs::SHOWN`] of them: the view of `matrix` that stays readable with hundreds of CPUs.
+pub(crate) struct Pairs(pub(crate) Arc<Engine>);
+
+/// One line of `pairs`.
+#[derive(Clone, Copy)]
+struct Pair {
+    count: u64,
+    kind: PerTarget,
+    sender: usize,
+    target: usize,
+}
+
+impl Pairs {
+    /// The most lines shown.
+    const SHOWN: usize = 256;
+
+    /// The nonzero pairs of `r`: how many, and the [`Self::SHOWN`] most counted, most first (ties in
+    /// sender, target and kind order).
+    fn top(r: &Reading<'_>) -> Result<(usize, KVec<Pair>)> {
+        let mut top: KVec<Pair> = KVec::with_capacity(Self::SHOWN, GFP_KERNEL)?;
+        let mut nonzero = 0;
+        for sender in r.senders() {
+            for target in r.senders() {
+                for kind in PerTarget::ALL {
+                    let count = r.pair(kind, sender, target);
+                    if count == 0 {
+                        continue;
+                    }
+                    nonzero += 1;
+                    if top.len() == Self::SHOWN && top.last().is_some_and(|p| p.count >= count) {
+                        continue;
+                    }
+                    let at = top
+                        .iter()
+                        .position(|p| p.count < count)
+                        .unwrap_or(top.len());
+                    let pair = Pair {
+                        count,
+                        kind,
+                        sender,
+                        target,
+                    };
+                    if top.len() < Self::SHOWN {
+                        // Room was reserved above: no allocation.
+                        top.push(pair, GFP_KERNEL)?;
+                    } else if let Some(last) = top.last_mut() {
+                        // The least counted gives way.
+                        *last = pair;
+                    }
+                    // Move it up to `at`, keeping the order (no slice sort: see `stacks.rs`).
+                    let mut i = top.len() - 1;
+                    while i > at {
+                        top.swap(i - 1, i);
+                        i -= 1;
+                    }
+                }
+            }
+        }
+        Ok((nonzero, top))
+    }
+}
+
+#[vtable]
+impl Node for Pairs {
+    fn show(&self, out: &mut Text) -> Result {
+        self.0.read(|window| {
+            let (nonzero, top) = Self::top(&window.counters.reading()?)?;
+            let r = (|| -> fmt::Result {
+                writeln!(
+                    out,
+                    "{} nonzero (sender, target, kind) pairs, {} most counted shown",
+                    nonzero,
+                    top.len()
+                )?;
+                writeln!(
+                    out,
+                    "{:>12} {:>4} {:>8} {:>8}",
+                    "count", "kind", "sender", "target"
+                )?;
+                for p in top.iter() {
+                    writeln!(
+                        out,
+                        "{:>12} {:>4} {:>8} {:>8}",
+                        p.count,
+                        p.kind.name(),
+                        CpuName(p.sender),
+                        CpuName(p.target)
+                    )?;
+                }
+                Ok(())
+            })();
+            r.map_err(|_| ENOMEM)
+        })
+    }
+}
+
 /// `probes`: one line per tag: tag, symbol (or tracepoint), `ok` or `failed <errno>`, hits, missed,
 /// and the mechanism (`via=kprobe`, `via=kretprobe` or `via=tracepoint`).
 pub(crate) struct ProbeList {
@@ -629,6 +726,7 @@ pub(crate) struct Files {
     _ipi: File<Ipi>,
     _targets: File<Targets>,
     _matrix: File<Matrix>,
+    _pairs: File<Pairs>,
     _probes: File<ProbeList>,
     _reset: File<Reset>,
     _sched: File<Sched>,
@@ -661,6 +759,7 @@ impl Files {
             _ipi: file!("ipi", Ipi(c.clone())),
             _targets: file!("targets", Targets(c.clone())),
             _matrix: file!("matrix", Matrix(c.clone())),
+            _pairs: file!("pairs", Pairs(c.clone())),
             _probes: file!(
                 "probes",
                 ProbeList {

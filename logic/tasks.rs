@@ -137,7 +137,7 @@ impl Tasks {
             let last = t.last_cpu.load(Relaxed);
             rows.push(
                 TaskRow {
-                    pid: t.task.pid(),
+                    pid: t.task.tid(),
                     comm: t.task.comm(),
                     ins: t.ins.load(Relaxed),
                     outs: t.outs.load(Relaxed),

@@ -8,6 +8,7 @@
 #   qemu/boot.sh run     the main job: load, show the counters under load
 #   qemu/boot.sh bench   the benchmark (make bench); leaves bench/out/raw.json
 #   qemu/boot.sh stress  the stress test (make stress)
+#   qemu/boot.sh scale   a guest with possible_cpus=512 (4 online): load, read every file, reset, unload
 #
 # Environment: CPUS (4), MEMORY (1G; 2G for KCONFIG=debug), BOOT_TIMEOUT seconds (900), RRP_TCG_THREAD
 # (single; multi is faster but crashes on kprobe patching), KCONFIG
@@ -21,7 +22,8 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=${1:-check}
 case "$mode" in
 	check | run | bench | stress) ;;
-	*) echo "boot.sh: unknown mode '$mode' (check, run, bench or stress)" >&2; exit 2 ;;
+	scale) append_extra="possible_cpus=${SCALE_CPUS:-512}" ;;
+	*) echo "boot.sh: unknown mode '$mode' (check, run, bench, stress or scale)" >&2; exit 2 ;;
 esac
 # The guest's Python: the system's (the guest shares the host's root, without a login's PATH).
 python=/usr/bin/python3
@@ -54,7 +56,7 @@ set +e
 # $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
-	--append "root=/dev/root" --rwdir "$out" --cwd "$repo" \
+	--append "root=/dev/root${append_extra:+ $append_extra}" --rwdir "$out" --cwd "$repo" \
 	--exec "env RRP_KO=$ko BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?

@@ -63,6 +63,9 @@ bool rrp_is_err(const void *ptr) { return IS_ERR(ptr); }
 /* current */
 struct task_struct *rrp_current(void) { return current; }
 
+/* task->pid (the thread id): read in C, as the kernel crate's own layout of task_struct gives 0 for it here */
+int rrp_task_pid(struct task_struct *t) { return t->pid; }
+
 /* get_task_comm() into a buffer of any size */
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_comm(buf, len, t); }
 

@@ -30,6 +30,7 @@ void *rrp_kretprobe_data(struct kretprobe_instance *ri);
 int rrp_rq_cpu(struct rq *rq);
 bool rrp_is_err(const void *ptr);
 struct task_struct *rrp_current(void);
+int rrp_task_pid(struct task_struct *t);
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
 bool rrp_task_is_running(struct task_struct *t);
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops);

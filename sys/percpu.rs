@@ -99,11 +99,15 @@ impl PerCpuArray {
     /// now (else an increment could be lost or undone); see the callers.
     pub(crate) fn zero(&self) {
         for cpu in 0..cpu::nr_cpu_ids() {
-            for idx in 0..self.len {
-                if let Some(slot) = self.slot(cpu, idx) {
-                    // SAFETY: `slot` is an aligned `u64` inside the live allocation, and no CPU increments the
-                    // array now (the caller's promise).
-                    unsafe { slot.write_volatile(0) };
+            for (i, _) in self.chunks.iter().enumerate() {
+                let n = CHUNK.min(self.len - i * CHUNK);
+                let Some(copy) = self.slot(cpu, i * CHUNK) else {
+                    continue;
+                };
+                for idx in 0..n {
+                    // SAFETY: `copy` is the start of `cpu`'s copy of chunk `i`, which holds `n` aligned
+                    // `u64`s (invariant); no CPU increments the array now (the caller's promise).
+                    unsafe { copy.add(idx).write_volatile(0) };
                 }
             }
         }

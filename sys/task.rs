@@ -44,6 +44,9 @@ pub(super) unsafe fn current<'a>() -> &'a Task {
 
 /// What this module reads of a task beyond the `kernel` crate's accessors.
 pub(crate) trait TaskExt {
+    /// Its thread id (`task->pid`). The `kernel` crate's `Task::pid()` reads 0 on this kernel (its
+    /// bindgen layout of `task_struct` puts `pid` elsewhere), so this reads it in C.
+    fn tid(&self) -> i32;
     /// Its name (`comm`), NUL-padded.
     fn comm(&self) -> [u8; COMM_LEN];
     /// Whether it is `TASK_RUNNING` (at sched_out: preempted rather than blocking).
@@ -51,6 +54,11 @@ pub(crate) trait TaskExt {
 }
 
 impl TaskExt for Task {
+    fn tid(&self) -> i32 {
+        // SAFETY: `self` is a live task.
+        unsafe { bindings::rrp_task_pid(raw(self)) }
+    }
+
     fn comm(&self) -> [u8; COMM_LEN] {
         let mut buf = [0u8; COMM_LEN];
         // SAFETY: `self` is a live task and `buf` has room for `buf.len()` bytes.

@@ -4,13 +4,14 @@ cycles, then the IPI, preempt-notifier and stack checks, each part after its own
 
 import os
 
+import engine
 import ipi
 import sched
 import stacks
 from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read,
                  rmmod, write_errno)
 
-PARTS = [("ipi", ipi.main), ("sched", sched.main), ("stacks", stacks.main)]
+PARTS = [("ipi", ipi.main), ("engine", engine.main), ("sched", sched.main), ("stacks", stacks.main)]
 
 
 def cat(path):

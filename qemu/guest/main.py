@@ -18,7 +18,7 @@ import sys
 
 import lib
 
-MODES = ("check", "run", "bench", "stress")
+MODES = ("check", "run", "bench", "stress", "scale")
 
 
 def tee(path):

@@ -1,0 +1,226 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The counting engine (`make check`): which mechanism counts each tag, exact resets under load against
+an oracle that does not share the module's mechanism, readings that never go backwards, and stack
+settings that race the load without breaking `stack counts + dropped == hits`.
+
+The oracle is tracefs kprobe events on the x86 send functions (`native_smp_send_reschedule`,
+`native_send_call_func_single_ipi`, `native_send_call_func_ipi`) and on `resched_curr`, read from the
+trace buffer with the global clock: the module counts IPI sends from the `ipi:*` tracepoints, so the
+two share nothing but the events themselves. The window of a reset is bracketed by two trace_marker
+lines written just before and just after the reset; an event between the two may fall on either side.
+"""
+
+import re
+import subprocess
+import threading
+import time
+
+from lib import D, TRACING, parse_matrix, parse_table, read, write_errno
+
+EVENTS = {
+    "rrp_res": "native_smp_send_reschedule cpu=%di:s32",
+    "rrp_cfs": "native_send_call_func_single_ipi cpu=%di:s32",
+    "rrp_cfm": "native_send_call_func_ipi",
+    "rrp_rsc": "resched_curr",
+}
+N_PING = 1500
+N_MB = 150
+
+
+def tracefs(name, text, append=False):
+    with open(f"{TRACING}/{name}", "a" if append else "w") as f:
+        f.write(text)
+
+
+def oracle_on():
+    tracefs("tracing_on", "0")
+    tracefs("trace_clock", "global")
+    tracefs("buffer_size_kb", "8192")
+    for name, spec in EVENTS.items():
+        tracefs("kprobe_events", f"p:{name} {spec}\n", append=True)
+    for name in EVENTS:
+        tracefs(f"events/kprobes/{name}/enable", "1")
+    tracefs("trace", "")
+    tracefs("tracing_on", "1")
+
+
+def oracle_off():
+    tracefs("tracing_on", "0")
+    for name in EVENTS:
+        try:
+            tracefs(f"events/kprobes/{name}/enable", "0")
+        except OSError:
+            pass
+    tracefs("kprobe_events", "")
+    tracefs("trace", "")
+
+
+def marker(text):
+    tracefs("trace_marker", text)
+
+
+LINE = re.compile(r"\[(\d+)\].*?: (rrp_\w+|tracing_mark_write): ?(.*)$")
+
+
+def oracle_counts(trace, start, end):
+    """Counts of the oracle's events between the markers `start` and `end` (None: from the beginning):
+    {"RES": {(sender, target): n}, "CFS": {sender: n}, "CFM": {sender: n}, "RSC": {sender: n}}."""
+    counts = {"RES": {}, "CFS": {}, "CFM": {}, "RSC": {}}
+    inside = start is None
+    for line in trace.splitlines():
+        m = LINE.search(line)
+        if not m:
+            continue
+        cpu, what, rest = int(m.group(1)), m.group(2), m.group(3)
+        if what == "tracing_mark_write":
+            if rest.strip() == start:
+                inside = True
+            elif rest.strip() == end:
+                break
+            continue
+        if not inside:
+            continue
+        if what == "rrp_res":
+            target = int(re.search(r"cpu=(-?\d+)", rest).group(1))
+            counts["RES"][(cpu, target)] = counts["RES"].get((cpu, target), 0) + 1
+        else:
+            kind = what[4:].upper()
+            counts[kind][cpu] = counts[kind].get(cpu, 0) + 1
+    return counts
+
+
+def module_counts():
+    """The module's RES (sender, target), CFS, CFM and RSC per sender, read in this process."""
+    ipi = parse_table(read(f"{D}/ipi"))[1]
+    mat = parse_matrix(read(f"{D}/matrix"))
+    res = {(s, t): n for s, row in mat["RES"].items() for t, n in row.items()}
+    return {"RES": res, "CFS": ipi["CFS"], "CFM": ipi["CFM"], "RSC": ipi["RSC"]}
+
+
+def stack_sums():
+    """Whether, per tag, the window's stack counts + dropped == hits (for WKL, the queued wakeups of the
+    WKL row), read with hits before and after the stack tables until no hit came in between."""
+    def hits():
+        probes = {l.split()[0]: int(re.search(r"hits=(\d+)", l).group(1))
+                  for l in read(f"{D}/probes").splitlines()}
+        probes["WKL"] = sum(parse_table(read(f"{D}/ipi"))[1]["WKL"].values())
+        return probes
+    detail = "hits kept changing"
+    for _ in range(50):
+        before = hits()
+        texts = {tag: read(f"{D}/stacks/{tag}") for tag in before}
+        if hits() != before:
+            time.sleep(0.05)
+            continue
+        bad = []
+        for tag, text in texts.items():
+            dropped = int(re.search(r"(\d+) dropped", text).group(1))
+            counted = sum(int(n) for n in re.findall(r"^    (\d+) hits on CPUs", text, re.M))
+            if counted + dropped != before[tag]:
+                bad.append(f"{tag}: stacks {counted} + dropped {dropped} != hits {before[tag]}")
+        return not bad, "\n".join(bad)
+    return False, detail
+
+
+def start_load(g):
+    return [subprocess.Popen([g.load, "busypong", "0", "1", str(N_PING)], stdout=subprocess.DEVNULL),
+            subprocess.Popen([g.load, "pingpong", "2", "3", str(N_PING)], stdout=subprocess.DEVNULL),
+            subprocess.Popen([g.load, "membarrier", str(N_MB)], stdout=subprocess.DEVNULL)]
+
+
+def hammer(path, values, stop, done):
+    """Writes `values` in turn to `path` until `stop` is set; counts the writes and their errors."""
+    i = 0
+    while not stop.is_set():
+        e = write_errno(path, values[i % len(values)])
+        done.append(e)
+        i += 1
+
+
+def main(c, g):
+    # --- Which mechanism counts each tag ---------------------------------------------------------------
+    via = {l.split()[0]: dict(kv.split("=") for kv in l.split()[3:]).get("via")
+           for l in read(f"{D}/probes").splitlines()}
+    c.check("probes: RES and CFS via the ipi_send_cpu tracepoint, CFM via ipi_send_cpumask, RSC kprobe, "
+            "WKL kretprobe",
+            via == {"RES": "tracepoint", "CFS": "tracepoint", "CFM": "tracepoint", "RSC": "kprobe",
+                    "WKL": "kretprobe"}
+            and read(f"{D}/probes").split("\n")[0].split()[1] == "ipi_send_cpu", read(f"{D}/probes"))
+
+    # --- Readings never go backwards while no reset happens -----------------------------------------
+    loads = start_load(g)
+    back = []
+    last = None
+    for _ in range(40):
+        now = parse_table(read(f"{D}/ipi"))[1]
+        if last:
+            back += [f"{k} CPU{x}: {last[k][x]} -> {now[k][x]}" for k in now for x in now[k]
+                     if now[k][x] < last[k][x]]
+        last = now
+        time.sleep(0.02)
+    for p in loads:
+        p.wait(timeout=600)
+    c.check("under load, 40 readings of ipi never go backwards", not back, "\n".join(back[:10]))
+
+    # --- Resets and stack settings racing the load, then a reset racing the load against the oracle ---
+    oracle_on()
+    try:
+        stop = threading.Event()
+        resets, toggles, caps = [], [], []
+        workers = [threading.Thread(target=hammer, args=(f"{D}/reset", [b"1"], stop, resets)),
+                   threading.Thread(target=hammer, args=(f"{D}/reset", [b"1"], stop, resets)),
+                   threading.Thread(target=hammer, args=(f"{D}/stacks_enable", [b"1", b"0"], stop, toggles)),
+                   threading.Thread(target=hammer, args=(f"{D}/stacks_capacity", [b"512", b"256"], stop, caps))]
+        loads = start_load(g)
+        for w in workers:
+            w.start()
+        time.sleep(3)
+        stop.set()
+        for w in workers:
+            w.join()
+        c.check(f"{len(resets)} resets and {len(toggles)} stacks_enable writes raced the load, all accepted",
+                len(resets) > 10 and not any(resets) and len(toggles) > 10 and not any(toggles),
+                f"reset errnos {set(resets)}, stacks_enable errnos {set(toggles)}")
+        c.check(f"{len(caps)} stacks_capacity writes raced them: each accepted or EBUSY (recording on)",
+                len(caps) > 10 and set(caps) <= {0, 16}, f"errnos {set(caps)}")
+        # Recording on for the window under test, so that its stack tables can be checked too.
+        write_errno(f"{D}/stacks_capacity", b"512")
+        write_errno(f"{D}/stacks_enable", b"1")
+        # The window under test starts with a reset while the load still runs.
+        marker("RRP_BEFORE_RESET")
+        e = write_errno(f"{D}/reset", b"1")
+        marker("RRP_AFTER_RESET")
+        for p in loads:
+            p.wait(timeout=600)
+        loads = start_load(g)
+        for p in loads:
+            p.wait(timeout=600)
+        marker("RRP_READ")
+        ours = module_counts()
+        marker("RRP_END")
+        stacks_ok, stacks_detail = stack_sums()
+        write_errno(f"{D}/stacks_enable", b"0")
+        trace = read(f"{TRACING}/trace")
+        profile = read(f"{TRACING}/kprobe_profile")
+    finally:
+        oracle_off()
+    c.check("the reset under load was accepted", e == 0, f"errno {e}")
+    missed = [l for l in profile.splitlines() if l.split()[0] in EVENTS and l.split()[-1] != "0"]
+    c.check("the oracle's kprobe events missed nothing", not missed and "RRP_END" in trace,
+            "\n".join(missed) or trace[-2000:])
+    low = oracle_counts(trace, "RRP_AFTER_RESET", "RRP_READ")
+    high = oracle_counts(trace, "RRP_BEFORE_RESET", "RRP_END")
+    for kind in ("RES", "CFS", "CFM", "RSC"):
+        keys = set(low[kind]) | set(high[kind]) | {k for k, n in ours[kind].items() if n}
+        bad = [f"{kind} {k}: ours {ours[kind].get(k, 0)}, oracle {low[kind].get(k, 0)}..{high[kind].get(k, 0)}"
+               for k in sorted(keys)
+               if not low[kind].get(k, 0) <= ours[kind].get(k, 0) <= high[kind].get(k, 0)]
+        total = sum(low[kind].values())
+        c.check(f"after a reset under load, {kind} per {'sender->target' if kind == 'RES' else 'sender'} "
+                f"equals the kprobe events in the same window ({sum(ours[kind].values())} counted, "
+                f"oracle {total}..{sum(high[kind].values())})",
+                not bad and (kind == "CFM" or total > 100), "\n".join(bad))
+
+    c.check("after the racing toggles and a reset, the window's stack counts + dropped == hits for "
+            "every tag", stacks_ok, stacks_detail)
+    write_errno(f"{D}/reset", b"1")
