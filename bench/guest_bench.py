@@ -13,14 +13,14 @@ import time
 
 # The guest tests' shared facts and readers (qemu/guest/lib.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu", "guest"))
-from lib import D, KO_NAME, read, run  # noqa: E402
+from lib import D, KO_NAME, read, run, tracefs  # noqa: E402
 
 # The reference module, empty kprobes on the same symbols: its path in the repository.
 EMPTY_KO = "bench/empty-kprobe/empty_kprobe.ko"
 EMPTY_NAME = "empty_kprobe"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "bpftrace", "bpftrace_kstack",
-           "empty_kprobe"]
+           "hist_count", "hist_stacks", "empty_kprobe"]
 WORKLOADS = {
     "ipi": ["membarrier", "150"],
     "pingpong": ["pingpong", "0", "1", "3000"],
@@ -45,6 +45,24 @@ kprobe:resched_curr { @rsc[kstack] = count(); }
 kprobe:ttwu_queue_wakelist { @wkl[kstack] = count(); }
 """
 
+# The in-kernel alternative without BPF: ftrace hist triggers doing the same counting (sender x target
+# and callback for the one-CPU IPIs, sender for the mask IPIs, resched_curr and queued wakelist wakeups
+# through kprobe events), and the same events keyed by stack trace.
+HIST_KPROBES = ["p:rrp_rsc resched_curr", "r:rrp_wkl ttwu_queue_wakelist ret=$retval:u8",
+                "p:rrp_wkle ttwu_queue_wakelist"]
+HIST_COUNT = {
+    "ipi/ipi_send_cpu": "hist:keys=common_cpu,cpu,callback:size=2048",
+    "ipi/ipi_send_cpumask": "hist:keys=common_cpu:size=256",
+    "kprobes/rrp_rsc": "hist:keys=common_cpu:size=256",
+    "kprobes/rrp_wkl": "hist:keys=common_cpu:size=256 if ret != 0",
+}
+HIST_STACKS = {
+    "ipi/ipi_send_cpu": "hist:keys=stacktrace:size=2048",
+    "ipi/ipi_send_cpumask": "hist:keys=stacktrace:size=2048",
+    "kprobes/rrp_rsc": "hist:keys=stacktrace:size=2048",
+    "kprobes/rrp_wkle": "hist:keys=stacktrace:size=2048",
+}
+
 
 def probe_hits():
     return sum(int(m) for m in re.findall(r"hits=(\d+)", read(f"{D}/probes")))
@@ -57,6 +75,7 @@ class Config:
         self.name = name
         self.g = g
         self.bpf = None
+        self.triggers = {}
 
     def __enter__(self):
         if self.name.startswith("module"):
@@ -66,6 +85,12 @@ class Config:
                     f.write("1")
         elif self.name == "empty_kprobe":
             subprocess.run(["insmod", f"{self.g.repo}/{EMPTY_KO}"], check=True)
+        elif self.name.startswith("hist"):
+            self.triggers = HIST_STACKS if self.name == "hist_stacks" else HIST_COUNT
+            for k in HIST_KPROBES:
+                tracefs("kprobe_events", k + "\n", append=True)
+            for event, trig in self.triggers.items():
+                tracefs(f"events/{event}/trigger", trig)
         elif self.name.startswith("bpftrace"):
             prog = BPFTRACE_KSTACK if self.name == "bpftrace_kstack" else BPFTRACE
             self.bpf = subprocess.Popen(["bpftrace", "-e", prog], stdout=subprocess.PIPE,
@@ -81,6 +106,10 @@ class Config:
             subprocess.run(["rmmod", KO_NAME], check=True)
         elif self.name == "empty_kprobe":
             subprocess.run(["rmmod", EMPTY_NAME], check=True)
+        elif self.name.startswith("hist"):
+            for event, trig in self.triggers.items():
+                tracefs(f"events/{event}/trigger", "!" + trig)
+            tracefs("kprobe_events", "")
         elif self.bpf:
             self.bpf.send_signal(signal.SIGINT)
             self.bpf.communicate(timeout=120)

@@ -90,6 +90,15 @@ for w in results["workloads"]:
             how = "lower" if st < bst else "higher"
         targets.append(f"- {w}: module_stacks overhead {st:,.0f} ns/op vs bpftrace @[kstack] {bst:,.0f} ns/op "
                        f"(no target set): {how}")
+    if "hist_count" in r:
+        hc = r["hist_count"]["ns_per_op_median"] - base
+        targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs hist triggers {hc:,.0f} ns/op "
+                       f"(target <= 0.5x): {verdict(mod <= 0.5 * hc, hc, w=w)}")
+    if "module_stacks" in r and "hist_stacks" in r:
+        st = r["module_stacks"]["ns_per_op_median"] - base
+        hs = r["hist_stacks"]["ns_per_op_median"] - base
+        targets.append(f"- {w}: module_stacks overhead {st:,.0f} ns/op vs hist keys=stacktrace {hs:,.0f} ns/op "
+                       f"(target <= 1.0x): {verdict(st <= hs, hs, w=w)}")
     _, mod_hit = derived(w, "module")
     _, empty_hit = derived(w, "empty_kprobe")
     targets.append(f"- {w}: module {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f} "

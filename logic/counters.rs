@@ -6,6 +6,7 @@
 //! Each CPU counts what it *sends* in its own per-cpu copy, indexed by target CPU where there is one,
 //! so a handler touches one local word. Totals by target are sums over senders at read time.
 
+use crate::logic::callbacks::MAX_FUNCS;
 use crate::sys::percpu::{bytes_per_cpu, CpuView, PerCpuArray};
 use kernel::c_str;
 use kernel::prelude::*;
@@ -115,8 +116,9 @@ pub(crate) enum Local {
 
 const LOCALS: usize = 9;
 
-/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, then the
-/// wakelist attempts (every other probe's hits follow from its event counts).
+/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, the
+/// wakelist attempts (every other probe's hits follow from its event counts), then the calls queued per
+/// function slot ([`MAX_FUNCS`], and one for the functions that found no slot).
 #[derive(Clone, Copy)]
 struct Layout {
     cpus: usize,
@@ -132,8 +134,12 @@ impl Layout {
     fn wakelist_attempts(self) -> usize {
         PER_TARGET_ARRAYS * self.cpus + LOCALS
     }
+    /// Slot `MAX_FUNCS` counts the calls whose function found no slot.
+    fn queued(self, slot: usize) -> usize {
+        self.wakelist_attempts() + 1 + slot.min(MAX_FUNCS)
+    }
     fn len(self) -> usize {
-        self.wakelist_attempts() + 1
+        self.queued(MAX_FUNCS) + 1
     }
 }
 
@@ -154,9 +160,16 @@ impl Counters {
     }
 
     /// Bytes of per-cpu memory the counters of `cpus` CPU ids take, over all of them: each CPU keeps
-    /// `5 * cpus + 10` counters of 8 bytes.
+    /// `5 * cpus + 75` counters of 8 bytes.
     pub(crate) fn bytes(cpus: usize) -> usize {
         cpus * bytes_per_cpu(Layout { cpus }.len())
+    }
+
+    /// Counts one call queued for another CPU, of the function in `slot` (`None`: no slot left).
+    #[inline]
+    pub(crate) fn queued(&self, slot: Option<usize>) {
+        self.array
+            .inc(self.layout.queued(slot.unwrap_or(MAX_FUNCS)));
     }
 
     /// Counts one call of `ttwu_queue_wakelist` on this CPU, queued or not.
@@ -255,6 +268,11 @@ impl Reading<'_> {
     /// Counter `local` of CPU `cpu`.
     pub(crate) fn local(&self, cpu: usize, local: Local) -> u64 {
         self.get(cpu, self.layout.local(local))
+    }
+
+    /// Calls queued by CPU `cpu` of the function in `slot` (`None`: those that found no slot).
+    pub(crate) fn queued(&self, cpu: usize, slot: Option<usize>) -> u64 {
+        self.get(cpu, self.layout.queued(slot.unwrap_or(MAX_FUNCS)))
     }
 
     /// Reschedule requests made on CPU `cpu`, local and remote.

@@ -10,6 +10,7 @@
 //! Readers and settings take one mutex, so a reading never sees a half-emptied window and never goes
 //! backwards except across a reset.
 
+use crate::logic::callbacks::Functions;
 use crate::logic::counters::{Counters, Tag};
 use crate::logic::stacks::{Stacks, MAX_ENTRIES};
 use crate::sys::rcu;
@@ -51,6 +52,8 @@ pub(crate) struct Engine {
     active: AtomicUsize,
     stacks_on: AtomicBool,
     capacity: AtomicUsize,
+    /// The functions queued for other CPUs, by slot (kept across resets).
+    functions: Functions,
     /// Held by resets, setting changes and readers.
     #[pin]
     settings: Mutex<()>,
@@ -60,11 +63,13 @@ impl Engine {
     /// Allocates both windows for CPU ids below `cpus`; stack recording off.
     pub(crate) fn new(cpus: usize) -> Result<impl PinInit<Self>> {
         let windows = [Window::new(cpus)?, Window::new(cpus)?];
+        let functions = Functions::new()?;
         Ok(pin_init!(Self {
             windows,
             active: AtomicUsize::new(0),
             stacks_on: AtomicBool::new(false),
             capacity: AtomicUsize::new(MAX_ENTRIES),
+            functions,
             settings <- new_mutex!(()),
         }))
     }
@@ -79,6 +84,12 @@ impl Engine {
     #[inline]
     pub(crate) fn window(&self) -> &Window {
         &self.windows[self.active.load(Acquire) & 1]
+    }
+
+    /// The functions queued for other CPUs, by slot.
+    #[inline]
+    pub(crate) fn functions(&self) -> &Functions {
+        &self.functions
     }
 
     /// Whether hits record their stacks.

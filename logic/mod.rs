@@ -3,6 +3,7 @@
 //! What the module counts and shows, written against the safe wrappers of [`crate::sys`]: no
 //! `unsafe` and no C names here.
 
+pub(crate) mod callbacks;
 pub(crate) mod counters;
 pub(crate) mod engine;
 pub(crate) mod probes;

@@ -8,6 +8,7 @@
 //! have no tracepoint: kprobe and kretprobe. The probed functions' symbols and typed arguments are in
 //! [`crate::sys::probed`].
 
+use crate::logic::callbacks::CsdQueue;
 use crate::logic::counters::{PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
 use crate::sys::cpu::{self, CpuMask};
@@ -177,6 +178,8 @@ enum ManyTargets {
 
 /// Every probe of the module; dropping it unregisters them all.
 pub(crate) struct Probes {
+    /// `csd:csd_queue_cpu`, for `callbacks` (`None` on a kernel without it).
+    csd: Option<TracepointProbe<CsdQueue>>,
     one: OneTarget,
     many: ManyTargets,
     rsc: Pin<KBox<Kprobe<Resched>>>,
@@ -239,7 +242,21 @@ impl Probes {
                 )?)
             }
         };
+        let csd = TracepointProbe::csd_queue_cpu(Arc::new(
+            CsdQueue {
+                engine: engine.clone(),
+            },
+            GFP_KERNEL,
+        )?)
+        .inspect_err(|e| {
+            pr_info!(
+                "tracepoint csd_queue_cpu: error {}; no callbacks\n",
+                e.to_errno()
+            )
+        })
+        .ok();
         let probes = Self {
+            csd,
             one,
             many,
             rsc: KBox::pin_init(
@@ -281,6 +298,11 @@ impl Probes {
             Some(e) if registered == 0 => Err(e),
             _ => Ok(probes),
         }
+    }
+
+    /// Whether `csd:csd_queue_cpu` counts the queued functions.
+    pub(crate) fn has_callbacks(&self) -> bool {
+        self.csd.is_some()
     }
 
     /// The probes with their tags, in display order ([`Tag::ALL`]); RES and CFS share the

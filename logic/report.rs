@@ -3,12 +3,13 @@
 //! The debugfs files under `/sys/kernel/debug/resched/`: what each shows (tables in the
 //! /proc/interrupts layout) and accepts, and [`Files`], which creates them all.
 
+use crate::logic::callbacks::MAX_FUNCS;
 use crate::logic::counters::{Local, PerTarget, Reading, Tag};
 use crate::logic::engine::Engine;
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::stacks::MAX_ENTRIES;
-use crate::logic::tasks::Tasks;
+use crate::logic::tasks::{Tasks, MAX_ATTACHED};
 use crate::sys::cpu;
 use crate::sys::debugfs::{Dir, File, Node, Text};
 use crate::sys::stacktrace::Symbolizer;
@@ -421,6 +422,72 @@ impl Node for Pairs {
     }
 }
 
+/// `callbacks`: the functions queued to run on other CPUs (`csd:csd_queue_cpu`), one row each in the
+/// /proc/interrupts layout: calls queued by each sending CPU, then the function's name; most counted
+/// first; a `dropped` row when more distinct functions came than the table holds.
+pub(crate) struct Callbacks {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) probes: Arc<Probes>,
+}
+
+#[vtable]
+impl Node for Callbacks {
+    fn show(&self, out: &mut Text) -> Result {
+        let cols = columns()?;
+        if !self.probes.has_callbacks() {
+            return writeln!(out, "# no csd:csd_queue_cpu tracepoint in this kernel")
+                .map_err(|_| ENOMEM);
+        }
+        let mut symbols = Symbolizer::new()?;
+        self.engine.read(|window| {
+            let r = window.counters.reading()?;
+            let functions = self.engine.functions();
+            // (total, slot) of every slot with a count, most counted first.
+            let mut rows: KVec<(u64, usize)> = KVec::with_capacity(MAX_FUNCS, GFP_KERNEL)?;
+            for slot in 0..MAX_FUNCS {
+                let total: u64 = r.senders().map(|c| r.queued(c, Some(slot))).sum();
+                if total > 0 && functions.func(slot) != 0 {
+                    let at = rows
+                        .iter()
+                        .position(|&(t, _)| t < total)
+                        .unwrap_or(rows.len());
+                    rows.push((total, slot), GFP_KERNEL)?;
+                    let mut i = rows.len() - 1;
+                    while i > at {
+                        rows.swap(i - 1, i);
+                        i -= 1;
+                    }
+                }
+            }
+            let f = (|| -> fmt::Result {
+                header(out, &cols, 5)?;
+                for &(_, slot) in rows.iter() {
+                    write!(out, "{:<5}", "CSD:")?;
+                    for &cpu in cols.iter() {
+                        write!(out, "{:>COLUMN$}", r.queued(cpu, Some(slot)))?;
+                    }
+                    out.write_str("   ")?;
+                    symbols.write_function(out, functions.func(slot))?;
+                    writeln!(out)?;
+                }
+                let dropped: u64 = r.senders().map(|c| r.queued(c, None)).sum();
+                if dropped > 0 {
+                    row(
+                        out,
+                        &cols,
+                        5,
+                        &"CSD",
+                        |c| r.queued(c, None),
+                        "(dropped: no slot left)",
+                    )?;
+                }
+                Ok(())
+            })();
+            f.map_err(|_| ENOMEM)
+        })
+    }
+}
+
 /// `probes`: one line per tag: tag, symbol (or tracepoint), `ok` or `failed <errno>`, hits, missed,
 /// and the mechanism (`via=kprobe`, `via=kretprobe` or `via=tracepoint`).
 pub(crate) struct ProbeList {
@@ -552,6 +619,32 @@ impl Node for StacksCapacity {
     }
 }
 
+/// `attach_capacity`: how many tasks may be attached at once (default 1024); writing a number from 1
+/// to the slots allocated at load sets it (tasks attached beyond a lower value stay); anything else is
+/// `-EINVAL`. An attach beyond it fails with `-ENOSPC` (a new child: not attached), counted in `tasks`.
+pub(crate) struct AttachCapacity(pub(crate) Arc<Tasks>);
+
+#[vtable]
+impl Node for AttachCapacity {
+    fn show(&self, out: &mut Text) -> Result {
+        writeln!(out, "{}", self.0.capacity()).map_err(|_| ENOMEM)
+    }
+
+    fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
+        let r = parse_count(line(input))
+            .ok_or(EINVAL)
+            .and_then(|n| self.0.set_capacity(n));
+        if r.is_err() {
+            warn_ratelimited!(
+                "attach_capacity: expected a number from 1 to {}, got {} bytes; nothing changed\n",
+                MAX_ATTACHED,
+                input.len()
+            );
+        }
+        r
+    }
+}
+
 /// `stacks/<tag>`: a header (entries used, capacity, dropped hits), then each distinct stack, most
 /// counted first: its frames innermost first, as bpftrace prints `kstack`, then its count and CPUs.
 pub(crate) struct StackFile {
@@ -660,11 +753,12 @@ impl Node for TaskList {
                     None => writeln!(out, "{:>4}", "-")?,
                 }
             }
-            match self.0.failed() {
+            match self.0.full() {
                 0 => Ok(()),
                 n => writeln!(
                     out,
-                    "# {n} new tasks of attached parents could not be attached (no memory)"
+                    "# {n} tasks not attached: attach_capacity ({}) tasks were attached",
+                    self.0.capacity()
                 ),
             }
         })();
@@ -727,10 +821,12 @@ pub(crate) struct Files {
     _targets: File<Targets>,
     _matrix: File<Matrix>,
     _pairs: File<Pairs>,
+    _callbacks: File<Callbacks>,
     _probes: File<ProbeList>,
     _reset: File<Reset>,
     _sched: File<Sched>,
     _tasks: File<TaskList>,
+    _attach_capacity: File<AttachCapacity>,
     _stacks_enable: File<StacksEnable>,
     _stacks_capacity: File<StacksCapacity>,
     _stacks: StackFiles,
@@ -760,6 +856,13 @@ impl Files {
             _targets: file!("targets", Targets(c.clone())),
             _matrix: file!("matrix", Matrix(c.clone())),
             _pairs: file!("pairs", Pairs(c.clone())),
+            _callbacks: file!(
+                "callbacks",
+                Callbacks {
+                    engine: c.clone(),
+                    probes: probes.clone(),
+                },
+            ),
             _probes: file!(
                 "probes",
                 ProbeList {
@@ -770,6 +873,7 @@ impl Files {
             _reset: file!("reset", Reset { engine: c.clone() },),
             _sched: file!("sched", Sched(c.clone())),
             _tasks: file!("tasks", TaskList(tasks.clone())),
+            _attach_capacity: file!("attach_capacity", AttachCapacity(tasks.clone())),
             _stacks_enable: file!("stacks_enable", StacksEnable(c.clone())),
             _stacks_capacity: file!("stacks_capacity", StacksCapacity(c.clone())),
             _stacks: StackFiles::new(&dir, module, c)?,

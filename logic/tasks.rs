@@ -6,18 +6,18 @@
 //!
 //! Every attachment holds a reference on the module ([`Notifiers`]), so the module cannot be unloaded
 //! while a task is attached (`rmmod` reports it in use); a task is detached by itself (`detach`) or
-//! when it exits.
+//! when it exits. The table is bounded (`attach_capacity`); a task refused for lack of room is counted
+//! and shown in `tasks`.
 
 use crate::logic::counters::Local;
 use crate::logic::engine::Engine;
 use crate::sys::cpu;
 use crate::sys::notifier::{self, Notifiers};
-use crate::sys::task::{Current, NewTask, Task, TaskExt, COMM_LEN};
+use crate::sys::task::{Current, NewTask, Task, TaskExt, TaskSlot, COMM_LEN};
 use crate::sys::tracepoint::{SchedProcessExit, SchedProcessFork, SchedSwitch, TracepointProbe};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::types::ARef;
 
 /// Adds one to a counter that only one context ever writes (the task's own context switches).
 fn bump(counter: &AtomicU64) {
@@ -26,9 +26,15 @@ fn bump(counter: &AtomicU64) {
 
 const NO_CPU: u32 = u32::MAX;
 
-/// What an attached task's notifier counts.
+/// Slots of the attach table, allocated at load: the most `attach_capacity` accepts.
+pub(crate) const MAX_ATTACHED: usize = 4096;
+
+/// Tasks that may be attached at once unless `attach_capacity` says otherwise.
+pub(crate) const DEFAULT_ATTACHED: usize = 1024;
+
+/// What an attached task's notifier counts: one slot of the attach table, reused from task to task.
 pub(crate) struct Tracker {
-    task: ARef<Task>,
+    task: TaskSlot,
     engine: Arc<Engine>,
     ins: AtomicU64,
     outs: AtomicU64,
@@ -39,19 +45,30 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// Counts for `task`; `running_on` is its CPU if it is running now (the calling task attaching
-    /// itself counts as switched in there), `None` for a new task that has not run yet.
-    fn new(task: &Task, engine: Arc<Engine>, running_on: Option<usize>) -> Self {
+    /// An unused slot.
+    fn new(engine: Arc<Engine>) -> Self {
         Self {
-            task: task.into(),
+            task: TaskSlot::new(),
             engine,
-            ins: AtomicU64::new(u64::from(running_on.is_some())),
+            ins: AtomicU64::new(0),
             outs: AtomicU64::new(0),
             preempted: AtomicU64::new(0),
             voluntary: AtomicU64::new(0),
             migrations: AtomicU64::new(0),
-            last_cpu: AtomicU32::new(running_on.map_or(NO_CPU, |c| c as u32)),
+            last_cpu: AtomicU32::new(NO_CPU),
         }
+    }
+
+    /// Counts from zero for a task just attached; `running_on` is its CPU if it is running now (the
+    /// calling task attaching itself counts as switched in there), `None` for a new task.
+    fn start(&self, running_on: Option<usize>) {
+        self.ins.store(u64::from(running_on.is_some()), Relaxed);
+        self.outs.store(0, Relaxed);
+        self.preempted.store(0, Relaxed);
+        self.voluntary.store(0, Relaxed);
+        self.migrations.store(0, Relaxed);
+        self.last_cpu
+            .store(running_on.map_or(NO_CPU, |c| c as u32), Relaxed);
     }
 }
 
@@ -93,52 +110,55 @@ pub(crate) struct TaskRow {
     pub(crate) last_cpu: Option<u32>,
 }
 
-/// The attached tasks.
-#[pin_data]
+/// The attached tasks: a table of [`MAX_ATTACHED`] notifiers allocated at load, of which
+/// `attach_capacity` may be in use. Attaching, at fork too, and detaching allocate nothing and take no
+/// lock.
 pub(crate) struct Tasks {
-    #[pin]
     attached: Notifiers<Tracker>,
-    engine: Arc<Engine>,
-    /// New tasks of attached parents that could not be attached (out of memory).
-    failed: AtomicU64,
 }
 
 impl Tasks {
     /// No task attached yet.
-    pub(crate) fn new(
-        engine: Arc<Engine>,
-        module: &'static ThisModule,
-    ) -> impl PinInit<Self, Error> {
-        try_pin_init!(Self {
-            attached <- Notifiers::new(module),
-            engine,
-            failed: AtomicU64::new(0),
+    pub(crate) fn new(engine: &Arc<Engine>, module: &'static ThisModule) -> Result<Self> {
+        Ok(Self {
+            attached: Notifiers::new(module, MAX_ATTACHED, DEFAULT_ATTACHED, || {
+                Tracker::new(engine.clone())
+            })?,
         })
     }
 
-    /// `attach` written by the calling task: registers a notifier on it. Attaching twice is a no-op.
+    /// `attach` written by the calling task: registers a notifier on it. Attaching twice is a no-op;
+    /// `ENOSPC` when `attach_capacity` tasks are attached.
     pub(crate) fn attach_current(&self, me: &Current<'_>) -> Result {
-        if self.attached.is_attached(me) {
-            return Ok(());
-        }
-        let tracker = Tracker::new(me.task(), self.engine.clone(), Some(cpu::this_cpu()));
-        self.attached.attach(me, tracker, GFP_KERNEL).map(|_| ())
+        let cpu = cpu::this_cpu();
+        self.attached
+            .attach(me, |t| {
+                t.task.set_current(me);
+                t.start(Some(cpu));
+            })
+            .map(|_| ())
     }
 
-    /// `detach` written by the calling task: unregisters and frees its notifier.
+    /// `detach` written by the calling task: unregisters its notifier.
     pub(crate) fn detach_current(&self, me: &Current<'_>) -> Result {
-        self.attached.detach(me)
+        self.attached.detach(me, |t| t.task.clear_current(me))
     }
 
     /// The attached tasks' counts.
     pub(crate) fn rows(&self) -> Result<KVec<TaskRow>> {
         let mut rows = KVec::new();
         self.attached.for_each(|t| {
+            let Some((pid, comm)) = t
+                .task
+                .with(|task| task.map(|task| (task.tid(), task.comm())))
+            else {
+                return Ok(());
+            };
             let last = t.last_cpu.load(Relaxed);
             rows.push(
                 TaskRow {
-                    pid: t.task.tid(),
-                    comm: t.task.comm(),
+                    pid,
+                    comm,
                     ins: t.ins.load(Relaxed),
                     outs: t.outs.load(Relaxed),
                     preempted: t.preempted.load(Relaxed),
@@ -146,32 +166,37 @@ impl Tasks {
                     migrations: t.migrations.load(Relaxed),
                     last_cpu: (last != NO_CPU).then_some(last),
                 },
-                GFP_ATOMIC,
+                GFP_KERNEL,
             )?;
             Ok(())
         })?;
         Ok(rows)
     }
 
-    /// New tasks of attached parents that could not be attached.
-    pub(crate) fn failed(&self) -> u64 {
-        self.failed.load(Relaxed)
+    /// Tasks that could not be attached because `attach_capacity` tasks were.
+    pub(crate) fn full(&self) -> u64 {
+        self.attached.full()
+    }
+
+    /// Tasks that may be attached at once.
+    pub(crate) fn capacity(&self) -> usize {
+        self.attached.limit()
+    }
+
+    /// Sets how many tasks may be attached at once (1 to [`MAX_ATTACHED`]).
+    pub(crate) fn set_capacity(&self, n: usize) -> Result {
+        self.attached.set_limit(n)
     }
 }
 
 impl SchedProcessFork for Tasks {
-    /// Attaches `child` when its parent (the calling task) is attached.
+    /// Attaches `child` when its parent (the calling task) is attached (a full table counts it).
     fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>) {
-        if !self.attached.is_attached(parent) {
-            return;
-        }
-        let tracker = Tracker::new(child.task(), self.engine.clone(), None);
-        if self
-            .attached
-            .attach_new(child, tracker, GFP_ATOMIC)
-            .is_err()
-        {
-            bump(&self.failed);
+        if self.attached.is_attached(parent) {
+            let _ = self.attached.attach_new(child, |t| {
+                t.task.set_new(child);
+                t.start(None);
+            });
         }
     }
 }
@@ -180,7 +205,7 @@ impl SchedProcessExit for Tasks {
     /// Detaches the exiting task, if it is attached.
     fn sched_process_exit(&self, task: &Current<'_>) {
         // `ENOENT` (not attached) is the common case.
-        let _ = self.attached.detach(task);
+        let _ = self.attached.detach(task, |t| t.task.clear_current(task));
     }
 }
 
@@ -207,7 +232,7 @@ pub(crate) struct Hooks {
 impl Hooks {
     /// Turns preempt notifiers on and registers the fork, exit and switch probes.
     pub(crate) fn new(engine: Arc<Engine>, module: &'static ThisModule) -> Result<Self> {
-        let tasks = Arc::pin_init(Tasks::new(engine.clone(), module), GFP_KERNEL)?;
+        let tasks = Arc::new(Tasks::new(&engine, module)?, GFP_KERNEL)?;
         Ok(Self {
             _fork: TracepointProbe::sched_process_fork(tasks.clone())?,
             _exit: TracepointProbe::sched_process_exit(tasks.clone())?,

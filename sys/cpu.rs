@@ -5,20 +5,67 @@
 //! C header: [`include/linux/cpumask.h`](srctree/include/linux/cpumask.h)
 
 use super::bindings;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// The number of possible CPU ids (`nr_cpu_ids`): every CPU id is below this.
+///
+/// Fixed after boot: asked of C once, then a load (it is used in probe handlers).
+#[inline]
 pub(crate) fn nr_cpu_ids() -> usize {
-    // SAFETY: `rrp_nr_cpu_ids` only reads a variable that is fixed after boot.
-    unsafe { bindings::rrp_nr_cpu_ids() as usize }
+    let mut n = NR_CPU_IDS.load(Relaxed);
+    if n == 0 {
+        // SAFETY: `rrp_nr_cpu_ids` only reads a variable that is fixed after boot.
+        n = unsafe { bindings::rrp_nr_cpu_ids() } as usize;
+        NR_CPU_IDS.store(n, Relaxed);
+    }
+    n
 }
+
+/// `nr_cpu_ids` (0: not asked yet).
+static NR_CPU_IDS: AtomicUsize = AtomicUsize::new(0);
 
 /// The CPU this code runs on.
 ///
 /// Exact in a probe handler (preemption is off there); elsewhere the task may migrate right after.
+///
+/// On x86-64 this is what `raw_smp_processor_id()` compiles to, one load through `%gs`, with no call
+/// (the per-cpu address of `pcpu_hot.cpu_number` is asked of C once).
+#[inline]
 pub(crate) fn this_cpu() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut ptr = CPU_NUMBER.load(Relaxed);
+        if ptr == 0 {
+            // SAFETY: No preconditions: it returns the address of a per-cpu variable.
+            ptr = unsafe { bindings::rrp_cpu_number_ptr() } as usize;
+            CPU_NUMBER.store(ptr, Relaxed);
+        }
+        let cpu: u32;
+        // SAFETY: `ptr` is the per-cpu address of `pcpu_hot.cpu_number` (an `int`), so `%gs:ptr` is the
+        // running CPU's copy, which only CPU bring-up writes; a single aligned load.
+        unsafe {
+            core::arch::asm!(
+                "movl %gs:({0}), {1:e}",
+                in(reg) ptr,
+                out(reg) cpu,
+                options(att_syntax, nostack, readonly, preserves_flags)
+            )
+        };
+        cpu as usize
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     // SAFETY: `raw_smp_processor_id()` has no preconditions.
-    unsafe { bindings::rrp_smp_processor_id() as usize }
+    unsafe {
+        bindings::rrp_smp_processor_id() as usize
+    }
 }
+
+/// The per-cpu address of `pcpu_hot.cpu_number` (0: not asked yet).
+#[cfg(target_arch = "x86_64")]
+static CPU_NUMBER: AtomicUsize = AtomicUsize::new(0);
+
+/// `offsetof(struct rq, cpu)` (`usize::MAX`: not asked yet).
+static RQ_CPU_OFFSET: AtomicUsize = AtomicUsize::new(usize::MAX);
 
 /// Whether CPU `cpu` is possible (has per-cpu storage).
 pub(crate) fn is_possible(cpu: usize) -> bool {
@@ -91,7 +138,17 @@ impl CpuMask<'_> {
 /// # Safety
 ///
 /// `rq` must be the address of a live `struct rq` (runqueues live as long as the kernel).
+///
+/// Reads the field `cpu_of()` reads, at an offset asked of C once: no call on the hot path.
+#[inline]
 pub(super) unsafe fn rq_cpu(rq: usize) -> usize {
-    // SAFETY: The caller guarantees `rq` points to a runqueue; `cpu_of` reads its `cpu` field.
-    unsafe { bindings::rrp_rq_cpu(rq as *mut bindings::rq) as usize }
+    let mut offset = RQ_CPU_OFFSET.load(Relaxed);
+    if offset == usize::MAX {
+        // SAFETY: No preconditions: it returns a constant.
+        offset = unsafe { bindings::rrp_rq_cpu_offset() } as usize;
+        RQ_CPU_OFFSET.store(offset, Relaxed);
+    }
+    // SAFETY: The caller guarantees `rq` points to a live runqueue, whose `int cpu` is at `offset`; it
+    // is set at boot and never changes.
+    unsafe { ((rq + offset) as *const i32).read() as usize }
 }

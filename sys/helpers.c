@@ -11,6 +11,7 @@
 #include <linux/percpu.h>
 #include <linux/preempt.h>
 #include <linux/ptrace.h>
+#include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
 #include <linux/smp.h>
@@ -56,6 +57,14 @@ void *rrp_kretprobe_data(struct kretprobe_instance *ri) { return ri->data; }
 
 /* cpu_of() from kernel/sched/sched.h */
 int rrp_rq_cpu(struct rq *rq) { return cpu_of(rq); }
+
+/* offsetof(struct rq, cpu): where cpu_of() reads, so that a probe handler reads it without a call */
+unsigned long rrp_rq_cpu_offset(void) { return offsetof(struct rq, cpu); }
+
+#ifdef CONFIG_X86_64
+/* &pcpu_hot.cpu_number: the per-cpu address raw_smp_processor_id() reads through %gs */
+unsigned long rrp_cpu_number_ptr(void) { return (unsigned long)&pcpu_hot.cpu_number; }
+#endif
 
 /* IS_ERR() */
 bool rrp_is_err(const void *ptr) { return IS_ERR(ptr); }
@@ -118,3 +127,18 @@ bool rrp_unwind_done(struct unwind_state *state) { return unwind_done(state); }
 
 /* %pB (sprint_backtrace(), which is not exported) into a buffer of `len` bytes: -EINVAL unless it holds KSYM_SYMBOL_LEN */
 int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr) { return len < KSYM_SYMBOL_LEN ? -EINVAL : snprintf(buf, len, "%pB", (void *)addr); }
+
+/* %ps (a function's name, as sprint_symbol_no_offset() gives it, which is not exported) into a buffer of `len` bytes */
+int rrp_sprint_function(char *buf, size_t len, unsigned long addr) { return len < KSYM_SYMBOL_LEN ? -EINVAL : snprintf(buf, len, "%ps", (void *)addr); }
+
+/* rcu_read_lock() */
+void rrp_rcu_read_lock(void) { rcu_read_lock(); }
+
+/* rcu_read_unlock() */
+void rrp_rcu_read_unlock(void) { rcu_read_unlock(); }
+
+/* get_task_struct() */
+void rrp_get_task_struct(struct task_struct *t) { get_task_struct(t); }
+
+/* put_task_struct() */
+void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }

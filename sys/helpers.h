@@ -28,6 +28,8 @@ unsigned long rrp_regs_return_value(struct pt_regs *regs);
 struct kretprobe *rrp_get_kretprobe(struct kretprobe_instance *ri);
 void *rrp_kretprobe_data(struct kretprobe_instance *ri);
 int rrp_rq_cpu(struct rq *rq);
+unsigned long rrp_rq_cpu_offset(void);
+unsigned long rrp_cpu_number_ptr(void);
 bool rrp_is_err(const void *ptr);
 struct task_struct *rrp_current(void);
 int rrp_task_pid(struct task_struct *t);
@@ -46,5 +48,11 @@ void rrp_unwind_start_here(struct unwind_state *state);
 bool rrp_within_this_module(unsigned long addr);
 unsigned long rrp_tracepoint_iterator(struct tracepoint *tp);
 int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr);
+int rrp_sprint_function(char *buf, size_t len, unsigned long addr);
+
+void rrp_rcu_read_lock(void);
+void rrp_rcu_read_unlock(void);
+void rrp_get_task_struct(struct task_struct *t);
+void rrp_put_task_struct(struct task_struct *t);
 
 #endif

@@ -26,10 +26,31 @@ pub(crate) struct Regs<'a, F: Function> {
 }
 
 impl<F: Function> Regs<'_, F> {
-    /// Integer or pointer argument `n` (from 0), as a word.
+    /// Integer or pointer argument `n` (from 0, at most 5), as a word.
+    ///
+    /// On x86-64, read from the argument registers saved in `pt_regs` (what
+    /// `regs_get_kernel_argument()` does) without a call: this runs at every hit.
+    #[inline]
     pub(super) fn arg(&self, n: u32) -> usize {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // SAFETY: `self.ptr` is the `pt_regs` the kprobe core passed to the running handler,
+            // valid for the whole handler.
+            let regs = unsafe { &*self.ptr };
+            match n {
+                0 => regs.di,
+                1 => regs.si,
+                2 => regs.dx,
+                3 => regs.cx,
+                4 => regs.r8,
+                _ => regs.r9,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         // SAFETY: `self.ptr` is the `pt_regs` the kprobe core passed to the running handler.
-        unsafe { bindings::rrp_regs_arg(self.ptr, n) as usize }
+        unsafe {
+            bindings::rrp_regs_arg(self.ptr, n) as usize
+        }
     }
 
     /// The instruction pointer: in the probed function, just past the probe point.
@@ -51,10 +72,19 @@ pub(crate) struct RetRegs<'a, F: Function> {
 }
 
 impl<F: Function> RetRegs<'_, F> {
-    /// The return value, as a word.
+    /// The return value, as a word (on x86-64 `ax`, what `regs_return_value()` reads, without a call).
+    #[inline]
     pub(super) fn return_value(&self) -> usize {
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: `self.ptr` is the `pt_regs` the kprobe core passed to the running handler.
-        unsafe { bindings::rrp_regs_return_value(self.ptr) as usize }
+        unsafe {
+            (*self.ptr).ax
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        // SAFETY: `self.ptr` is the `pt_regs` the kprobe core passed to the running handler.
+        unsafe {
+            bindings::rrp_regs_return_value(self.ptr) as usize
+        }
     }
 }
 

@@ -26,6 +26,24 @@ impl ModuleRef {
     }
 }
 
+impl ModuleRef {
+    /// Keeps the reference without a value to hold it, for a holder that cannot own one (a slot of a
+    /// table preallocated at load); [`Self::put_held`] gives it back.
+    pub(crate) fn hold(self) {
+        core::mem::forget(self);
+    }
+
+    /// Gives back a reference kept by [`Self::hold`].
+    ///
+    /// # Safety
+    ///
+    /// The caller must own one reference on `module` kept by `hold`, and give it back once.
+    pub(crate) unsafe fn put_held(module: &'static ThisModule) {
+        // INVARIANT: rebuilt from the reference the caller owns; dropped at once.
+        drop(Self { module });
+    }
+}
+
 impl Drop for ModuleRef {
     fn drop(&mut self) {
         // SAFETY: We hold one reference (type invariant); this gives it back.

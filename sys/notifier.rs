@@ -5,19 +5,21 @@
 //! A notifier sits on one task's list, which the scheduler walks without a lock at that task's context
 //! switches. So a notifier is registered and unregistered only by its task ([`Current`]) or, for a new
 //! task, by its creator before it first runs ([`NewTask`]), and it lives until its task unregistered it.
-//! [`Notifiers`] keeps every notifier it registered, each with a reference on the module, so that neither
-//! the notifier nor the module's code goes away while a task still carries it.
+//! [`Notifiers`] is a table of notifiers allocated at load; each one a task carries holds a reference on
+//! the module, so that neither the notifier nor the module's code goes away while a task still carries
+//! it.
 //!
 //! C header: [`include/linux/preempt.h`](srctree/include/linux/preempt.h)
 
 use super::bindings;
 use super::module::ModuleRef;
 use super::task::{self, Current, NewTask, Task};
-use kernel::alloc::Flags;
+use core::sync::atomic::{
+    AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use kernel::ffi::c_int;
-use kernel::new_spinlock;
 use kernel::prelude::*;
-use kernel::sync::SpinLock;
 use kernel::types::Opaque;
 
 /// What a notifier calls. Both run in scheduler context and must not sleep, allocate or panic;
@@ -29,7 +31,7 @@ pub(crate) trait Handler: Send + Sync {
     fn sched_out(&self, prev: &Task, next: &Task);
 }
 
-/// A preempt notifier calling `H`.
+/// A preempt notifier calling `H`, in slot `index` of its [`Notifiers`].
 ///
 /// # Invariants
 ///
@@ -40,6 +42,7 @@ pub(crate) trait Handler: Send + Sync {
 struct PreemptNotifier<H: Handler> {
     #[pin]
     n: Opaque<bindings::preempt_notifier>,
+    index: usize,
     handler: H,
 }
 
@@ -51,173 +54,248 @@ unsafe impl<H: Handler> Send for PreemptNotifier<H> {}
 
 impl<H: Handler> PreemptNotifier<H> {
     /// An unregistered notifier with `ops`.
-    fn new(handler: H, ops: *mut bindings::preempt_ops) -> impl PinInit<Self> {
+    fn new(index: usize, handler: H, ops: *mut bindings::preempt_ops) -> impl PinInit<Self> {
         // The trampolines cast a pointer to `n` into one to `Self`.
         kernel::build_assert!(core::mem::offset_of!(Self, n) == 0);
         // INVARIANT: `n` is initialised with `ops`, which the caller takes from its `Notifiers`.
         pin_init!(Self {
             // SAFETY: `n` is writable storage for a notifier; `preempt_notifier_init` only stores `ops`.
             n <- Opaque::ffi_init(move |n| unsafe { bindings::rrp_preempt_notifier_init(n, ops) }),
+            index,
             handler,
         })
     }
 }
 
-/// A notifier this set registered, with the module reference it holds; the notifier is freed first.
-struct Entry<H: Handler> {
-    notifier: Pin<KBox<PreemptNotifier<H>>>,
-    _module: ModuleRef,
-}
-
-/// The notifiers with handler `H` that tasks carry, and the static key that turns notifiers on.
+/// A table of preempt notifiers with handler `H`, allocated at load, that tasks carry; and the static
+/// key that turns notifiers on.
 ///
-/// The set's `ops` is an allocation of its own, so its address is unique to this set: a notifier on a
-/// task's list is one of ours exactly when its `ops` points there.
+/// Attaching and detaching allocate nothing and take no lock: a slot is claimed and freed with one
+/// atomic operation on a bitmap, and found again from the task's own notifier list. So both may happen
+/// in a tracepoint (fork, exit), on PREEMPT_RT too. At most `limit` slots are in use; an attach beyond
+/// it is refused and counted ([`Self::full`]).
+///
+/// The table's `ops` is an allocation of its own, so its address is unique to this table: a notifier on
+/// a task's list is one of ours exactly when its `ops` points there.
 ///
 /// # Invariants
 ///
-/// `ops` comes from `KBox::into_raw` and is freed only when no entry is left. Every entry of `list`
-/// is registered on exactly one task, with `ops`, by [`Self::attach`] or [`Self::attach_new`], and is
-/// removed only after that task unregistered it. Each holds a module reference, so the module, which
-/// owns this set, is not unloaded while the list is not empty.
-#[pin_data(PinnedDrop)]
+/// `ops` comes from `KBox::into_raw`. Bit `i` of `used` is set while slot `i` is being attached, is
+/// registered on exactly one task (by [`Self::attach`] or [`Self::attach_new`]), or is being detached
+/// by that task; such a slot holds one module reference, so the module, which owns this table, is not
+/// unloaded while a bit is set. `attached` counts the set bits (or is about to).
 pub(crate) struct Notifiers<H: Handler> {
     ops: *mut bindings::preempt_ops,
-    #[pin]
-    list: SpinLock<KVec<Option<Entry<H>>>>,
+    slots: KVec<Pin<KBox<PreemptNotifier<H>>>>,
+    used: KVec<AtomicU64>,
+    attached: AtomicUsize,
+    limit: AtomicUsize,
+    full: AtomicU64,
     module: &'static ThisModule,
     _enabled: Enabled,
 }
 
-// SAFETY: `ops` is only read (by the scheduler, through the notifiers) after construction; the list
-// is behind a spinlock; `H: Send + Sync`.
+// SAFETY: `ops` is only read (by the scheduler, through the notifiers) after construction; the rest
+// is atomics and slots whose handlers are `Send + Sync`.
 unsafe impl<H: Handler> Send for Notifiers<H> {}
 // SAFETY: As for `Send`.
 unsafe impl<H: Handler> Sync for Notifiers<H> {}
 
 impl<H: Handler> Notifiers<H> {
-    /// An empty set; turns preempt notifiers on (may sleep) until it is dropped.
-    pub(crate) fn new(module: &'static ThisModule) -> impl PinInit<Self, Error> {
-        let ops = bindings::preempt_ops {
-            sched_in: Some(sched_in::<H>),
-            sched_out: Some(sched_out::<H>),
-        };
-        try_pin_init!(Self {
-            // INVARIANT: from `KBox::into_raw`.
-            ops: KBox::into_raw(KBox::new(ops, GFP_KERNEL)?),
-            list <- new_spinlock!(KVec::new(), "resched_notifiers"),
+    /// A table of `len` slots whose handlers `make` builds now, `limit` of them usable at once; turns
+    /// preempt notifiers on (may sleep) until it is dropped.
+    pub(crate) fn new(
+        module: &'static ThisModule,
+        len: usize,
+        limit: usize,
+        mut make: impl FnMut() -> H,
+    ) -> Result<Self> {
+        let ops = KBox::new(
+            bindings::preempt_ops {
+                sched_in: Some(sched_in::<H>),
+                sched_out: Some(sched_out::<H>),
+            },
+            GFP_KERNEL,
+        )?;
+        let ops = KBox::into_raw(ops);
+        let mut this = Self {
+            // INVARIANT: from `KBox::into_raw`; no bit set yet.
+            ops,
+            slots: KVec::new(),
+            used: KVec::new(),
+            attached: AtomicUsize::new(0),
+            limit: AtomicUsize::new(limit.min(len)),
+            full: AtomicU64::new(0),
             module,
             _enabled: Enabled::new(),
-        })
+        };
+        this.slots.reserve(len, GFP_KERNEL)?;
+        for index in 0..len {
+            let slot = KBox::pin_init(PreemptNotifier::new(index, make(), ops), GFP_KERNEL)?;
+            this.slots.push(slot, GFP_KERNEL)?;
+        }
+        for _ in 0..len.div_ceil(64) {
+            this.used.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        Ok(this)
     }
 
-    fn ops(&self) -> *mut bindings::preempt_ops {
-        // The C side never writes through this pointer.
-        self.ops
+    /// Slots in the table.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
     }
 
-    /// This set's notifier on the calling task, if it has one.
-    fn find(&self, me: &Current<'_>) -> Option<*mut bindings::preempt_notifier> {
+    /// Slots that may be in use at once.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit.load(Relaxed)
+    }
+
+    /// Lets `limit` slots (1 to [`Self::len`]) be in use at once; tasks attached beyond a lower limit
+    /// stay attached.
+    pub(crate) fn set_limit(&self, limit: usize) -> Result {
+        if !(1..=self.len()).contains(&limit) {
+            return Err(EINVAL);
+        }
+        self.limit.store(limit, Relaxed);
+        Ok(())
+    }
+
+    /// Attaches refused because `limit` slots were in use.
+    pub(crate) fn full(&self) -> u64 {
+        self.full.load(Relaxed)
+    }
+
+    /// This table's notifier on the calling task, if it has one.
+    fn find(&self, me: &Current<'_>) -> Option<&PreemptNotifier<H>> {
         // SAFETY: The calling task's list changes only in its own context (`Current`), so it can be
         // walked here.
-        let n = unsafe { bindings::rrp_preempt_notifier_find(me.as_raw(), self.ops()) };
-        (!n.is_null()).then_some(n)
+        let n = unsafe { bindings::rrp_preempt_notifier_find(me.as_raw(), self.ops) };
+        // SAFETY: A notifier with our `ops` is the first field of one of our slots (type invariants),
+        // which live as long as `self`.
+        (!n.is_null()).then(|| unsafe { &*n.cast::<PreemptNotifier<H>>() })
     }
 
-    /// Whether the calling task carries a notifier of this set.
+    /// Whether the calling task carries a notifier of this table.
     pub(crate) fn is_attached(&self, me: &Current<'_>) -> bool {
         self.find(me).is_some()
     }
 
-    /// Keeps a new notifier calling `handler` in the list, with a module reference; returns its C part.
-    fn insert(&self, handler: H, flags: Flags) -> Result<*mut bindings::preempt_notifier> {
-        let module = ModuleRef::try_get(self.module).ok_or(ENODEV)?;
-        let notifier = KBox::pin_init(PreemptNotifier::new(handler, self.ops()), flags)?;
-        let n = notifier.n.get();
-        let entry = Entry {
-            notifier,
-            _module: module,
-        };
-        let mut list = self.list.lock();
-        if let Some(slot) = list.iter_mut().find(|slot| slot.is_none()) {
-            *slot = Some(entry);
-        } else {
-            list.push(Some(entry), GFP_ATOMIC)?;
+    /// Claims a free slot within `limit` and a module reference for it; `ENOSPC` (counted) when `limit`
+    /// slots are in use.
+    fn claim(&self) -> Result<&PreemptNotifier<H>> {
+        if self.attached.fetch_add(1, Relaxed) >= self.limit() {
+            self.attached.fetch_sub(1, Relaxed);
+            self.full.fetch_add(1, Relaxed);
+            return Err(ENOSPC);
         }
-        Ok(n)
+        let Some(module) = ModuleRef::try_get(self.module) else {
+            self.attached.fetch_sub(1, Relaxed);
+            return Err(ENODEV);
+        };
+        for (w, word) in self.used.iter().enumerate() {
+            let mut bits = word.load(Relaxed);
+            while bits != u64::MAX {
+                let bit = (!bits).trailing_zeros() as usize;
+                let index = w * 64 + bit;
+                if index >= self.slots.len() {
+                    break;
+                }
+                match word.compare_exchange(bits, bits | 1 << bit, Acquire, Relaxed) {
+                    Ok(_) => {
+                        // INVARIANT: the slot's bit is set and it holds this module reference.
+                        module.hold();
+                        return self.slots.get(index).map(|s| &**s).ok_or(EINVAL);
+                    }
+                    Err(now) => bits = now,
+                }
+            }
+        }
+        // `attached` < `limit` <= slots, so a bit was free: not reached.
+        self.attached.fetch_sub(1, Relaxed);
+        Err(ENOSPC)
     }
 
-    /// Registers a notifier calling `handler` on the calling task; `Ok(false)` (and `handler` dropped)
-    /// if it carries one of this set already.
-    pub(crate) fn attach(&self, me: &Current<'_>, handler: H, flags: Flags) -> Result<bool> {
+    /// Frees slot `index` and its module reference.
+    ///
+    /// # Safety
+    ///
+    /// The slot is claimed and registered on no task.
+    unsafe fn release(&self, index: usize) {
+        if let Some(word) = self.used.get(index / 64) {
+            word.fetch_and(!(1 << (index % 64)), Release);
+        }
+        self.attached.fetch_sub(1, Relaxed);
+        // SAFETY: The slot held one module reference (type invariant), given back once.
+        unsafe { ModuleRef::put_held(self.module) };
+    }
+
+    /// Registers a notifier on the calling task, first calling `start` with its handler; `Ok(false)` if
+    /// it carries one of this table already. No allocation, no lock.
+    pub(crate) fn attach(&self, me: &Current<'_>, start: impl FnOnce(&H)) -> Result<bool> {
         if self.is_attached(me) {
             return Ok(false);
         }
-        let n = self.insert(handler, flags)?;
-        // SAFETY: `n` is in `list`, pinned and not registered; `Current` is the calling task in a
-        // context where it may change its own list; it stays in `list` until this task unregistered
-        // it in `detach` (type invariant).
-        unsafe { bindings::rrp_preempt_notifier_register_current(n) };
+        let slot = self.claim()?;
+        start(&slot.handler);
+        // SAFETY: The slot is claimed (so not registered) and pinned; `Current` is the calling task in
+        // a context where it may change its own list; it stays claimed until this task unregistered it
+        // in `detach` (type invariant).
+        unsafe { bindings::rrp_preempt_notifier_register_current(slot.n.get()) };
         Ok(true)
     }
 
-    /// Registers a notifier calling `handler` on `child`, which has not run yet.
-    pub(crate) fn attach_new(&self, child: &NewTask<'_>, handler: H, flags: Flags) -> Result {
-        let n = self.insert(handler, flags)?;
-        // SAFETY: `n` is in `list`, pinned and not registered; nothing walks `child`'s list before it
-        // first runs (`NewTask`); `child` unregisters it in `detach` (type invariant).
-        unsafe { bindings::rrp_preempt_notifier_register_new(n, child.as_raw()) };
+    /// Registers a notifier on `child`, which has not run yet, first calling `start` with its handler.
+    /// No allocation, no lock.
+    pub(crate) fn attach_new(&self, child: &NewTask<'_>, start: impl FnOnce(&H)) -> Result {
+        let slot = self.claim()?;
+        start(&slot.handler);
+        // SAFETY: The slot is claimed and pinned; nothing walks `child`'s list before it first runs
+        // (`NewTask`); `child` unregisters it in `detach` (type invariant).
+        unsafe { bindings::rrp_preempt_notifier_register_new(slot.n.get(), child.as_raw()) };
         Ok(())
     }
 
-    /// Unregisters and frees the calling task's notifier of this set; `ENOENT` if it has none.
-    pub(crate) fn detach(&self, me: &Current<'_>) -> Result {
-        let n = self.find(me).ok_or(ENOENT)?;
-        // SAFETY: `n` is registered on the calling task, which may change its own list here (`Current`).
-        unsafe { bindings::rrp_preempt_notifier_unregister_current(n) };
-        let removed = self
-            .list
-            .lock()
-            .iter_mut()
-            .find(|slot| {
-                slot.as_ref()
-                    .is_some_and(|e| core::ptr::eq(e.notifier.n.get(), n))
-            })
-            .and_then(Option::take);
-        // Freed here, outside the lock: the notifier first, then its module reference.
-        drop(removed);
+    /// Unregisters the calling task's notifier of this table, calls `stop` with its handler and frees
+    /// the slot; `ENOENT` if it has none. No allocation, no lock.
+    pub(crate) fn detach(&self, me: &Current<'_>, stop: impl FnOnce(&H)) -> Result {
+        let slot = self.find(me).ok_or(ENOENT)?;
+        // SAFETY: It is registered on the calling task, which may change its own list here (`Current`).
+        unsafe { bindings::rrp_preempt_notifier_unregister_current(slot.n.get()) };
+        stop(&slot.handler);
+        // SAFETY: Claimed (it was registered) and now on no list.
+        unsafe { self.release(slot.index) };
         Ok(())
     }
 
-    /// Calls `f` with the handler of every registered notifier, under the list's spinlock.
+    /// Calls `f` with the handler of every slot in use (a slot being attached or detached may be seen
+    /// half set up: handlers keep their state in atomics).
     pub(crate) fn for_each(&self, mut f: impl FnMut(&H) -> Result) -> Result {
-        let list = self.list.lock();
-        list.iter()
-            .flatten()
-            .try_for_each(|e| f(&e.notifier.handler))
+        for (index, slot) in self.slots.iter().enumerate() {
+            let in_use = self
+                .used
+                .get(index / 64)
+                .is_some_and(|w| w.load(Acquire) & (1 << (index % 64)) != 0);
+            if in_use {
+                f(&slot.handler)?;
+            }
+        }
+        Ok(())
     }
 }
 
-#[pinned_drop]
-impl<H: Handler> PinnedDrop for Notifiers<H> {
-    fn drop(self: Pin<&mut Self>) {
-        // Cannot happen (type invariant: each entry holds a module reference). Should it, a notifier
-        // still on a task's list must not be freed: leak it, with the `ops` it points to.
-        let mut list = self.list.lock();
-        let mut left = 0;
-        for slot in list.iter_mut() {
-            if let Some(entry) = slot.take() {
-                left += 1;
-                core::mem::forget(entry);
-            }
-        }
+impl<H: Handler> Drop for Notifiers<H> {
+    fn drop(&mut self) {
+        // Cannot happen (type invariant: a slot in use holds a module reference). Should it, a notifier
+        // still on a task's list must not be freed: leak the table, with the `ops` it points to.
+        let left = self.attached.load(Relaxed);
         if left > 0 {
             pr_err!(
                 "{} preempt notifiers still registered at unload; leaked\n",
                 left
             );
+            core::mem::forget(core::mem::take(&mut self.slots));
         } else {
-            // SAFETY: `ops` came from `KBox::into_raw` and no notifier points to it (invariant).
+            // SAFETY: `ops` came from `KBox::into_raw` and no notifier is registered (invariant).
             drop(unsafe { KBox::from_raw(self.ops) });
         }
     }

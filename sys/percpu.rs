@@ -9,9 +9,10 @@ use super::{bindings, cpu};
 use core::cell::Cell;
 use kernel::prelude::*;
 
-/// Counters per `alloc_percpu` allocation: 32 KiB, the most one allocation may have
-/// (`PCPU_MIN_UNIT_SIZE`).
-const CHUNK: usize = 4096;
+/// Counters per `alloc_percpu` allocation: 8 KiB, a quarter of the most one allocation may have
+/// (`PCPU_MIN_UNIT_SIZE`, 32 KiB), so that a few hundred CPUs already take several chunks (and the
+/// scale test runs the chunked paths).
+const CHUNK: usize = 1024;
 
 /// Bytes of per-cpu memory an array of `len` counters takes on each possible CPU.
 pub(crate) const fn bytes_per_cpu(len: usize) -> usize {

@@ -16,3 +16,13 @@ pub(crate) fn synchronize() {
     // init/exit, the only callers, are.
     unsafe { bindings::synchronize_rcu() };
 }
+
+/// Runs `f` in an RCU read-side critical section (no sleeping in `f`).
+pub(crate) fn read_lock<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: No preconditions; balanced below.
+    unsafe { bindings::rrp_rcu_read_lock() };
+    let r = f();
+    // SAFETY: Balances the lock above, in the same context.
+    unsafe { bindings::rrp_rcu_read_unlock() };
+    r
+}

@@ -132,6 +132,25 @@ impl Symbolizer {
     }
 }
 
+impl Symbolizer {
+    /// Writes the name of the function at `addr` (`%ps`: `function`, with ` [module]` for module code),
+    /// or `?` when no symbol covers it.
+    pub(crate) fn write_function(&mut self, out: &mut impl Write, addr: usize) -> fmt::Result {
+        // SAFETY: As in `write`; `%ps` only reads kernel symbol tables for `addr`.
+        let len = unsafe {
+            bindings::rrp_sprint_function(self.buf.as_mut_ptr().cast(), SYMBOL_LEN, addr as _)
+        };
+        let text = usize::try_from(len)
+            .ok()
+            .and_then(|len| self.buf.get(..len))
+            .unwrap_or(&[]);
+        if text.is_empty() || text.starts_with(b"0x") {
+            return out.write_str("?");
+        }
+        out.write_str(core::str::from_utf8(text).unwrap_or("?"))
+    }
+}
+
 /// Splits `function+0xoff/0xsize [module]` into `function+0xoff` and `[module]` (empty for the core
 /// kernel); an unnamed address (`0x...`) gives `?`. Works on bytes with `get`: slicing a `str` by index
 /// brings in a panic path (`str::slice_error_fail`) that this kernel's objtool does not know.

@@ -11,6 +11,10 @@
 
 use super::bindings;
 use core::marker::PhantomData;
+use core::sync::atomic::{
+    AtomicPtr,
+    Ordering::{AcqRel, Acquire},
+};
 pub(crate) use kernel::task::Task;
 
 /// The length of a task's name (`TASK_COMM_LEN`).
@@ -133,5 +137,83 @@ impl<'a> NewTask<'a> {
     /// The C task.
     pub(super) fn as_raw(&self) -> *mut bindings::task_struct {
         raw(self.task)
+    }
+}
+
+/// A task that a slot of a preallocated table refers to while it is in use: a counted reference
+/// (`get_task_struct`) set and cleared through `&self`, read under RCU.
+///
+/// # Invariants
+///
+/// `ptr` is null or a task on which this value holds one reference.
+pub(crate) struct TaskSlot {
+    ptr: AtomicPtr<bindings::task_struct>,
+}
+
+// SAFETY: References may be taken and dropped on any thread; the pointer is atomic.
+unsafe impl Send for TaskSlot {}
+// SAFETY: As for `Send`.
+unsafe impl Sync for TaskSlot {}
+
+impl TaskSlot {
+    /// An empty slot.
+    pub(crate) fn new() -> Self {
+        Self {
+            ptr: AtomicPtr::new(core::ptr::null_mut()),
+        }
+    }
+
+    /// Refers to the calling task (taking a reference); the slot must be empty.
+    pub(crate) fn set_current(&self, me: &Current<'_>) {
+        self.set(me.task());
+    }
+
+    /// Refers to a new task (taking a reference); the slot must be empty.
+    pub(crate) fn set_new(&self, child: &NewTask<'_>) {
+        self.set(child.task());
+    }
+
+    fn set(&self, task: &Task) {
+        // SAFETY: `task` is live.
+        unsafe { bindings::rrp_get_task_struct(raw(task)) };
+        // INVARIANT: the reference just taken is now the slot's. An earlier one (a misuse: the slot
+        // was not empty) is leaked rather than dropped here, which might not be sound (see `with`).
+        let _ = self.ptr.swap(raw(task), AcqRel);
+    }
+
+    /// Drops the slot's reference if it is to the calling task, which runs (so holds its own).
+    pub(crate) fn clear_current(&self, me: &Current<'_>) {
+        if self
+            .ptr
+            .compare_exchange(me.as_raw(), core::ptr::null_mut(), AcqRel, Acquire)
+            .is_ok()
+        {
+            // SAFETY: The slot held one reference on the calling task (invariant), swapped out.
+            unsafe { bindings::rrp_put_task_struct(me.as_raw()) };
+        }
+    }
+
+    /// Calls `f` with the task, if any, under RCU.
+    ///
+    /// Sound against a concurrent [`Self::clear_current`]: only the task itself clears its slot
+    /// (while it runs, so it holds its own reference), and a task's last reference goes after an RCU
+    /// grace period that starts after it stopped running (`delayed_put_task_struct`).
+    pub(crate) fn with<R>(&self, f: impl FnOnce(Option<&Task>) -> R) -> R {
+        super::rcu::read_lock(|| {
+            let ptr = self.ptr.load(Acquire);
+            if ptr.is_null() {
+                f(None)
+            } else {
+                // SAFETY: See above: `ptr` stays valid until the RCU read section ends.
+                f(Some(unsafe { from_raw(ptr) }))
+            }
+        })
+    }
+}
+
+impl Drop for TaskSlot {
+    fn drop(&mut self) {
+        // Only the task may drop the reference (see `with`); a slot still in use when its table goes
+        // (it cannot: each attachment holds the module) keeps it: a leak, not a use-after-free.
     }
 }

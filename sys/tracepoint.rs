@@ -55,6 +55,14 @@ pub(crate) trait IpiSendCpumask: Send + Sync {
     fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, callback: usize, here: &Here<'_>);
 }
 
+/// `csd_queue_cpu(cpu, callsite, func, csd)` (may run in NMI: no locks): a function call is queued for
+/// `cpu` (`__smp_call_single_queue()`, `smp_call_function_many_cond()`); `func` is the function that
+/// will run there (`sched_ttwu_pending` for wakelist wakeups).
+pub(crate) trait CsdQueueCpu: Send + Sync {
+    /// `func` queued for `cpu`.
+    fn csd_queue_cpu(&self, cpu: usize, func: usize);
+}
+
 /// Where a tracepoint fired, for the duration of its probe.
 pub(crate) struct Here<'a> {
     tp: *mut bindings::tracepoint,
@@ -244,6 +252,20 @@ impl<H: IpiSendCpumask> TracepointProbe<H> {
     }
 }
 
+impl<H: CsdQueueCpu> TracepointProbe<H> {
+    /// Calls `handler` at every `csd_queue_cpu`.
+    pub(crate) fn csd_queue_cpu(handler: Arc<H>) -> Result<Self> {
+        // SAFETY: `csd_queue_cpu_probe` has `csd_queue_cpu`'s prototype after the data pointer.
+        unsafe {
+            Self::register(
+                c_str!("csd_queue_cpu"),
+                csd_queue_cpu_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
 impl<H: Send + Sync> Drop for TracepointProbe<H> {
     fn drop(&mut self) {
         let data = (&*self.inner as *const Inner<H>)
@@ -367,4 +389,21 @@ unsafe extern "C" fn ipi_send_cpumask_probe<H: IpiSendCpumask>(
     inner
         .handler
         .ipi_send_cpumask(&mask, callback as usize, &here);
+}
+
+/// `csd_queue_cpu` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::csd_queue_cpu`]: `data` is its live `Inner<H>`.
+unsafe extern "C" fn csd_queue_cpu_probe<H: CsdQueueCpu>(
+    data: *mut c_void,
+    cpu: u32,
+    _callsite: usize,
+    func: *mut c_void,
+    _csd: *mut c_void,
+) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    inner.handler.csd_queue_cpu(cpu as usize, func as usize);
 }

@@ -15,7 +15,7 @@ import subprocess
 import threading
 import time
 
-from lib import D, TRACING, parse_matrix, parse_table, read, write_errno
+from lib import D, TRACING, parse_matrix, parse_table, read, tracefs, write_errno
 
 EVENTS = {
     "rrp_res": "native_smp_send_reschedule cpu=%di:s32",
@@ -25,11 +25,6 @@ EVENTS = {
 }
 N_PING = 1500
 N_MB = 150
-
-
-def tracefs(name, text, append=False):
-    with open(f"{TRACING}/{name}", "a" if append else "w") as f:
-        f.write(text)
 
 
 def oracle_on():
@@ -224,3 +219,52 @@ def main(c, g):
     c.check("after the racing toggles and a reset, the window's stack counts + dropped == hits for "
             "every tag", stacks_ok, stacks_detail)
     write_errno(f"{D}/reset", b"1")
+    callbacks_part(c, g)
+
+
+def callbacks():
+    """{function: {cpu: calls queued}} from `callbacks`."""
+    text = read(f"{D}/callbacks")
+    lines = text.splitlines()
+    cpus = [int(x[3:]) for x in lines[0].split()]
+    rows = {}
+    for line in lines[1:]:
+        f = line.split()
+        if f and f[0] == "CSD:" and len(f) >= len(cpus) + 2:
+            rows[" ".join(f[len(cpus) + 1:])] = dict(zip(cpus, map(int, f[1:len(cpus) + 1])))
+    return rows
+
+
+def callbacks_part(c, g):
+    """`callbacks` against two independent counts: `ipi_mb` queued by membarrier against kprobe events on
+    `ipi_mb` itself (each queued call runs once on its target), and `sched_ttwu_pending` (the queued
+    wakeups) against the WKL row (the kretprobe on `ttwu_queue_wakelist`)."""
+    tracefs("kprobe_events", "p:rrp_ipimb ipi_mb\n", append=True)
+    tracefs("events/kprobes/rrp_ipimb/trigger", "hist:keys=common_cpu:size=64")
+    try:
+        write_errno(f"{D}/reset", b"1")
+        mb = subprocess.run([g.load, "membarrier", str(N_MB)], capture_output=True, text=True)
+        pp = subprocess.run([g.load, "pingpong", "2", "3", str(N_PING)], capture_output=True, text=True)
+        for _ in range(50):
+            wkl = parse_table(read(f"{D}/ipi"))[1]["WKL"]
+            rows = callbacks()
+            if parse_table(read(f"{D}/ipi"))[1]["WKL"] == wkl:
+                break
+        hist = read(f"{TRACING}/events/kprobes/rrp_ipimb/hist")
+    finally:
+        tracefs("events/kprobes/rrp_ipimb/trigger", "!hist:keys=common_cpu:size=64")
+        tracefs("kprobe_events", "")
+    ran = sum(int(n) for n in re.findall(r"hitcount:\s*(\d+)", hist))
+    mb_rows = rows.get("ipi_mb", {})
+    print(f"# callbacks: {rows}")
+    c.check(f"callbacks: membarrier's ipi_mb queued by CPU0 ({mb_rows.get(0, 0)}) equals its runs on the "
+            f"targets counted by a kprobe event on ipi_mb ({ran}), and no other CPU queued it",
+            mb.returncode == 0 and mb_rows.get(0, 0) == ran >= N_MB and sum(mb_rows.values()) == ran,
+            f"{rows}\n{hist}")
+    tw = rows.get("sched_ttwu_pending", {})
+    c.check(f"callbacks: sched_ttwu_pending queued per CPU equals the WKL row (queued wakeups, "
+            f"{sum(wkl.values())})",
+            pp.returncode == 0 and sum(wkl.values()) > N_PING // 2
+            and all(tw.get(x, 0) == wkl[x] for x in wkl), f"callbacks {tw}\nWKL {wkl}")
+    c.check("callbacks names functions, never raw addresses",
+            rows and not any(re.search(r"0x[0-9a-f]{8}", k) for k in rows), str(rows))

@@ -8,7 +8,7 @@ import re
 import subprocess
 import time
 
-from lib import (D, PREFIX, TRACING, dmesg, dmesg_count, module_symbols, one_byte_reads, online_cpus,
+from lib import (D, PREFIX, TRACING, tracefs, dmesg, dmesg_count, module_symbols, one_byte_reads, online_cpus,
                  parse_matrix, parse_table, proc_interrupts, read, run, snapshot, write_errno)
 
 N_PING = 3000
@@ -25,21 +25,17 @@ ORACLE = {
 
 
 def oracle_on():
-    with open(f"{TRACING}/kprobe_events", "a") as f:
-        for name, (spec, _) in ORACLE.items():
-            f.write(f"p:{name} {spec}\n")
+    for name, (spec, _) in ORACLE.items():
+        tracefs("kprobe_events", f"p:{name} {spec}\n", append=True)
     for name, (_, trig) in ORACLE.items():
-        with open(f"{TRACING}/events/kprobes/{name}/trigger", "w") as f:
-            f.write(trig)
+        tracefs(f"events/kprobes/{name}/trigger", trig)
 
 
 def oracle_off():
     hists = {name: read(f"{TRACING}/events/kprobes/{name}/hist") for name in ORACLE}
     for name, (_, trig) in ORACLE.items():
-        with open(f"{TRACING}/events/kprobes/{name}/trigger", "w") as f:
-            f.write("!" + trig)
-    with open(f"{TRACING}/kprobe_events", "w") as f:
-        f.write("")
+        tracefs(f"events/kprobes/{name}/trigger", "!" + trig)
+    tracefs("kprobe_events", "")
     return hists
 
 

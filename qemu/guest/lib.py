@@ -170,6 +170,17 @@ def read(path):
         return f.read()
 
 
+def tracefs(name, text, append=False):
+    """Writes `text` to tracefs file `name` in one write(2); `append` (O_APPEND, as `>>`) keeps what the
+    file holds (kprobe_events). Python's own append mode seeks to the end, which tracefs refuses."""
+    flags = os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(f"{TRACING}/{name}", flags)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
 def online_cpus():
     """The online CPUs, from /sys/devices/system/cpu/online (a range `0-3` or a list)."""
     online = [int(x) for x in re.findall(r"\d+", read(ONLINE))]

@@ -201,6 +201,29 @@ def main(c, g):
     c.check(f"500 processes fork, attach, exit: ran ({r.stdout.strip()})", r.returncode == 0, r.stderr)
     c.check("after the churn, tasks is empty", not tasks(), str(tasks()))
 
+    # --- A bounded attach table: attach_capacity ---------------------------------------------------
+    cap = f"{D}/attach_capacity"
+    c.check("attach_capacity is root-only read-write (mode 600) and reads 1024",
+            os.stat(cap).st_mode & 0o777 == 0o600 and read(cap) == "1024\n", read(cap))
+    bad = [(v, write_errno(cap, v)) for v in (b"0", b"4097", b"", b"x", b"-1", b"01", b"2 ", b"99999999999")]
+    c.check("attach_capacity: 0, 4097 and malformed numbers are EINVAL and change nothing",
+            all(e == errno.EINVAL for _, e in bad) and read(cap) == "1024\n", str(bad))
+    c.check("attach_capacity <- 1 accepted", write_errno(cap, b"1\n") == 0 and read(cap) == "1\n")
+    e_self = attach_errno(b"attach")
+    # A child of an attached process is attached at fork: the table is full, so it is refused and counted.
+    child = subprocess.run(["/bin/true"])
+    other = subprocess.run(["/bin/sh", "-c", f"echo attach > {D}/attach"], capture_output=True, text=True)
+    text = read(f"{D}/tasks")
+    attach_errno(b"detach")
+    c.check("with attach_capacity 1: this process attaches, its child and another process do not "
+            "(ENOSPC), and tasks counts the refused ones",
+            e_self == 0 and child.returncode == 0 and other.returncode != 0
+            and "No space left" in other.stderr and list(tasks()) == [os.getpid()]
+            and re.search(r"^# [2-9]\d* tasks not attached: attach_capacity \(1\)", text, re.M),
+            f"{e_self} {other.stderr}\n{text}")
+    c.check("attach_capacity <- 1024 restores it; nothing is attached",
+            write_errno(cap, b"1024") == 0 and not tasks(), read(f"{D}/tasks"))
+
     # --- Unload while a task is attached: refused, kernel log clean, then allowed ---------------------
     sl = start(g, "sleeper", 1, 1000)
     go(sl)

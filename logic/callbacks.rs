@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Who asked for the call-function IPIs: the functions queued to run on other CPUs
+//! (`csd:csd_queue_cpu`), counted per sending CPU, in a bounded table of function addresses fixed at
+//! load (never raw addresses in the files: they show the functions' names).
+//!
+//! One queued call is not one IPI: a CPU whose queue is not empty is not sent another (`CFS`), and one
+//! call-function IPI to a mask (`CFM`) delivers one call to each CPU of it. So the counts here are of
+//! calls queued, at least the CFS IPIs sent and the CFM targets, and they name the work.
+
+use crate::logic::engine::Engine;
+use crate::sys::tracepoint::CsdQueueCpu;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use kernel::prelude::*;
+use kernel::sync::Arc;
+
+/// The most distinct functions counted; later ones count as `dropped`.
+pub(crate) const MAX_FUNCS: usize = 64;
+
+/// The functions seen, each in the slot it claimed at its first call (0: free). Slots are never freed,
+/// so a function keeps its slot (and its counters their meaning) across resets.
+pub(crate) struct Functions {
+    slots: KVec<AtomicUsize>,
+}
+
+impl Functions {
+    /// An empty table.
+    pub(crate) fn new() -> Result<Self> {
+        let mut slots = KVec::with_capacity(MAX_FUNCS, GFP_KERNEL)?;
+        for _ in 0..MAX_FUNCS {
+            slots.push(AtomicUsize::new(0), GFP_KERNEL)?;
+        }
+        Ok(Self { slots })
+    }
+
+    /// The slot of `func`, claimed (one compare-and-swap) at its first sight; `None` when every slot is
+    /// another function's. No lock, no allocation: it runs in the tracepoint.
+    #[inline]
+    pub(crate) fn slot(&self, func: usize) -> Option<usize> {
+        if func == 0 {
+            return None;
+        }
+        let home = ((func >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) % MAX_FUNCS;
+        for i in 0..MAX_FUNCS {
+            let slot = (home + i) % MAX_FUNCS;
+            let key = self.slots.get(slot)?;
+            let seen = key.load(Relaxed);
+            if seen == func {
+                return Some(slot);
+            }
+            if seen == 0 {
+                match key.compare_exchange(0, func, Relaxed, Relaxed) {
+                    Ok(_) => return Some(slot),
+                    Err(now) if now == func => return Some(slot),
+                    Err(_) => {}
+                }
+            }
+        }
+        None
+    }
+
+    /// The function in `slot` (0: free).
+    pub(crate) fn func(&self, slot: usize) -> usize {
+        self.slots.get(slot).map_or(0, |k| k.load(Relaxed))
+    }
+}
+
+/// `csd:csd_queue_cpu`: counts the queued function on this CPU, in the active window.
+pub(crate) struct CsdQueue {
+    pub(crate) engine: Arc<Engine>,
+}
+
+impl CsdQueueCpu for CsdQueue {
+    fn csd_queue_cpu(&self, _cpu: usize, func: usize) {
+        let window = self.engine.window();
+        window.counters.queued(self.engine.functions().slot(func));
+    }
+}
