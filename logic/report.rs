@@ -325,14 +325,36 @@ impl Node for Matrix {
     }
 }
 
+/// Inserts `item` counted `count` into `list`, kept most counted first (ties in insertion order) and
+/// at most `max` long (the least counted gives way). An insertion, not a slice sort: see `stacks.rs`.
+fn insert_by_count<T>(list: &mut KVec<(u64, T)>, count: u64, item: T, max: usize) -> Result {
+    if list.len() == max && list.last().is_none_or(|&(c, _)| c >= count) {
+        return Ok(());
+    }
+    let at = list
+        .iter()
+        .position(|&(c, _)| c < count)
+        .unwrap_or(list.len());
+    if list.len() < max {
+        list.push((count, item), GFP_KERNEL)?;
+    } else if let Some(last) = list.last_mut() {
+        *last = (count, item);
+    }
+    let mut i = list.len() - 1;
+    while i > at {
+        list.swap(i - 1, i);
+        i -= 1;
+    }
+    Ok(())
+}
+
 /// `pairs`: the nonzero (sender, target, kind) counts of every possible CPU, most counted first, at most
 /// [`Pairs::SHOWN`] of them: the view of `matrix` that stays readable with hundreds of CPUs.
 pub(crate) struct Pairs(pub(crate) Arc<Engine>);
 
-/// One line of `pairs`.
+/// One line of `pairs` (with its count).
 #[derive(Clone, Copy)]
 struct Pair {
-    count: u64,
     kind: PerTarget,
     sender: usize,
     target: usize,
@@ -344,42 +366,21 @@ impl Pairs {
 
     /// The nonzero pairs of `r`: how many, and the [`Self::SHOWN`] most counted, most first (ties in
     /// sender, target and kind order).
-    fn top(r: &Reading<'_>) -> Result<(usize, KVec<Pair>)> {
-        let mut top: KVec<Pair> = KVec::with_capacity(Self::SHOWN, GFP_KERNEL)?;
+    fn top(r: &Reading<'_>) -> Result<(usize, KVec<(u64, Pair)>)> {
+        let mut top = KVec::with_capacity(Self::SHOWN, GFP_KERNEL)?;
         let mut nonzero = 0;
         for sender in r.senders() {
             for target in r.senders() {
                 for kind in PerTarget::ALL {
                     let count = r.pair(kind, sender, target);
-                    if count == 0 {
-                        continue;
-                    }
-                    nonzero += 1;
-                    if top.len() == Self::SHOWN && top.last().is_some_and(|p| p.count >= count) {
-                        continue;
-                    }
-                    let at = top
-                        .iter()
-                        .position(|p| p.count < count)
-                        .unwrap_or(top.len());
-                    let pair = Pair {
-                        count,
-                        kind,
-                        sender,
-                        target,
-                    };
-                    if top.len() < Self::SHOWN {
-                        // Room was reserved above: no allocation.
-                        top.push(pair, GFP_KERNEL)?;
-                    } else if let Some(last) = top.last_mut() {
-                        // The least counted gives way.
-                        *last = pair;
-                    }
-                    // Move it up to `at`, keeping the order (no slice sort: see `stacks.rs`).
-                    let mut i = top.len() - 1;
-                    while i > at {
-                        top.swap(i - 1, i);
-                        i -= 1;
+                    if count > 0 {
+                        nonzero += 1;
+                        let pair = Pair {
+                            kind,
+                            sender,
+                            target,
+                        };
+                        insert_by_count(&mut top, count, pair, Self::SHOWN)?;
                     }
                 }
             }
@@ -405,11 +406,11 @@ impl Node for Pairs {
                     "{:>12} {:>4} {:>8} {:>8}",
                     "count", "kind", "sender", "target"
                 )?;
-                for p in top.iter() {
+                for (count, p) in top.iter() {
                     writeln!(
                         out,
                         "{:>12} {:>4} {:>8} {:>8}",
-                        p.count,
+                        count,
                         p.kind.name(),
                         CpuName(p.sender),
                         CpuName(p.target)
@@ -443,20 +444,11 @@ impl Node for Callbacks {
             let r = window.counters.reading()?;
             let functions = self.engine.functions();
             // (total, slot) of every slot with a count, most counted first.
-            let mut rows: KVec<(u64, usize)> = KVec::with_capacity(MAX_FUNCS, GFP_KERNEL)?;
+            let mut rows = KVec::with_capacity(MAX_FUNCS, GFP_KERNEL)?;
             for slot in 0..MAX_FUNCS {
                 let total: u64 = r.senders().map(|c| r.queued(c, Some(slot))).sum();
                 if total > 0 && functions.func(slot) != 0 {
-                    let at = rows
-                        .iter()
-                        .position(|&(t, _)| t < total)
-                        .unwrap_or(rows.len());
-                    rows.push((total, slot), GFP_KERNEL)?;
-                    let mut i = rows.len() - 1;
-                    while i > at {
-                        rows.swap(i - 1, i);
-                        i -= 1;
-                    }
+                    insert_by_count(&mut rows, total, slot, MAX_FUNCS)?;
                 }
             }
             let f = (|| -> fmt::Result {

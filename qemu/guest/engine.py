@@ -240,7 +240,7 @@ def callbacks_part(c, g):
     `ipi_mb` itself (each queued call runs once on its target), and `sched_ttwu_pending` (the queued
     wakeups) against the WKL row (the kretprobe on `ttwu_queue_wakelist`)."""
     tracefs("kprobe_events", "p:rrp_ipimb ipi_mb\n", append=True)
-    tracefs("events/kprobes/rrp_ipimb/trigger", "hist:keys=common_cpu:size=64")
+    tracefs("events/kprobes/rrp_ipimb/trigger", "hist:keys=common_cpu:size=128")
     try:
         write_errno(f"{D}/reset", b"1")
         mb = subprocess.run([g.load, "membarrier", str(N_MB)], capture_output=True, text=True)
@@ -252,8 +252,12 @@ def callbacks_part(c, g):
                 break
         hist = read(f"{TRACING}/events/kprobes/rrp_ipimb/hist")
     finally:
-        tracefs("events/kprobes/rrp_ipimb/trigger", "!hist:keys=common_cpu:size=64")
-        tracefs("kprobe_events", "")
+        for name, text in (("events/kprobes/rrp_ipimb/trigger", "!hist:keys=common_cpu:size=128"),
+                           ("kprobe_events", "")):
+            try:
+                tracefs(name, text)
+            except OSError as e:
+                print(f"# cleanup {name}: {e}")
     ran = sum(int(n) for n in re.findall(r"hitcount:\s*(\d+)", hist))
     mb_rows = rows.get("ipi_mb", {})
     print(f"# callbacks: {rows}")

@@ -20,7 +20,8 @@ CHURN = int(os.environ.get("STRESS_CHURN", "2000"))
 HOTPLUG = int(os.environ.get("STRESS_HOTPLUG", "10"))
 CONCURRENT_S = int(os.environ.get("STRESS_CONCURRENT_S", "20"))
 # The files every reader reads; main() adds stacks/<tag> for each tag the module offers.
-FILES = ["cpus", "ipi", "targets", "matrix", "probes", "sched", "tasks", "stacks_enable", "stacks_capacity"]
+FILES = ["cpus", "ipi", "targets", "matrix", "pairs", "callbacks", "probes", "sched", "tasks", "stacks_enable",
+         "stacks_capacity", "attach_capacity"]
 # The load is paced (spinners busy STRESS_DUTY% of the time, a pause after each ping-pong round trip and
 # membarrier): under single-threaded emulation four always-busy vCPUs leave the rest a quarter of one
 # host core, and a debug-kernel load/unload cycle then took minutes.
@@ -125,8 +126,10 @@ CASES += [("attach", d) for d in (b"", b"attac", b"attachh", b"Attach", b"attach
                                   b"\nattach", b"detach\0", b"attach\n\n", b"\x00" * 16, b"a" * 4096)]
 CASES += [("stacks_enable", d) for d in (b"", b"2", b"01", b" 1", b"on", b"1\n\n", b"\0", b"x" * 100)]
 CASES += [("stacks_capacity", d) for d in (b"", b"0", b"513", b"-1", b"04", b"abc", b"1 ", b"9" * 30)]
+CASES += [("attach_capacity", d) for d in (b"", b"0", b"4097", b"-1", b"08", b"x", b"2 ")]
 CASES += [("reset", b"1", 1), ("attach", b"attach", 3), ("stacks_enable", b"1", 1)]
-CASES += [(f, b"1") for f in ("ipi", "targets", "matrix", "probes", "cpus", "sched", "tasks", "stacks/RSC")]
+CASES += [(f, b"1") for f in ("ipi", "targets", "matrix", "pairs", "callbacks", "probes", "cpus", "sched", "tasks",
+                             "stacks/RSC")]
 
 
 def sums():
