@@ -200,16 +200,21 @@ def main(c, g):
     finally:
         oracle_off()
     c.check("the reset under load was accepted", e == 0, f"errno {e}")
-    missed = [l for l in profile.splitlines() if l.split()[0] in EVENTS and l.split()[-1] != "0"]
-    c.check("the oracle's kprobe events missed nothing", not missed and "RRP_END" in trace,
-            "\n".join(missed) or trace[-2000:])
+    # kprobe_profile: name, hits, missed (a kprobe skips a hit that comes while another kprobe handler
+    # runs on that CPU). A missed oracle event widens the bound by one.
+    prof = {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in profile.splitlines()
+            if l.split() and l.split()[0] in EVENTS}
+    lost = {name[4:].upper(): m for name, (_, m) in prof.items()}
+    c.check("the oracle's kprobe events missed at most 1 hit in 10,000 each",
+            len(prof) == len(EVENTS) and all(m * 10000 <= max(h, 1) for h, m in prof.values())
+            and "RRP_END" in trace, profile or trace[-2000:])
     low = oracle_counts(trace, "RRP_AFTER_RESET", "RRP_READ")
     high = oracle_counts(trace, "RRP_BEFORE_RESET", "RRP_END")
     for kind in ("RES", "CFS", "CFM", "RSC"):
         keys = set(low[kind]) | set(high[kind]) | {k for k, n in ours[kind].items() if n}
         bad = [f"{kind} {k}: ours {ours[kind].get(k, 0)}, oracle {low[kind].get(k, 0)}..{high[kind].get(k, 0)}"
                for k in sorted(keys)
-               if not low[kind].get(k, 0) <= ours[kind].get(k, 0) <= high[kind].get(k, 0)]
+               if not low[kind].get(k, 0) <= ours[kind].get(k, 0) <= high[kind].get(k, 0) + lost.get(kind, 0)]
         total = sum(low[kind].values())
         c.check(f"after a reset under load, {kind} per {'sender->target' if kind == 'RES' else 'sender'} "
                 f"equals the kprobe events in the same window ({sum(ours[kind].values())} counted, "
