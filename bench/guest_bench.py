@@ -18,9 +18,11 @@ from lib import D, KO_NAME, read, run, tracefs  # noqa: E402
 # The reference module, empty kprobes on the same symbols: its path in the repository.
 EMPTY_KO = "bench/empty-kprobe/empty_kprobe.ko"
 EMPTY_NAME = "empty_kprobe"
+# Empty handlers on the module's own events by its own mechanisms (tracepoints, kprobe, kretprobe).
+EMPTY_PROBES_KO = "bench/empty-kprobe/empty_probes.ko"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "bpftrace", "bpftrace_kstack",
-           "hist_count", "hist_stacks", "empty_kprobe"]
+           "hist_count", "hist_stacks", "empty_kprobe", "empty_probes"]
 WORKLOADS = {
     "ipi": ["membarrier", "150"],
     "pingpong": ["pingpong", "0", "1", "3000"],
@@ -85,6 +87,8 @@ class Config:
                     f.write("1")
         elif self.name == "empty_kprobe":
             subprocess.run(["insmod", f"{self.g.repo}/{EMPTY_KO}"], check=True)
+        elif self.name == "empty_probes":
+            subprocess.run(["insmod", f"{self.g.repo}/{EMPTY_PROBES_KO}"], check=True)
         elif self.name.startswith("hist"):
             self.triggers = HIST_STACKS if self.name == "hist_stacks" else HIST_COUNT
             for k in HIST_KPROBES:
@@ -106,6 +110,8 @@ class Config:
             subprocess.run(["rmmod", KO_NAME], check=True)
         elif self.name == "empty_kprobe":
             subprocess.run(["rmmod", EMPTY_NAME], check=True)
+        elif self.name == "empty_probes":
+            subprocess.run(["rmmod", "empty_probes"], check=True)
         elif self.name.startswith("hist"):
             for event, trig in self.triggers.items():
                 tracefs(f"events/{event}/trigger", "!" + trig)

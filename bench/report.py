@@ -99,6 +99,12 @@ for w in results["workloads"]:
         hs = r["hist_stacks"]["ns_per_op_median"] - base
         targets.append(f"- {w}: module_stacks overhead {st:,.0f} ns/op vs hist keys=stacktrace {hs:,.0f} ns/op "
                        f"(target <= 1.0x): {verdict(st <= hs, hs, w=w)}")
+    if "empty_probes" in r:
+        ep = r["empty_probes"]["ns_per_op_median"] - base
+        ratio = mod / ep if ep > 0 else float("nan")
+        targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs empty handlers on the same events by the "
+                       f"same mechanisms {ep:,.0f} ns/op = {ratio:.2f}x per event (target <= 1.2x): "
+                       f"{verdict(mod <= 1.2 * ep, ep, w=w)}")
     _, mod_hit = derived(w, "module")
     _, empty_hit = derived(w, "empty_kprobe")
     targets.append(f"- {w}: module {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f} "

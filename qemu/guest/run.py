@@ -88,7 +88,7 @@ def main(c, g):
     b.wait()
     subprocess.run([g.load, "membarrier", "300"])
     irq_after = read("/proc/interrupts")
-    files = ["cpus", "ipi", "targets", "matrix", "probes"]
+    files = ["cpus", "ipi", "targets", "matrix", "pairs", "callbacks", "probes"]
     snap = {f: read(f"{D}/{f}") for f in files}
     echo(f"{D}/stacks_enable", 0)
 

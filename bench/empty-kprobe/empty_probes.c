@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The benchmark's floor for the module as it is: empty handlers on the same events by the same
+ * mechanisms (the ipi, csd and sched tracepoints, a kprobe on resched_curr, a kretprobe on
+ * ttwu_queue_wakelist), so that the module's cost per event can be set against the cost of being
+ * called at all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
+ */
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/sched.h>
+#include <linux/string.h>
+#include <linux/tracepoint.h>
+
+struct cpumask;
+
+static void empty_send_cpu(void *d, unsigned int cpu, unsigned long callsite, void *callback) {}
+static void empty_send_mask(void *d, const struct cpumask *m, unsigned long callsite, void *callback) {}
+static void empty_csd(void *d, unsigned int cpu, unsigned long callsite, void *func, void *csd) {}
+static void empty_switch(void *d, bool preempt, struct task_struct *prev, struct task_struct *next,
+			 unsigned int prev_state) {}
+static void empty_fork(void *d, struct task_struct *parent, struct task_struct *child) {}
+static void empty_exit(void *d, struct task_struct *p) {}
+
+static struct {
+	const char *name;
+	void *probe;
+	struct tracepoint *tp;
+} tps[] = {
+	{ "ipi_send_cpu", empty_send_cpu },
+	{ "ipi_send_cpumask", empty_send_mask },
+	{ "csd_queue_cpu", empty_csd },
+	{ "sched_switch", empty_switch },
+	{ "sched_process_fork", empty_fork },
+	{ "sched_process_exit", empty_exit },
+};
+
+static void find_tp(struct tracepoint *tp, void *priv)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(tps); i++)
+		if (!strcmp(tp->name, tps[i].name))
+			tps[i].tp = tp;
+}
+
+static int empty_pre(struct kprobe *p, struct pt_regs *regs) { return 0; }
+static int empty_ret(struct kretprobe_instance *ri, struct pt_regs *regs) { return 0; }
+
+static struct kprobe rsc = { .symbol_name = "resched_curr", .pre_handler = empty_pre };
+static struct kretprobe wakelist = {
+	.kp.symbol_name = "ttwu_queue_wakelist",
+	.entry_handler = empty_ret,
+	.handler = empty_ret,
+	.data_size = sizeof(u32),
+	.maxactive = 64,
+};
+
+static void unregister_tps(int n)
+{
+	while (n--)
+		tracepoint_probe_unregister(tps[n].tp, tps[n].probe, NULL);
+	tracepoint_synchronize_unregister();
+}
+
+static int __init empty_probes_init(void)
+{
+	int i, ret;
+
+	for_each_kernel_tracepoint(find_tp, NULL);
+	for (i = 0; i < ARRAY_SIZE(tps); i++) {
+		ret = tps[i].tp ? tracepoint_probe_register(tps[i].tp, tps[i].probe, NULL) : -ENOENT;
+		if (ret) {
+			pr_err("empty_probes: tracepoint %s: %d\n", tps[i].name, ret);
+			unregister_tps(i);
+			return ret;
+		}
+	}
+	ret = register_kprobe(&rsc);
+	if (!ret) {
+		ret = register_kretprobe(&wakelist);
+		if (ret)
+			unregister_kprobe(&rsc);
+	}
+	if (ret) {
+		pr_err("empty_probes: kprobes: %d\n", ret);
+		unregister_tps(ARRAY_SIZE(tps));
+	}
+	return ret;
+}
+
+static void __exit empty_probes_exit(void)
+{
+	unregister_kretprobe(&wakelist);
+	unregister_kprobe(&rsc);
+	unregister_tps(ARRAY_SIZE(tps));
+}
+
+module_init(empty_probes_init);
+module_exit(empty_probes_exit);
+MODULE_DESCRIPTION("Empty probes on resched_probe's events by its mechanisms: the benchmark's floor");
+MODULE_LICENSE("GPL");
