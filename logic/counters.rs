@@ -7,6 +7,7 @@
 //! so a handler touches one local word. Totals by target are sums over senders at read time.
 
 use crate::logic::callbacks::MAX_FUNCS;
+use crate::logic::histogram::{self, Histogram};
 use crate::sys::percpu::{bytes_per_cpu, CpuView, PerCpuArray};
 use kernel::c_str;
 use kernel::prelude::*;
@@ -112,13 +113,43 @@ pub(crate) enum Local {
     Switches = 7,
     /// ... of which the previous task was preempted.
     SwitchesPreempt = 8,
+    /// Reschedule IPIs received (`reschedule_entry`).
+    ReceivedRes = 9,
+    /// Call-function-single IPIs received (`call_function_single_entry`).
+    ReceivedCfs = 10,
+    /// Call-function IPIs received (`call_function_entry`).
+    ReceivedCfm = 11,
+    /// Measured reschedule requests that ended with the task preempted (still runnable).
+    ReschedPreempted = 12,
+    /// ... that ended with the task blocking (a voluntary switch).
+    ReschedBlocked = 13,
+    /// ... that ended with the idle task leaving the CPU.
+    ReschedIdle = 14,
 }
 
-const LOCALS: usize = 9;
+const LOCALS: usize = 15;
+
+/// The latency histograms each CPU keeps (see [`crate::logic::latency`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Hist {
+    /// Reschedule requests this CPU made for itself, to its next context switch.
+    ReschedLocal = 0,
+    /// Reschedule requests another CPU made for this one, to its next context switch.
+    ReschedRemote = 1,
+    /// Reschedule IPIs, from the first pending send to the handler on this CPU.
+    DeliveryRes = 2,
+    /// Call-function-single IPIs, likewise.
+    DeliveryCfs = 3,
+    /// Call-function (many) IPIs, likewise.
+    DeliveryCfm = 4,
+}
+
+const HISTS: usize = 5;
 
 /// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, the
-/// wakelist attempts (every other probe's hits follow from its event counts), then the calls queued per
-/// function slot ([`MAX_FUNCS`], and one for the functions that found no slot).
+/// wakelist attempts (every other probe's hits follow from its event counts), the calls queued per
+/// function slot ([`MAX_FUNCS`], and one for the functions that found no slot), then the histograms
+/// ([`histogram::WORDS`] each).
 #[derive(Clone, Copy)]
 struct Layout {
     cpus: usize,
@@ -138,8 +169,11 @@ impl Layout {
     fn queued(self, slot: usize) -> usize {
         self.wakelist_attempts() + 1 + slot.min(MAX_FUNCS)
     }
+    fn hist(self, hist: Hist, word: usize) -> usize {
+        self.queued(MAX_FUNCS) + 1 + hist as usize * histogram::WORDS + word
+    }
     fn len(self) -> usize {
-        self.queued(MAX_FUNCS) + 1
+        self.queued(MAX_FUNCS) + 1 + HISTS * histogram::WORDS
     }
 }
 
@@ -160,7 +194,7 @@ impl Counters {
     }
 
     /// Bytes of per-cpu memory the counters of `cpus` CPU ids take, over all of them: each CPU keeps
-    /// `5 * cpus + 75` counters of 8 bytes.
+    /// `5 * cpus + 416` counters of 8 bytes (81 single counters, 5 histograms of 67).
     pub(crate) fn bytes(cpus: usize) -> usize {
         cpus * bytes_per_cpu(Layout { cpus }.len())
     }
@@ -209,6 +243,17 @@ impl Counters {
         } else {
             self.sent(PerTarget::RscRemote, target);
         }
+    }
+
+    /// Adds an interval of `ns` nanoseconds to this CPU's histogram `hist`. Only from handlers that run
+    /// with interrupts off, one kind of handler per histogram (see [`PerCpuArray::raise`]).
+    #[inline]
+    pub(crate) fn record(&self, hist: Hist, ns: u64) {
+        let at = |word| self.layout.hist(hist, word);
+        self.array.inc(at(histogram::bucket(ns)));
+        self.array.add(at(histogram::SUM), ns);
+        self.array.raise(at(histogram::MAX), ns);
+        self.array.raise(at(histogram::NOT_MIN), !ns);
     }
 
     /// Zeroes every counter. Only for a window that no handler counts into any more.
@@ -273,6 +318,20 @@ impl Reading<'_> {
     /// Calls queued by CPU `cpu` of the function in `slot` (`None`: those that found no slot).
     pub(crate) fn queued(&self, cpu: usize, slot: Option<usize>) -> u64 {
         self.get(cpu, self.layout.queued(slot.unwrap_or(MAX_FUNCS)))
+    }
+
+    /// Histogram `hist` of CPU `cpu`.
+    pub(crate) fn hist(&self, cpu: usize, hist: Hist) -> Histogram {
+        Histogram::from_words(|word| self.get(cpu, self.layout.hist(hist, word)))
+    }
+
+    /// Histogram `hist` over all CPUs.
+    pub(crate) fn hist_all(&self, hist: Hist) -> Histogram {
+        let mut all = Histogram::default();
+        for cpu in self.senders() {
+            all.merge(&self.hist(cpu, hist));
+        }
+        all
     }
 
     /// Reschedule requests made on CPU `cpu`, local and remote.

@@ -12,6 +12,7 @@
 
 use crate::logic::callbacks::Functions;
 use crate::logic::counters::{Counters, Tag};
+use crate::logic::latency::Latency;
 use crate::logic::stacks::{Stacks, MAX_ENTRIES};
 use crate::sys::rcu;
 use crate::sys::stacktrace::Stack;
@@ -54,6 +55,8 @@ pub(crate) struct Engine {
     capacity: AtomicUsize,
     /// The functions queued for other CPUs, by slot (kept across resets).
     functions: Functions,
+    /// The intervals in progress (they end in whichever window is active then).
+    latency: Latency,
     /// Held by resets, setting changes and readers.
     #[pin]
     settings: Mutex<()>,
@@ -64,20 +67,22 @@ impl Engine {
     pub(crate) fn new(cpus: usize) -> Result<impl PinInit<Self>> {
         let windows = [Window::new(cpus)?, Window::new(cpus)?];
         let functions = Functions::new()?;
+        let latency = Latency::new(cpus)?;
         Ok(pin_init!(Self {
             windows,
             active: AtomicUsize::new(0),
             stacks_on: AtomicBool::new(false),
             capacity: AtomicUsize::new(MAX_ENTRIES),
             functions,
+            latency,
             settings <- new_mutex!(()),
         }))
     }
 
     /// Bytes the engine takes for `cpus` CPU ids: two windows of counters (per-cpu memory) and stack
-    /// tables.
+    /// tables, and the latency starts.
     pub(crate) fn bytes(cpus: usize) -> usize {
-        2 * (Counters::bytes(cpus) + Stacks::bytes(cpus))
+        2 * (Counters::bytes(cpus) + Stacks::bytes(cpus)) + Latency::bytes(cpus)
     }
 
     /// The window handlers count into now. A handler loads it once and uses it for all it counts.
@@ -90,6 +95,25 @@ impl Engine {
     #[inline]
     pub(crate) fn functions(&self) -> &Functions {
         &self.functions
+    }
+
+    /// The latency intervals in progress.
+    #[inline]
+    pub(crate) fn latency(&self) -> &Latency {
+        &self.latency
+    }
+
+    /// Turns latency recording on or off; once this returns after turning it off, no handler is still
+    /// measuring. Turning it on forgets the intervals begun before it was off.
+    pub(crate) fn set_latency_enabled(&self, on: bool) {
+        let _guard = self.settings.lock();
+        if on == self.latency.enabled() {
+            return;
+        }
+        self.latency.set_enabled(on);
+        if !on {
+            rcu::synchronize();
+        }
     }
 
     /// Whether hits record their stacks.

@@ -6,6 +6,8 @@
 pub(crate) mod callbacks;
 pub(crate) mod counters;
 pub(crate) mod engine;
+pub(crate) mod histogram;
+pub(crate) mod latency;
 pub(crate) mod probes;
 pub(crate) mod ratelimit;
 pub(crate) mod report;

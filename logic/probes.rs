@@ -11,6 +11,7 @@
 use crate::logic::callbacks::CsdQueue;
 use crate::logic::counters::{PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
+use crate::logic::latency::Kind;
 use crate::sys::cpu::{self, CpuMask};
 use crate::sys::kprobe::{Handler, Kprobe, Kretprobe, Probe, Regs, RetHandler, RetRegs};
 use crate::sys::probed::{
@@ -18,7 +19,9 @@ use crate::sys::probed::{
     TtwuQueueWakelist,
 };
 use crate::sys::stacktrace::Stack;
-use crate::sys::tracepoint::{Here, IpiSendCpu, IpiSendCpumask, TracepointProbe};
+use crate::sys::tracepoint::{
+    Here, IpiSendCpu, IpiSendCpumask, TracepointProbe, Vector, VectorEntry,
+};
 use core::marker::PhantomData;
 use kernel::prelude::*;
 use kernel::sync::Arc;
@@ -29,6 +32,7 @@ pub(crate) struct IpiOne<F: TargetCpu> {
     engine: Arc<Engine>,
     array: PerTarget,
     tag: Tag,
+    kind: Kind,
     _function: PhantomData<F>,
 }
 
@@ -37,7 +41,9 @@ impl<F: TargetCpu> Handler for IpiOne<F> {
 
     fn hit(&self, regs: &Regs<'_, F>) {
         let window = self.engine.window();
-        window.counters.sent(self.array, regs.target_cpu());
+        let target = regs.target_cpu();
+        window.counters.sent(self.array, target);
+        self.engine.latency().ipi_sent(self.kind, target);
         record_stack(&self.engine, window, self.tag, regs);
     }
 }
@@ -62,7 +68,19 @@ impl Handler for IpiMany {
     fn hit(&self, regs: &Regs<'_, SendCallFuncIpi>) {
         let window = self.engine.window();
         window.counters.sent_many(regs.mask().iter());
+        sent_to_mask(&self.engine, regs.mask().iter());
         record_stack(&self.engine, window, Tag::Cfm, regs);
+    }
+}
+
+/// Starts the delivery intervals of a call-function send to `targets`.
+#[inline]
+fn sent_to_mask(engine: &Engine, targets: impl Iterator<Item = usize>) {
+    let latency = engine.latency();
+    if latency.enabled() {
+        for target in targets {
+            latency.ipi_sent(Kind::Cfm, target);
+        }
     }
 }
 
@@ -77,7 +95,9 @@ impl Handler for Resched {
 
     fn hit(&self, regs: &Regs<'_, ReschedCurr>) {
         let window = self.engine.window();
-        window.counters.resched(cpu::this_cpu(), regs.rq_cpu());
+        let (this, target) = (cpu::this_cpu(), regs.rq_cpu());
+        window.counters.resched(this, target);
+        self.engine.latency().resched_requested(this, target);
         record_stack(&self.engine, window, Tag::Rsc, regs);
     }
 }
@@ -92,15 +112,16 @@ pub(crate) struct IpiCpu {
 
 impl IpiSendCpu for IpiCpu {
     fn ipi_send_cpu(&self, target: usize, callback: usize, here: &Here<'_>) {
-        let (array, tag) = if callback == 0 {
-            (PerTarget::Res, Tag::Res)
+        let (array, tag, kind) = if callback == 0 {
+            (PerTarget::Res, Tag::Res, Kind::Res)
         } else if target != cpu::this_cpu() {
-            (PerTarget::Cfs, Tag::Cfs)
+            (PerTarget::Cfs, Tag::Cfs, Kind::Cfs)
         } else {
             return;
         };
         let window = self.engine.window();
         window.counters.sent(array, target);
+        self.engine.latency().ipi_sent(kind, target);
         if self.engine.stacks_enabled() {
             self.engine.record(window, tag, &here.stack());
         }
@@ -116,6 +137,7 @@ impl IpiSendCpumask for IpiMask {
     fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, _callback: usize, here: &Here<'_>) {
         let window = self.engine.window();
         window.counters.sent_many(mask.iter());
+        sent_to_mask(&self.engine, mask.iter());
         if self.engine.stacks_enabled() {
             self.engine.record(window, Tag::Cfm, &here.stack());
         }
@@ -161,6 +183,21 @@ impl RetHandler for Wakelist {
     }
 }
 
+/// x86 `irq_vectors:*_entry`: an IPI of `kind` is received on this CPU (its handler starts).
+pub(crate) struct IpiReceived {
+    engine: Arc<Engine>,
+    kind: Kind,
+}
+
+impl VectorEntry for IpiReceived {
+    fn vector_entry(&self) {
+        let window = self.engine.window();
+        self.engine
+            .latency()
+            .ipi_received(&window.counters, self.kind, cpu::this_cpu());
+    }
+}
+
 /// How IPI sends to one CPU (RES, CFS) are counted: the tracepoint, or kprobes on both send functions.
 enum OneTarget {
     Tracepoint(TracepointProbe<IpiCpu>),
@@ -184,20 +221,47 @@ pub(crate) struct Probes {
     many: ManyTargets,
     rsc: Pin<KBox<Kprobe<Resched>>>,
     wkl: Pin<KBox<Kretprobe<Wakelist>>>,
+    /// The receive side, per kind of [`Kind::ALL`] (`None` where the kernel has no entry tracepoint).
+    received: [Option<TracepointProbe<IpiReceived>>; 3],
 }
 
 impl Probes {
     /// Registers every probe counting into `engine`. A probe that fails is logged and left out; if none
     /// registers, this fails with the first error.
     pub(crate) fn new(engine: &Arc<Engine>) -> Result<Self> {
-        fn one<F: TargetCpu>(engine: &Arc<Engine>, array: PerTarget, tag: Tag) -> IpiOne<F> {
+        fn one<F: TargetCpu>(
+            engine: &Arc<Engine>,
+            array: PerTarget,
+            tag: Tag,
+            kind: Kind,
+        ) -> IpiOne<F> {
             IpiOne {
                 engine: engine.clone(),
                 array,
                 tag,
+                kind,
                 _function: PhantomData,
             }
         }
+        let received = |kind: Kind, vector: Vector| -> Result<Option<_>> {
+            let handler = Arc::new(
+                IpiReceived {
+                    engine: engine.clone(),
+                    kind,
+                },
+                GFP_KERNEL,
+            )?;
+            Ok(TracepointProbe::vector_entry(vector, handler)
+                .inspect_err(|e| {
+                    pr_info!(
+                        "tracepoint {}: error {}; {} not counted as received\n",
+                        vector.entry().to_str().unwrap_or("?"),
+                        e.to_errno(),
+                        kind.name()
+                    )
+                })
+                .ok())
+        };
         let one = match TracepointProbe::ipi_send_cpu(Arc::new(
             IpiCpu {
                 engine: engine.clone(),
@@ -212,11 +276,11 @@ impl Probes {
                 );
                 OneTarget::Kprobes {
                     res: KBox::pin_init(
-                        Kprobe::new(one(engine, PerTarget::Res, Tag::Res)),
+                        Kprobe::new(one(engine, PerTarget::Res, Tag::Res, Kind::Res)),
                         GFP_KERNEL,
                     )?,
                     cfs: KBox::pin_init(
-                        Kprobe::new(one(engine, PerTarget::Cfs, Tag::Cfs)),
+                        Kprobe::new(one(engine, PerTarget::Cfs, Tag::Cfs, Kind::Cfs)),
                         GFP_KERNEL,
                     )?,
                 }
@@ -276,6 +340,11 @@ impl Probes {
                 ),
                 GFP_KERNEL,
             )?,
+            received: [
+                received(Kind::Res, Vector::Reschedule)?,
+                received(Kind::Cfs, Vector::CallFunctionSingle)?,
+                received(Kind::Cfm, Vector::CallFunction)?,
+            ],
         };
         let mut first_error = None;
         let mut registered = 0;
@@ -298,6 +367,11 @@ impl Probes {
             Some(e) if registered == 0 => Err(e),
             _ => Ok(probes),
         }
+    }
+
+    /// Whether IPIs of `kind` are counted as received.
+    pub(crate) fn has_received(&self, kind: Kind) -> bool {
+        self.received[kind as usize].is_some()
     }
 
     /// Whether `csd:csd_queue_cpu` counts the queued functions.

@@ -4,8 +4,10 @@
 //! /proc/interrupts layout) and accepts, and [`Files`], which creates them all.
 
 use crate::logic::callbacks::MAX_FUNCS;
-use crate::logic::counters::{Local, PerTarget, Reading, Tag};
+use crate::logic::counters::{Hist, Local, PerTarget, Reading, Tag};
 use crate::logic::engine::Engine;
+use crate::logic::histogram::Histogram;
+use crate::logic::latency::Kind;
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::stacks::MAX_ENTRIES;
@@ -758,6 +760,312 @@ impl Node for TaskList {
     }
 }
 
+/// `received`: the IPIs each CPU received (columns are the receiving CPU), counted where their handler
+/// starts (x86 `irq_vectors:*_entry`), as /proc/interrupts counts them; and `sent - received`, the
+/// sends that found one of their kind already pending on the target (coalesced into it).
+pub(crate) struct Received {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) probes: Arc<Probes>,
+}
+
+#[vtable]
+impl Node for Received {
+    fn show(&self, out: &mut Text) -> Result {
+        if Kind::ALL.iter().any(|&k| !self.probes.has_received(k)) {
+            return writeln!(
+                out,
+                "# not counted: this kernel has no irq_vectors entry tracepoints (x86 only)"
+            )
+            .map_err(|_| ENOMEM);
+        }
+        render(out, &self.engine, |out, cols, s| {
+            let got = |kind: Kind| move |c| s.local(c, kind.received());
+            header(out, cols, 4)?;
+            row(
+                out,
+                cols,
+                4,
+                &"RES",
+                got(Kind::Res),
+                "Rescheduling IPIs received",
+            )?;
+            let cal = |c| got(Kind::Cfs)(c) + got(Kind::Cfm)(c);
+            row(
+                out,
+                cols,
+                4,
+                &"CAL",
+                cal,
+                "Function call IPIs received (single + many)",
+            )?;
+            row(out, cols, 4, &"CFS", got(Kind::Cfs), "... of which single")?;
+            row(out, cols, 4, &"CFM", got(Kind::Cfm), "... of which many")?;
+            row(
+                out,
+                cols,
+                4,
+                &"RCO",
+                |c| {
+                    s.sent_to(PerTarget::Res, c)
+                        .saturating_sub(got(Kind::Res)(c))
+                },
+                "Rescheduling IPIs coalesced (sent - received)",
+            )?;
+            row(
+                out,
+                cols,
+                4,
+                &"CCO",
+                |c| {
+                    (s.sent_to(PerTarget::Cfs, c) + s.sent_to(PerTarget::Cfm, c))
+                        .saturating_sub(cal(c))
+                },
+                "Function call IPIs coalesced (sent - received)",
+            )
+        })
+    }
+}
+
+/// Writes `@name: <summary>` and the buckets of `h`, then a blank line.
+fn histogram(out: &mut impl Write, name: &str, h: &Histogram) -> fmt::Result {
+    write!(out, "@{name}: ")?;
+    h.write_summary(out)?;
+    h.write_buckets(out)?;
+    writeln!(out)
+}
+
+/// Writes the rows `<P>N:` (count), `<P>50:`, `<P>99:` (upper bounds of their buckets) and `<P>MX:`
+/// (largest) of histogram `hist` per CPU of `cols`.
+fn histogram_rows(
+    out: &mut impl Write,
+    cols: &[usize],
+    s: &Reading<'_>,
+    hist: Hist,
+    prefix: &str,
+    what: &str,
+) -> fmt::Result {
+    struct Name<'a>(&'a str, &'a str);
+    impl fmt::Display for Name<'_> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}{}", self.0, self.1)
+        }
+    }
+    let h: KVec<Histogram> = {
+        let mut v = KVec::new();
+        for &c in cols {
+            if v.push(s.hist(c, hist), GFP_KERNEL).is_err() {
+                return Err(fmt::Error);
+            }
+        }
+        v
+    };
+    let at = |c: usize| cols.iter().position(|&x| x == c).and_then(|i| h.get(i));
+    row(
+        out,
+        cols,
+        5,
+        &Name(prefix, "N"),
+        |c| at(c).map_or(0, |h| h.count()),
+        what,
+    )?;
+    row(
+        out,
+        cols,
+        5,
+        &Name(prefix, "50"),
+        |c| at(c).map_or(0, |h| h.percentile_below(50)),
+        "... p50 below (ns)",
+    )?;
+    row(
+        out,
+        cols,
+        5,
+        &Name(prefix, "99"),
+        |c| at(c).map_or(0, |h| h.percentile_below(99)),
+        "... p99 below (ns)",
+    )?;
+    row(
+        out,
+        cols,
+        5,
+        &Name(prefix, "MX"),
+        |c| at(c).map_or(0, |h| h.max()),
+        "... largest (ns)",
+    )
+}
+
+/// Writes `# <off>` when latency recording is off.
+fn latency_off(out: &mut impl Write, engine: &Engine) -> fmt::Result {
+    if engine.latency().enabled() {
+        Ok(())
+    } else {
+        writeln!(out, "# latency_enable is 0: nothing is being measured")
+    }
+}
+
+/// `latency/resched`: from the first `resched_curr()` that marks a CPU's task to that CPU's next
+/// context switch, for requests the CPU made itself (local) and those of other CPUs (remote).
+pub(crate) struct ReschedLatency(pub(crate) Arc<Engine>);
+
+#[vtable]
+impl Node for ReschedLatency {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            writeln!(
+                out,
+                "# From the first resched_curr() for a CPU to that CPU's next context switch (ns)"
+            )?;
+            latency_off(out, &self.0)?;
+            histogram(out, "local", &s.hist_all(Hist::ReschedLocal))?;
+            histogram(out, "remote", &s.hist_all(Hist::ReschedRemote))?;
+            header(out, cols, 5)?;
+            histogram_rows(
+                out,
+                cols,
+                s,
+                Hist::ReschedLocal,
+                "L",
+                "Local requests measured",
+            )?;
+            histogram_rows(
+                out,
+                cols,
+                s,
+                Hist::ReschedRemote,
+                "R",
+                "Remote requests measured",
+            )?;
+            let ended = [
+                (
+                    "PRE",
+                    Local::ReschedPreempted,
+                    "Ended by preempting a task (it stays runnable)",
+                ),
+                (
+                    "BLK",
+                    Local::ReschedBlocked,
+                    "Ended by the task blocking (voluntary switch)",
+                ),
+                (
+                    "IDL",
+                    Local::ReschedIdle,
+                    "Ended by the idle task leaving the CPU",
+                ),
+            ];
+            for (label, local, desc) in ended {
+                row(out, cols, 5, &label, |c| s.local(c, local), desc)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `latency/ipi`: from the first pending send of an IPI to its handler's start on the target CPU, per
+/// kind, over all targets and per target.
+pub(crate) struct IpiLatency {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) probes: Arc<Probes>,
+}
+
+#[vtable]
+impl Node for IpiLatency {
+    fn show(&self, out: &mut Text) -> Result {
+        if Kind::ALL.iter().any(|&k| !self.probes.has_received(k)) {
+            return writeln!(
+                out,
+                "# not measured: this kernel has no irq_vectors entry tracepoints (x86 only)"
+            )
+            .map_err(|_| ENOMEM);
+        }
+        render(out, &self.engine, |out, cols, s| {
+            writeln!(
+                out,
+                "# From the first pending send of an IPI to its handler's start on the target CPU (ns)"
+            )?;
+            latency_off(out, &self.engine)?;
+            for kind in Kind::ALL {
+                histogram(out, kind.name(), &s.hist_all(kind.delivery()))?;
+            }
+            header(out, cols, 5)?;
+            let rows = [
+                (
+                    Kind::Res,
+                    "R",
+                    "Rescheduling IPIs measured (columns: target CPU)",
+                ),
+                (Kind::Cfs, "S", "Function call (single) IPIs measured"),
+                (Kind::Cfm, "M", "Function call (many) IPIs measured"),
+            ];
+            for (kind, prefix, what) in rows {
+                histogram_rows(out, cols, s, kind.delivery(), prefix, what)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// `latency_enable`: `1` (the default) while intervals are measured, `0` while not; writing `1` or `0`
+/// turns it on or off (the histograms keep what they hold); anything else is `-EINVAL`.
+pub(crate) struct LatencyEnable(pub(crate) Arc<Engine>);
+
+#[vtable]
+impl Node for LatencyEnable {
+    fn show(&self, out: &mut Text) -> Result {
+        writeln!(out, "{}", u8::from(self.0.latency().enabled())).map_err(|_| ENOMEM)
+    }
+
+    fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
+        match line(input) {
+            b"1" => self.0.set_latency_enabled(true),
+            b"0" => self.0.set_latency_enabled(false),
+            _ => {
+                warn_ratelimited!(
+                    "latency_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
+                    input.len()
+                );
+                return Err(EINVAL);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `latency/resched` and `latency/ipi`; the files go before their directory.
+struct LatencyFiles {
+    _resched: File<ReschedLatency>,
+    _ipi: File<IpiLatency>,
+    _dir: Dir,
+}
+
+impl LatencyFiles {
+    fn new(
+        parent: &Dir,
+        module: &'static ThisModule,
+        engine: &Arc<Engine>,
+        probes: &Arc<Probes>,
+    ) -> Result<Self> {
+        let dir = parent.subdir(c_str!("latency"))?;
+        Ok(Self {
+            _resched: File::new(
+                &dir,
+                c_str!("resched"),
+                module,
+                ReschedLatency(engine.clone()),
+            )?,
+            _ipi: File::new(
+                &dir,
+                c_str!("ipi"),
+                module,
+                IpiLatency {
+                    engine: engine.clone(),
+                    probes: probes.clone(),
+                },
+            )?,
+            _dir: dir,
+        })
+    }
+}
+
 /// `attach`: the writing task writes `attach` to attach itself (and the tasks it creates from then
 /// on), `detach` to detach itself; anything else is `-EINVAL`.
 pub(crate) struct Attach(pub(crate) Arc<Tasks>);
@@ -822,6 +1130,9 @@ pub(crate) struct Files {
     _stacks_enable: File<StacksEnable>,
     _stacks_capacity: File<StacksCapacity>,
     _stacks: StackFiles,
+    _received: File<Received>,
+    _latency_enable: File<LatencyEnable>,
+    _latency: LatencyFiles,
     _attach: File<Attach>,
     _dir: Dir,
 }
@@ -869,6 +1180,15 @@ impl Files {
             _stacks_enable: file!("stacks_enable", StacksEnable(c.clone())),
             _stacks_capacity: file!("stacks_capacity", StacksCapacity(c.clone())),
             _stacks: StackFiles::new(&dir, module, c)?,
+            _received: file!(
+                "received",
+                Received {
+                    engine: c.clone(),
+                    probes: probes.clone(),
+                },
+            ),
+            _latency_enable: file!("latency_enable", LatencyEnable(c.clone())),
+            _latency: LatencyFiles::new(&dir, module, c, probes)?,
             _attach: file!("attach", Attach(tasks.clone())),
             _dir: dir,
         })

@@ -210,13 +210,16 @@ impl SchedProcessExit for Tasks {
 }
 
 impl SchedSwitch for Engine {
-    /// Counts every context switch, and those that preempted the previous task.
-    fn sched_switch(&self, preempt: bool, _prev: &Task, _next: &Task) {
+    /// Counts every context switch, and those that preempted the previous task; ends the reschedule
+    /// interval in progress for this CPU.
+    fn sched_switch(&self, preempt: bool, prev: &Task, _next: &Task, prev_state: u32) {
         let counters = &self.window().counters;
         counters.local(Local::Switches);
         if preempt {
             counters.local(Local::SwitchesPreempt);
         }
+        self.latency()
+            .switched(counters, cpu::this_cpu(), prev, prev_state);
     }
 }
 

@@ -40,6 +40,15 @@ void __percpu *rrp_alloc_percpu(size_t size, size_t align) { return __alloc_perc
 /* this_cpu_inc() on one element of a per-cpu u64 array: one IRQ-safe instruction on x86 */
 void rrp_this_cpu_inc(u64 __percpu *base, unsigned int idx) { this_cpu_inc(base[idx]); }
 
+/* this_cpu_add() on one per-cpu u64 */
+void rrp_this_cpu_add(u64 __percpu *slot, u64 v) { this_cpu_add(*slot, v); }
+
+/* this_cpu_read() of one per-cpu u64 */
+u64 rrp_this_cpu_read(u64 __percpu *slot) { return this_cpu_read(*slot); }
+
+/* this_cpu_write() of one per-cpu u64 */
+void rrp_this_cpu_write(u64 __percpu *slot, u64 v) { this_cpu_write(*slot, v); }
+
 /* per_cpu_ptr() */
 u64 *rrp_per_cpu_ptr(u64 __percpu *base, unsigned int cpu) { return per_cpu_ptr(base, cpu); }
 
@@ -80,6 +89,9 @@ void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_co
 
 /* task_is_running() */
 bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
+
+/* is_idle_task() */
+bool rrp_is_idle_task(struct task_struct *t) { return is_idle_task(t); }
 
 /* preempt_notifier_init() */
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops) { preempt_notifier_init(n, ops); }

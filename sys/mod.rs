@@ -16,4 +16,5 @@ pub(crate) mod probed;
 pub(crate) mod rcu;
 pub(crate) mod stacktrace;
 pub(crate) mod task;
+pub(crate) mod time;
 pub(crate) mod tracepoint;

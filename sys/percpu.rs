@@ -75,6 +75,35 @@ impl PerCpuArray {
         }
     }
 
+    /// Adds `v` to counter `idx` of the current CPU (IRQ-safe, as [`Self::inc`]); an index out of
+    /// range is ignored.
+    #[inline(always)]
+    pub(crate) fn add(&self, idx: usize, v: u64) {
+        if let Some(slot) = self.this_slot(idx) {
+            this_cpu_add(slot, v);
+        }
+    }
+
+    /// Raises counter `idx` of the current CPU to `v` if it is below. A load and a store: the counter
+    /// must only be raised from one context on its CPU at a time (an interrupt that raised it between
+    /// the two could be undone; the callers raise each counter only from handlers that run with
+    /// interrupts off).
+    #[inline(always)]
+    pub(crate) fn raise(&self, idx: usize, v: u64) {
+        if let Some(slot) = self.this_slot(idx) {
+            if this_cpu_read(slot) < v {
+                this_cpu_write(slot, v);
+            }
+        }
+    }
+
+    /// The per-cpu address of counter `idx` (`None` out of range).
+    #[inline(always)]
+    fn this_slot(&self, idx: usize) -> Option<*mut u64> {
+        let &base = self.chunks.get(idx / CHUNK)?;
+        (idx < self.len).then(|| base.wrapping_add(idx % CHUNK))
+    }
+
     /// CPU `cpu`'s counters.
     pub(crate) fn cpu_view(&self, cpu: usize) -> CpuView<'_> {
         CpuView {
@@ -172,5 +201,65 @@ fn this_cpu_inc(slot: *mut u64) {
     // SAFETY: As above, through the C macro.
     unsafe {
         bindings::rrp_this_cpu_inc(slot, 0)
+    };
+}
+
+/// `this_cpu_add()` of `v` to the `u64` at per-cpu address `slot`: one `addq` through `%gs` on x86-64.
+#[inline(always)]
+fn this_cpu_add(slot: *mut u64, v: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: As in `this_cpu_inc`: `slot` is a per-cpu address inside a live chunk; one instruction.
+    unsafe {
+        core::arch::asm!("addq {1}, %gs:({0})", in(reg) slot, in(reg) v, options(att_syntax, nostack))
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: As above, through the C macro.
+    unsafe {
+        bindings::rrp_this_cpu_add(slot, v)
+    };
+}
+
+/// `this_cpu_read()` of the `u64` at per-cpu address `slot`.
+#[inline(always)]
+fn this_cpu_read(slot: *mut u64) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let v: u64;
+        // SAFETY: As in `this_cpu_inc`: `slot` is a per-cpu address inside a live chunk; one aligned
+        // load.
+        unsafe {
+            core::arch::asm!(
+                "movq %gs:({0}), {1}",
+                in(reg) slot,
+                out(reg) v,
+                options(att_syntax, nostack, readonly, preserves_flags)
+            )
+        };
+        v
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: As above, through the C macro.
+    unsafe {
+        bindings::rrp_this_cpu_read(slot)
+    }
+}
+
+/// `this_cpu_write()` of `v` to the `u64` at per-cpu address `slot`.
+#[inline(always)]
+fn this_cpu_write(slot: *mut u64, v: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: As in `this_cpu_inc`: `slot` is a per-cpu address inside a live chunk; one aligned store.
+    unsafe {
+        core::arch::asm!(
+            "movq {1}, %gs:({0})",
+            in(reg) slot,
+            in(reg) v,
+            options(att_syntax, nostack, preserves_flags)
+        )
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: As above, through the C macro.
+    unsafe {
+        bindings::rrp_this_cpu_write(slot, v)
     };
 }

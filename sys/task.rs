@@ -55,6 +55,8 @@ pub(crate) trait TaskExt {
     fn comm(&self) -> [u8; COMM_LEN];
     /// Whether it is `TASK_RUNNING` (at sched_out: preempted rather than blocking).
     fn is_running(&self) -> bool;
+    /// Whether it is a CPU's idle task.
+    fn is_idle(&self) -> bool;
 }
 
 impl TaskExt for Task {
@@ -73,6 +75,11 @@ impl TaskExt for Task {
     fn is_running(&self) -> bool {
         // SAFETY: `self` is a live task.
         unsafe { bindings::rrp_task_is_running(raw(self)) }
+    }
+
+    fn is_idle(&self) -> bool {
+        // SAFETY: `self` is a live task.
+        unsafe { bindings::rrp_is_idle_task(raw(self)) }
     }
 }
 

@@ -23,8 +23,10 @@ use kernel::sync::Arc;
 
 /// `sched_switch(preempt, prev, next, prev_state)`: every context switch, on its CPU.
 pub(crate) trait SchedSwitch: Send + Sync {
-    /// `prev` is switched out for `next`; `preempt` when `prev` was preempted.
-    fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task);
+    /// `prev` is switched out for `next`; `preempt` when `prev` was preempted in the kernel;
+    /// `prev_state` is 0 when `prev` stays runnable (preempted, in the kernel or on return to user
+    /// space), else the state it blocks in.
+    fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32);
 }
 
 /// `sched_process_fork(parent, child)`: in the parent, before the child first runs, with preemption off
@@ -61,6 +63,14 @@ pub(crate) trait IpiSendCpumask: Send + Sync {
 pub(crate) trait CsdQueueCpu: Send + Sync {
     /// `func` queued for `cpu`.
     fn csd_queue_cpu(&self, cpu: usize, func: usize);
+}
+
+/// x86 `irq_vectors:<vector>_entry(vector)` (`reschedule_entry`, `call_function_single_entry`,
+/// `call_function_entry`): the IPI handler starts on this CPU, in hard interrupt context with interrupts
+/// off, before it counts itself in `/proc/interrupts`.
+pub(crate) trait VectorEntry: Send + Sync {
+    /// The handler of the IPI this probe was registered for starts on this CPU.
+    fn vector_entry(&self);
 }
 
 /// Where a tracepoint fired, for the duration of its probe.
@@ -266,6 +276,44 @@ impl<H: CsdQueueCpu> TracepointProbe<H> {
     }
 }
 
+/// The x86 IPI vectors whose handlers have an `irq_vectors` entry tracepoint.
+#[derive(Clone, Copy)]
+pub(crate) enum Vector {
+    /// `RESCHEDULE_VECTOR`: `reschedule_entry` (`/proc/interrupts` RES).
+    Reschedule,
+    /// `CALL_FUNCTION_SINGLE_VECTOR`: `call_function_single_entry` (part of CAL).
+    CallFunctionSingle,
+    /// `CALL_FUNCTION_VECTOR`: `call_function_entry` (part of CAL).
+    CallFunction,
+}
+
+impl Vector {
+    /// The entry tracepoint's name.
+    pub(crate) fn entry(self) -> &'static CStr {
+        match self {
+            Vector::Reschedule => c_str!("reschedule_entry"),
+            Vector::CallFunctionSingle => c_str!("call_function_single_entry"),
+            Vector::CallFunction => c_str!("call_function_entry"),
+        }
+    }
+}
+
+impl<H: VectorEntry> TracepointProbe<H> {
+    /// Calls `handler` each time the handler of `vector` starts (`ENOENT` where the kernel has no such
+    /// tracepoint: not x86).
+    pub(crate) fn vector_entry(vector: Vector, handler: Arc<H>) -> Result<Self> {
+        // SAFETY: Every `irq_vectors` entry tracepoint has the prototype `(int vector)`, which
+        // `vector_entry_probe` has after the data pointer.
+        unsafe {
+            Self::register(
+                vector.entry(),
+                vector_entry_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
 impl<H: Send + Sync> Drop for TracepointProbe<H> {
     fn drop(&mut self) {
         let data = (&*self.inner as *const Inner<H>)
@@ -290,13 +338,13 @@ unsafe extern "C" fn switch_probe<H: SchedSwitch>(
     preempt: bool,
     prev: *mut bindings::task_struct,
     next: *mut bindings::task_struct,
-    _prev_state: u32,
+    prev_state: u32,
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
     // SAFETY: The scheduler holds both tasks for the duration of the switch.
     let (prev, next) = unsafe { (task::from_raw(prev), task::from_raw(next)) };
-    handler.sched_switch(preempt, prev, next);
+    handler.sched_switch(preempt, prev, next, prev_state);
 }
 
 /// `sched_process_fork` trampoline.
@@ -406,4 +454,15 @@ unsafe extern "C" fn csd_queue_cpu_probe<H: CsdQueueCpu>(
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
     inner.handler.csd_queue_cpu(cpu as usize, func as usize);
+}
+
+/// `irq_vectors:*_entry` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::vector_entry`]: `data` is its live `Inner<H>`.
+unsafe extern "C" fn vector_entry_probe<H: VectorEntry>(data: *mut c_void, _vector: i32) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    inner.handler.vector_entry();
 }

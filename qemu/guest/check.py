@@ -6,12 +6,14 @@ import os
 
 import engine
 import ipi
+import latency
 import sched
 import stacks
 from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read,
                  rmmod, write_errno)
 
-PARTS = [("ipi", ipi.main), ("engine", engine.main), ("sched", sched.main), ("stacks", stacks.main)]
+PARTS = [("ipi", ipi.main), ("engine", engine.main), ("latency", latency.main), ("sched", sched.main),
+         ("stacks", stacks.main)]
 
 
 def cat(path):

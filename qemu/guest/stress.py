@@ -21,7 +21,7 @@ HOTPLUG = int(os.environ.get("STRESS_HOTPLUG", "10"))
 CONCURRENT_S = int(os.environ.get("STRESS_CONCURRENT_S", "20"))
 # The files every reader reads; main() adds stacks/<tag> for each tag the module offers.
 FILES = ["cpus", "ipi", "targets", "matrix", "pairs", "callbacks", "probes", "sched", "tasks", "stacks_enable",
-         "stacks_capacity", "attach_capacity"]
+         "stacks_capacity", "attach_capacity", "received", "latency_enable", "latency/resched", "latency/ipi"]
 # The load is paced (spinners busy STRESS_DUTY% of the time, a pause after each ping-pong round trip and
 # membarrier): under single-threaded emulation four always-busy vCPUs leave the rest a quarter of one
 # host core, and a debug-kernel load/unload cycle then took minutes.
@@ -105,9 +105,13 @@ def reset():
 
 
 def stacks_toggle():
-    """Recording on and off, and the capacity changed while off (EBUSY when a race turned it on)."""
+    """Recording on and off, and the capacity changed while off (EBUSY when a race turned it on); latency
+    recording off and on."""
     for v in (b"1", b"0"):
         with open(f"{D}/stacks_enable", "wb") as f:
+            f.write(v)
+    for v in (b"0", b"1"):
+        with open(f"{D}/latency_enable", "wb") as f:
             f.write(v)
     e = write_errno(f"{D}/stacks_capacity", str(1 + stacks_toggle.n % 512).encode())
     stacks_toggle.n += 1
@@ -127,9 +131,10 @@ CASES += [("attach", d) for d in (b"", b"attac", b"attachh", b"Attach", b"attach
 CASES += [("stacks_enable", d) for d in (b"", b"2", b"01", b" 1", b"on", b"1\n\n", b"\0", b"x" * 100)]
 CASES += [("stacks_capacity", d) for d in (b"", b"0", b"513", b"-1", b"04", b"abc", b"1 ", b"9" * 30)]
 CASES += [("attach_capacity", d) for d in (b"", b"0", b"4097", b"-1", b"08", b"x", b"2 ")]
+CASES += [("latency_enable", d) for d in (b"", b"2", b"01", b" 1", b"off", b"1\n\n", b"\0", b"y" * 100)]
 CASES += [("reset", b"1", 1), ("attach", b"attach", 3), ("stacks_enable", b"1", 1)]
 CASES += [(f, b"1") for f in ("ipi", "targets", "matrix", "pairs", "callbacks", "probes", "cpus", "sched", "tasks",
-                             "stacks/RSC")]
+                             "stacks/RSC", "received", "latency/resched", "latency/ipi")]
 
 
 def sums():

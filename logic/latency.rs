@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How long: from a reschedule request to the context switch that answers it, and from an IPI's send
+//! to its handler on the target CPU.
+//!
+//! A start is kept per target CPU (and per IPI kind) as a timestamp in one atomic word: the first
+//! request or send since the last end claims it (compare-and-exchange from 0), later ones find it taken
+//! (they are answered by the same switch or coalesced into the same interrupt). The end takes it back
+//! (exchange with 0) on the target CPU, which adds the interval to its own per-cpu histogram in the
+//! active window. So the hot paths load a word and, only when they start or end an interval, read the
+//! clock and make one atomic exchange; nothing is allocated or locked.
+
+use crate::logic::counters::{Counters, Hist, Local};
+use crate::sys::task::{Task, TaskExt};
+use crate::sys::time::now_ns;
+use core::sync::atomic::{
+    AtomicBool, AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
+use kernel::prelude::*;
+
+/// The IPI kinds whose delivery is measured, by their handler on the target CPU.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Reschedule IPIs (`reschedule_entry`).
+    Res = 0,
+    /// Call-function-single IPIs (`call_function_single_entry`).
+    Cfs = 1,
+    /// Call-function IPIs to a mask (`call_function_entry`).
+    Cfm = 2,
+}
+
+impl Kind {
+    /// Every kind, in display order.
+    pub(crate) const ALL: [Kind; 3] = [Kind::Res, Kind::Cfs, Kind::Cfm];
+
+    /// The kind as the tables show it (the tag of its send).
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Res => "RES",
+            Kind::Cfs => "CFS",
+            Kind::Cfm => "CFM",
+        }
+    }
+
+    /// The counter of this kind's received IPIs.
+    pub(crate) fn received(self) -> Local {
+        match self {
+            Kind::Res => Local::ReceivedRes,
+            Kind::Cfs => Local::ReceivedCfs,
+            Kind::Cfm => Local::ReceivedCfm,
+        }
+    }
+
+    /// The histogram of this kind's delivery.
+    pub(crate) fn delivery(self) -> Hist {
+        match self {
+            Kind::Res => Hist::DeliveryRes,
+            Kind::Cfs => Hist::DeliveryCfs,
+            Kind::Cfm => Hist::DeliveryCfm,
+        }
+    }
+}
+
+/// Start slots per CPU: one per IPI kind, one for reschedule requests.
+const SLOTS: usize = 4;
+const RESCHED: usize = 3;
+
+/// A reschedule start made by another CPU has this bit set (the timestamp is shifted past it).
+const REMOTE: u64 = 1;
+
+/// The intervals in progress, and whether latency recording is on.
+pub(crate) struct Latency {
+    /// `SLOTS` words per CPU id: 0, or the start of the interval in progress.
+    starts: KVec<AtomicU64>,
+    on: AtomicBool,
+}
+
+impl Latency {
+    /// Recording on, nothing in progress, for CPU ids below `cpus`.
+    pub(crate) fn new(cpus: usize) -> Result<Self> {
+        let mut starts = KVec::with_capacity(SLOTS * cpus, GFP_KERNEL)?;
+        for _ in 0..SLOTS * cpus {
+            starts.push(AtomicU64::new(0), GFP_KERNEL)?;
+        }
+        Ok(Self {
+            starts,
+            on: AtomicBool::new(true),
+        })
+    }
+
+    /// Bytes the start slots of `cpus` CPU ids take.
+    pub(crate) fn bytes(cpus: usize) -> usize {
+        SLOTS * cpus * core::mem::size_of::<AtomicU64>()
+    }
+
+    /// Whether intervals are measured.
+    #[inline]
+    pub(crate) fn enabled(&self) -> bool {
+        self.on.load(Relaxed)
+    }
+
+    /// Turns measuring on or off. Callers serialize this and, after turning it off, wait until no
+    /// handler still measures before turning it on again ([`crate::logic::engine::Engine`]): the
+    /// intervals in progress are forgotten then, so that none spans the time it was off.
+    pub(crate) fn set_enabled(&self, on: bool) {
+        if on {
+            for start in self.starts.iter() {
+                start.store(0, Relaxed);
+            }
+        }
+        self.on.store(on, SeqCst);
+    }
+
+    #[inline]
+    fn slot(&self, cpu: usize, which: usize) -> Option<&AtomicU64> {
+        self.starts.get(cpu * SLOTS + which)
+    }
+
+    /// Claims `slot` for an interval starting now, unless one is in progress; `remote` is kept with it.
+    #[inline]
+    fn start(slot: &AtomicU64, remote: bool) {
+        if slot.load(Relaxed) == 0 {
+            let stamp = (now_ns().max(1) << 1) | u64::from(remote);
+            // Lost to another start: the interval began a little earlier, on that CPU.
+            let _ = slot.compare_exchange(0, stamp, Relaxed, Relaxed);
+        }
+    }
+
+    /// Ends the interval in `slot`, if one is in progress: its length in ns and whether it was remote.
+    #[inline]
+    fn end(slot: &AtomicU64) -> Option<(u64, bool)> {
+        if slot.load(Relaxed) == 0 {
+            return None;
+        }
+        let stamp = slot.swap(0, Relaxed);
+        (stamp != 0).then(|| (now_ns().saturating_sub(stamp >> 1), stamp & REMOTE != 0))
+    }
+
+    /// An IPI of `kind` is about to be sent to `target`.
+    #[inline]
+    pub(crate) fn ipi_sent(&self, kind: Kind, target: usize) {
+        if self.enabled() {
+            if let Some(slot) = self.slot(target, kind as usize) {
+                Self::start(slot, false);
+            }
+        }
+    }
+
+    /// The handler of an IPI of `kind` starts on this CPU, `cpu`: counts it, and measures its delivery
+    /// from the first send still pending.
+    #[inline]
+    pub(crate) fn ipi_received(&self, counters: &Counters, kind: Kind, cpu: usize) {
+        counters.local(kind.received());
+        if self.enabled() {
+            if let Some((ns, _)) = self.slot(cpu, kind as usize).and_then(Self::end) {
+                counters.record(kind.delivery(), ns);
+            }
+        }
+    }
+
+    /// CPU `this` asks CPU `target` to reschedule (`resched_curr`).
+    #[inline]
+    pub(crate) fn resched_requested(&self, this: usize, target: usize) {
+        if self.enabled() {
+            if let Some(slot) = self.slot(target, RESCHED) {
+                Self::start(slot, this != target);
+            }
+        }
+    }
+
+    /// CPU `cpu` switches from `prev` (in `prev_state`, 0 when still runnable): ends the reschedule
+    /// interval in progress for it, and counts how that switch went.
+    #[inline]
+    pub(crate) fn switched(&self, counters: &Counters, cpu: usize, prev: &Task, prev_state: u32) {
+        if !self.enabled() {
+            return;
+        }
+        let Some((ns, remote)) = self.slot(cpu, RESCHED).and_then(Self::end) else {
+            return;
+        };
+        counters.record(
+            if remote {
+                Hist::ReschedRemote
+            } else {
+                Hist::ReschedLocal
+            },
+            ns,
+        );
+        counters.local(if prev_state != 0 {
+            Local::ReschedBlocked
+        } else if prev.is_idle() {
+            Local::ReschedIdle
+        } else {
+            Local::ReschedPreempted
+        });
+    }
+}
