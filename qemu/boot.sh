@@ -16,6 +16,7 @@
 # (single; multi is faster but crashes on kprobe patching), KCONFIG
 # (default), RRP_KO (the module built for that kernel), RRP_KVM=1 to try KVM (it hangs after the BIOS on
 # the machines this was built on, so TCG is the default).
+# make check: CHECK_PARTS (e.g. `latency sched`: only these parts after the load/unload checks; default all).
 # make stress: STRESS_CYCLES (200), STRESS_CHURN (2000), STRESS_HOTPLUG (10), STRESS_CONCURRENT_S (20), and the
 # pacing of its load, STRESS_DUTY (25: spinners busy 25% of the time) and STRESS_PAUSE_US (2000).
 set -euo pipefail
@@ -68,7 +69,7 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root${append_extra:-}" --rwdir "$out" --cwd "$repo" \
-	--exec "env RRP_KO=$ko SCALE_CPUS=${SCALE_CPUS:-255} BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
+	--exec "env RRP_KO=$ko CHECK_PARTS=${CHECK_PARTS:-} SCALE_CPUS=${SCALE_CPUS:-255} BENCH_ROUNDS=${BENCH_ROUNDS:-11} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e
