@@ -18,7 +18,9 @@ N_MB = 300
 # The same intervals measured by bpftrace, its own way: send times kept in BPF maps keyed by (kind,
 # target), the call-function mask read from native_send_call_func_ipi's argument (a kprobe, where the
 # module uses the ipi_send_cpumask tracepoint), the runqueue's CPU learned from pick_next_task_fair(rq)
-# running on it (the module reads rq->cpu), nsecs (the clock the module reads) and hist().
+# running on it (the module reads rq->cpu), nsecs (the clock the module reads) and hist(). Ended
+# intervals are set to 0, never deleted: a map whose keys churn while bpftrace prints or clears it at
+# exit can keep it iterating (it did not exit within 120 s).
 BPFTRACE = r"""
 kprobe:pick_next_task_fair { @rqcpu[arg0] = cpu + 1; }
 tracepoint:ipi:ipi_send_cpu /args->callback == 0/ {
@@ -35,19 +37,17 @@ kprobe:native_send_call_func_ipi {
     $i = $i + 1;
   }
 }
-tracepoint:irq_vectors:reschedule_entry /@p[0, cpu]/ { @RES = hist(nsecs - @p[0, cpu]); delete(@p[0, cpu]); }
-tracepoint:irq_vectors:call_function_single_entry /@p[1, cpu]/ { @CFS = hist(nsecs - @p[1, cpu]); delete(@p[1, cpu]); }
-tracepoint:irq_vectors:call_function_entry /@p[2, cpu]/ { @CFM = hist(nsecs - @p[2, cpu]); delete(@p[2, cpu]); }
+tracepoint:irq_vectors:reschedule_entry /@p[0, cpu]/ { @RES = hist(nsecs - @p[0, cpu]); @p[0, cpu] = 0; }
+tracepoint:irq_vectors:call_function_single_entry /@p[1, cpu]/ { @CFS = hist(nsecs - @p[1, cpu]); @p[1, cpu] = 0; }
+tracepoint:irq_vectors:call_function_entry /@p[2, cpu]/ { @CFM = hist(nsecs - @p[2, cpu]); @p[2, cpu] = 0; }
 kprobe:resched_curr /@rqcpu[arg0]/ {
   $t = @rqcpu[arg0] - 1;
   if (@r[$t] == 0) { @r[$t] = nsecs; @rremote[$t] = ($t != cpu); }
 }
 tracepoint:sched:sched_switch /@r[cpu]/ {
   if (@rremote[cpu]) { @remote = hist(nsecs - @r[cpu]); } else { @local = hist(nsecs - @r[cpu]); }
-  delete(@r[cpu]);
-  delete(@rremote[cpu]);
+  @r[cpu] = 0;
 }
-END { clear(@p); clear(@r); clear(@rremote); clear(@rqcpu); }
 """
 
 HIST_LINE = re.compile(r"^\[(\d+)([KMGTP]?)(?:, (\d+)([KMGTP]?)|, \.\.\.)?\)?\]?\s+(\d+) \|")
@@ -165,7 +165,12 @@ def main(c, g):
         ipi_text = read(f"{D}/latency/ipi")
         rsc_text = read(f"{D}/latency/resched")
         bpf.send_signal(signal.SIGINT)
-        out, _ = bpf.communicate(timeout=120)
+        try:
+            out, _ = bpf.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            bpf.kill()
+            out, _ = bpf.communicate()
+            out = "bpftrace did not exit within 180 s of SIGINT\n" + out
         theirs = parse_hists(out)
         ours = {**parse_hists(ipi_text), **parse_hists(rsc_text)}
         print(ipi_text + rsc_text)
