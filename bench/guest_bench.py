@@ -14,6 +14,7 @@ import time
 # The guest tests' shared facts and readers (qemu/guest/lib.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu", "guest"))
 from lib import D, KO_NAME, read, run, tracefs  # noqa: E402
+import latency  # noqa: E402 - qemu/guest/latency.py: the bpftrace script of the same histograms
 
 # The reference module, empty kprobes on the same symbols: its path in the repository.
 EMPTY_KO = "bench/empty-kprobe/empty_kprobe.ko"
@@ -21,8 +22,8 @@ EMPTY_NAME = "empty_kprobe"
 # Empty handlers on the module's own events by its own mechanisms (tracepoints, kprobe, kretprobe).
 EMPTY_PROBES_KO = "bench/empty-kprobe/empty_probes.ko"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
-CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "bpftrace", "bpftrace_kstack",
-           "hist_count", "hist_stacks", "empty_kprobe", "empty_probes"]
+CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "module_nolatency", "bpftrace",
+           "bpftrace_kstack", "bpftrace_latency", "hist_count", "hist_stacks", "empty_kprobe", "empty_probes"]
 WORKLOADS = {
     "ipi": ["membarrier", "150"],
     "pingpong": ["pingpong", "0", "1", "3000"],
@@ -46,6 +47,9 @@ kprobe:native_send_call_func_ipi { @cfm[kstack] = count(); }
 kprobe:resched_curr { @rsc[kstack] = count(); }
 kprobe:ttwu_queue_wakelist { @wkl[kstack] = count(); }
 """
+# The module's latency histograms (latency/ipi, latency/resched) as bpftrace computes them: the
+# script the boot test compares them with (qemu/guest/latency.py).
+BPFTRACE_LATENCY = latency.ALWAYS + latency.BPFTRACE
 
 # The in-kernel alternative without BPF: ftrace hist triggers doing the same counting (sender x target
 # and callback for the one-CPU IPIs, sender for the mask IPIs, resched_curr and queued wakelist wakeups
@@ -85,6 +89,9 @@ class Config:
             if self.name == "module_stacks":
                 with open(f"{D}/stacks_enable", "w") as f:
                     f.write("1")
+            if self.name == "module_nolatency":
+                with open(f"{D}/latency_enable", "w") as f:
+                    f.write("0")
         elif self.name == "empty_kprobe":
             subprocess.run(["insmod", f"{self.g.repo}/{EMPTY_KO}"], check=True)
         elif self.name == "empty_probes":
@@ -96,7 +103,7 @@ class Config:
             for event, trig in self.triggers.items():
                 tracefs(f"events/{event}/trigger", trig)
         elif self.name.startswith("bpftrace"):
-            prog = BPFTRACE_KSTACK if self.name == "bpftrace_kstack" else BPFTRACE
+            prog = {"bpftrace_kstack": BPFTRACE_KSTACK, "bpftrace_latency": BPFTRACE_LATENCY}.get(self.name, BPFTRACE)
             self.bpf = subprocess.Popen(["bpftrace", "-e", prog], stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
             line = self.bpf.stdout.readline()  # "Attaching 5 probes..."

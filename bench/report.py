@@ -109,6 +109,14 @@ for w in results["workloads"]:
     _, empty_hit = derived(w, "empty_kprobe")
     targets.append(f"- {w}: module {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f} "
                    f"(target <= 1.2x): {verdict(mod_hit <= 1.2 * empty_hit, emp, w=w)}")
+    if "module_nolatency" in r and "bpftrace_latency" in r:
+        nl = r["module_nolatency"]["ns_per_op_median"] - base
+        lat = mod - nl
+        bl = r["bpftrace_latency"]["ns_per_op_median"] - base
+        ratio = r["module"]["ns_per_op_median"] / r["module_nolatency"]["ns_per_op_median"]
+        targets.append(f"- {w}: latency recording adds {lat:,.0f} ns/op to the module (module / module_nolatency "
+                       f"= {ratio:.3f}) vs bpftrace computing the same histograms {bl:,.0f} ns/op "
+                       f"(target < 1.0x): {verdict(lat < bl, bl, w=w)}")
 sw = results["workloads"]["switch"]
 att = sw["module_attached"]["ns_per_op_median"] / sw["module"]["ns_per_op_median"]
 diff = sw["module_attached"]["ns_per_op_median"] - sw["module"]["ns_per_op_median"]

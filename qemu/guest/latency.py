@@ -37,18 +37,31 @@ kprobe:native_send_call_func_ipi {
     $i = $i + 1;
   }
 }
-tracepoint:irq_vectors:reschedule_entry /@p[0, cpu]/ { @RES = hist(nsecs - @p[0, cpu]); @p[0, cpu] = 0; }
-tracepoint:irq_vectors:call_function_single_entry /@p[1, cpu]/ { @CFS = hist(nsecs - @p[1, cpu]); @p[1, cpu] = 0; }
-tracepoint:irq_vectors:call_function_entry /@p[2, cpu]/ { @CFM = hist(nsecs - @p[2, cpu]); @p[2, cpu] = 0; }
+tracepoint:irq_vectors:reschedule_entry /@p[0, cpu]/ {
+  if (@on) { @RES = hist(nsecs - @p[0, cpu]); } @p[0, cpu] = 0;
+}
+tracepoint:irq_vectors:call_function_single_entry /@p[1, cpu]/ {
+  if (@on) { @CFS = hist(nsecs - @p[1, cpu]); } @p[1, cpu] = 0;
+}
+tracepoint:irq_vectors:call_function_entry /@p[2, cpu]/ {
+  if (@on) { @CFM = hist(nsecs - @p[2, cpu]); } @p[2, cpu] = 0;
+}
 kprobe:resched_curr /@rqcpu[arg0]/ {
   $t = @rqcpu[arg0] - 1;
   if (@r[$t] == 0) { @r[$t] = nsecs; @rremote[$t] = ($t != cpu); }
 }
 tracepoint:sched:sched_switch /@r[cpu]/ {
-  if (@rremote[cpu]) { @remote = hist(nsecs - @r[cpu]); } else { @local = hist(nsecs - @r[cpu]); }
+  if (@on) {
+    if (@rremote[cpu]) { @remote = hist(nsecs - @r[cpu]); } else { @local = hist(nsecs - @r[cpu]); }
+  }
   @r[cpu] = 0;
 }
 """
+# The test records from just after its reset to just after its reads: each getppid() of this process
+# turns recording on or off (bpftrace's own probe patching at attach and exit sends call-function IPIs
+# outside the module's window). The benchmark records from the start.
+WINDOW = "kprobe:__x64_sys_getppid /pid == $1/ { @on = !@on; }\n"
+ALWAYS = "BEGIN { @on = 1; }\n"
 
 HIST_LINE = re.compile(r"^\[(\d+)([KMGTP]?)(?:, (\d+)([KMGTP]?)|, \.\.\.)?\)?\]?\s+(\d+) \|")
 SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
@@ -153,17 +166,19 @@ def main(c, g):
                 and got["CAL"][2] >= N_PING // 2)
 
     # --- Latencies against bpftrace, same window -------------------------------------------------------
-    bpf = subprocess.Popen(["bpftrace", "-e", BPFTRACE], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True)
+    bpf = subprocess.Popen(["bpftrace", "-e", WINDOW + BPFTRACE, str(os.getpid())], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
     line = bpf.stdout.readline()
     attached = "Attaching" in line
     c.check("bpftrace attached its probes", attached, line)
     if attached:
         time.sleep(1.0)  # its runqueue map fills with every CPU's first switches
         write_errno(f"{D}/reset", b"1")
+        os.getppid()  # bpftrace: on
         ok = loads(g)
         ipi_text = read(f"{D}/latency/ipi")
         rsc_text = read(f"{D}/latency/resched")
+        os.getppid()  # bpftrace: off
         bpf.send_signal(signal.SIGINT)
         try:
             out, _ = bpf.communicate(timeout=180)
@@ -180,8 +195,8 @@ def main(c, g):
             n_o, n_t = count(o), count(t)
             m_o, m_t = median_low(o), median_low(t)
             text = ipi_text if name in ("RES", "CFS", "CFM") else rsc_text
-            # bpftrace's window holds ours (it starts before the reset and ends after the reads).
-            close = n_o <= n_t + 2 and n_t <= n_o + 20 + n_o // 20
+            # bpftrace's window starts just after the reset and ends just after the reads.
+            close = abs(n_o - n_t) <= 20 + max(n_o, n_t) // 20
             c.check(f"{name}: {n_o} intervals, bpftrace {n_t}; median bucket {m_o} vs {m_t} (within one)",
                     ok and n_o > 0 and summary(text, name) == n_o and close and within_one_bucket(m_o, m_t))
 
