@@ -116,7 +116,7 @@ ko:
 bench:
 	$(REPO)/scripts/setup.sh --bench
 	$(MAKE) -C $(REPO) modules empty-kprobe $(LOAD)
-	BOOT_TIMEOUT=1500 $(REPO)/qemu/boot.sh bench
+	BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2700} $(REPO)/qemu/boot.sh bench
 	/usr/bin/python3 $(REPO)/bench/report.py $(REPO)/bench/out
 
 # The benchmark's floor: empty kprobes on the same symbols (a C reference module).
