@@ -142,9 +142,15 @@ pub(crate) enum Hist {
     DeliveryCfs = 3,
     /// Call-function (many) IPIs, likewise.
     DeliveryCfm = 4,
+    /// Attached tasks switched in here, from their wakeup.
+    WakeupToRun = 5,
+    /// Attached tasks' time on this CPU, for slices that ended in a preemption.
+    SlicePreempted = 6,
+    /// ... for slices that ended with the task blocking.
+    SliceBlocked = 7,
 }
 
-const HISTS: usize = 5;
+const HISTS: usize = 8;
 
 /// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, the
 /// wakelist attempts (every other probe's hits follow from its event counts), the calls queued per
@@ -194,7 +200,7 @@ impl Counters {
     }
 
     /// Bytes of per-cpu memory the counters of `cpus` CPU ids take, over all of them: each CPU keeps
-    /// `5 * cpus + 416` counters of 8 bytes (81 single counters, 5 histograms of 67).
+    /// `5 * cpus + 617` counters of 8 bytes (81 single counters, 8 histograms of 67).
     pub(crate) fn bytes(cpus: usize) -> usize {
         cpus * bytes_per_cpu(Layout { cpus }.len())
     }
@@ -245,8 +251,9 @@ impl Counters {
         }
     }
 
-    /// Adds an interval of `ns` nanoseconds to this CPU's histogram `hist`. Only from handlers that run
-    /// with interrupts off, one kind of handler per histogram (see [`PerCpuArray::raise`]).
+    /// Adds an interval of `ns` nanoseconds to this CPU's histogram `hist`. Each histogram is written by
+    /// one kind of handler, which never interrupts itself on its CPU (see [`PerCpuArray::raise`]): the
+    /// IPI entries in hard interrupt context, `sched_switch` and the notifiers in the scheduler.
     #[inline]
     pub(crate) fn record(&self, hist: Hist, ns: u64) {
         let at = |word| self.layout.hist(hist, word);

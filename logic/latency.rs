@@ -169,10 +169,18 @@ impl Latency {
         }
     }
 
-    /// CPU `cpu` switches from `prev` (in `prev_state`, 0 when still runnable): ends the reschedule
-    /// interval in progress for it, and counts how that switch went.
+    /// CPU `cpu` switches from `prev`, preempted (`preempt`) or not, `prev_state` its state when the
+    /// switch began (the task blocks when it was not preempted and its state is not 0): ends the
+    /// reschedule interval in progress for it, and counts how that switch went.
     #[inline]
-    pub(crate) fn switched(&self, counters: &Counters, cpu: usize, prev: &Task, prev_state: u32) {
+    pub(crate) fn switched(
+        &self,
+        counters: &Counters,
+        cpu: usize,
+        prev: &Task,
+        preempt: bool,
+        prev_state: u32,
+    ) {
         if !self.enabled() {
             return;
         }
@@ -187,7 +195,7 @@ impl Latency {
             },
             ns,
         );
-        counters.local(if prev_state != 0 {
+        counters.local(if !preempt && prev_state != 0 {
             Local::ReschedBlocked
         } else if prev.is_idle() {
             Local::ReschedIdle

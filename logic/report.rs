@@ -721,6 +721,12 @@ impl Node for Sched {
     }
 }
 
+/// A task's NUL-padded name as text.
+fn comm_str(comm: &[u8]) -> &str {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    core::str::from_utf8(&comm[..len]).unwrap_or("?")
+}
+
 /// `tasks`: one line per attached task.
 pub(crate) struct TaskList(pub(crate) Arc<Tasks>);
 
@@ -735,8 +741,7 @@ impl Node for TaskList {
                 "PID", "COMM", "IN", "OUT", "PREEMPTED", "VOLUNTARY", "MIGRATED", "CPU"
             )?;
             for t in rows.iter() {
-                let len = t.comm.iter().position(|&b| b == 0).unwrap_or(t.comm.len());
-                let comm = core::str::from_utf8(&t.comm[..len]).unwrap_or("?");
+                let comm = comm_str(&t.comm);
                 write!(
                     out,
                     "{:>8} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} ",
@@ -1004,6 +1009,99 @@ impl Node for IpiLatency {
     }
 }
 
+/// `latency/wakeup`: attached tasks, from their wakeup to their switch in (the preempt notifier's
+/// `sched_in`), per CPU they ran on.
+pub(crate) struct WakeupLatency(pub(crate) Arc<Engine>);
+
+#[vtable]
+impl Node for WakeupLatency {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            writeln!(
+                out,
+                "# Attached tasks: from their wakeup (sched_wakeup) to running (sched_in) (ns)"
+            )?;
+            latency_off(out, &self.0)?;
+            histogram(out, "wakeup", &s.hist_all(Hist::WakeupToRun))?;
+            header(out, cols, 5)?;
+            histogram_rows(out, cols, s, Hist::WakeupToRun, "W", "Wakeups measured")
+        })
+    }
+}
+
+/// `latency/slices`: attached tasks' time on a CPU per slice, by how the slice ended.
+pub(crate) struct SliceLengths(pub(crate) Arc<Engine>);
+
+#[vtable]
+impl Node for SliceLengths {
+    fn show(&self, out: &mut Text) -> Result {
+        render(out, &self.0, |out, cols, s| {
+            writeln!(
+                out,
+                "# Attached tasks: time on a CPU from sched_in to sched_out, by how it ended (ns)"
+            )?;
+            latency_off(out, &self.0)?;
+            histogram(out, "preempted", &s.hist_all(Hist::SlicePreempted))?;
+            histogram(out, "blocked", &s.hist_all(Hist::SliceBlocked))?;
+            header(out, cols, 5)?;
+            histogram_rows(
+                out,
+                cols,
+                s,
+                Hist::SlicePreempted,
+                "P",
+                "Slices ended by a preemption",
+            )?;
+            histogram_rows(
+                out,
+                cols,
+                s,
+                Hist::SliceBlocked,
+                "B",
+                "Slices ended by blocking",
+            )
+        })
+    }
+}
+
+/// `preempted_by`: for each attached task, the tasks that took its CPU when it was preempted, most
+/// frequent first (the idle task never counts).
+pub(crate) struct PreemptedByList(pub(crate) Arc<Tasks>);
+
+#[vtable]
+impl Node for PreemptedByList {
+    fn show(&self, out: &mut Text) -> Result {
+        let rows = self.0.preempted_by()?;
+        let r = (|| -> fmt::Result {
+            writeln!(
+                out,
+                "{:>8} {:<16} {:>8} {:<16} {:>10}",
+                "PID", "COMM", "BY_PID", "BY_COMM", "COUNT"
+            )?;
+            for t in rows.iter() {
+                let comm = comm_str(&t.comm);
+                for (pid, by, count) in t.by.iter() {
+                    let by = comm_str(by);
+                    writeln!(
+                        out,
+                        "{:>8} {:<16} {pid:>8} {by:<16} {count:>10}",
+                        t.pid, comm
+                    )?;
+                }
+                if t.others != 0 {
+                    writeln!(
+                        out,
+                        "{:>8} {:<16} {:>8} {:<16} {:>10}",
+                        t.pid, comm, "-", "(others)", t.others
+                    )?;
+                }
+            }
+            Ok(())
+        })();
+        r.map_err(|_| ENOMEM)
+    }
+}
+
 /// `latency_enable`: `1` (the default) while intervals are measured, `0` while not; writing `1` or `0`
 /// turns it on or off (the histograms keep what they hold); anything else is `-EINVAL`.
 pub(crate) struct LatencyEnable(pub(crate) Arc<Engine>);
@@ -1034,6 +1132,8 @@ impl Node for LatencyEnable {
 struct LatencyFiles {
     _resched: File<ReschedLatency>,
     _ipi: File<IpiLatency>,
+    _wakeup: File<WakeupLatency>,
+    _slices: File<SliceLengths>,
     _dir: Dir,
 }
 
@@ -1061,6 +1161,13 @@ impl LatencyFiles {
                     probes: probes.clone(),
                 },
             )?,
+            _wakeup: File::new(
+                &dir,
+                c_str!("wakeup"),
+                module,
+                WakeupLatency(engine.clone()),
+            )?,
+            _slices: File::new(&dir, c_str!("slices"), module, SliceLengths(engine.clone()))?,
             _dir: dir,
         })
     }
@@ -1126,6 +1233,7 @@ pub(crate) struct Files {
     _reset: File<Reset>,
     _sched: File<Sched>,
     _tasks: File<TaskList>,
+    _preempted_by: File<PreemptedByList>,
     _attach_capacity: File<AttachCapacity>,
     _stacks_enable: File<StacksEnable>,
     _stacks_capacity: File<StacksCapacity>,
@@ -1176,6 +1284,7 @@ impl Files {
             _reset: file!("reset", Reset { engine: c.clone() },),
             _sched: file!("sched", Sched(c.clone())),
             _tasks: file!("tasks", TaskList(tasks.clone())),
+            _preempted_by: file!("preempted_by", PreemptedByList(tasks.clone())),
             _attach_capacity: file!("attach_capacity", AttachCapacity(tasks.clone())),
             _stacks_enable: file!("stacks_enable", StacksEnable(c.clone())),
             _stacks_capacity: file!("stacks_capacity", StacksCapacity(c.clone())),

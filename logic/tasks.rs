@@ -9,13 +9,16 @@
 //! when it exits. The table is bounded (`attach_capacity`); a task refused for lack of room is counted
 //! and shown in `tasks`.
 
-use crate::logic::counters::Local;
+use crate::logic::counters::{Hist, Local};
 use crate::logic::engine::Engine;
 use crate::sys::cpu;
 use crate::sys::notifier::{self, Notifiers};
-use crate::sys::task::{Current, NewTask, Task, TaskExt, TaskSlot, COMM_LEN};
-use crate::sys::tracepoint::{SchedProcessExit, SchedProcessFork, SchedSwitch, TracepointProbe};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use crate::sys::task::{Current, NewTask, Task, TaskExt, TaskSlot, Woken, COMM_LEN};
+use crate::sys::time::now_ns;
+use crate::sys::tracepoint::{
+    SchedProcessExit, SchedProcessFork, SchedSwitch, SchedWakeup, TracepointProbe,
+};
+use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -32,6 +35,29 @@ pub(crate) const MAX_ATTACHED: usize = 4096;
 /// Tasks that may be attached at once unless `attach_capacity` says otherwise.
 pub(crate) const DEFAULT_ATTACHED: usize = 1024;
 
+/// Preemptors each attached task keeps, most frequent shown first; others are counted together.
+pub(crate) const PREEMPTORS: usize = 8;
+
+/// A task that took an attached task's CPU by preempting it, and how often. Written only at that
+/// task's own switches (one CPU at a time); read by `preempted_by`.
+struct Preemptor {
+    /// 0: unused.
+    pid: AtomicI32,
+    count: AtomicU64,
+    /// `comm`, 8 bytes per word.
+    comm: [AtomicU64; COMM_LEN / 8],
+}
+
+impl Preemptor {
+    fn new() -> Self {
+        Self {
+            pid: AtomicI32::new(0),
+            count: AtomicU64::new(0),
+            comm: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+}
+
 /// What an attached task's notifier counts: one slot of the attach table, reused from task to task.
 pub(crate) struct Tracker {
     task: TaskSlot,
@@ -42,6 +68,13 @@ pub(crate) struct Tracker {
     voluntary: AtomicU64,
     migrations: AtomicU64,
     last_cpu: AtomicU32,
+    /// When it was last woken, since it last left a CPU (0: not since).
+    woken_at: AtomicU64,
+    /// When its current slice began (0: not running, or latency recording was off then).
+    slice_start: AtomicU64,
+    preemptors: [Preemptor; PREEMPTORS],
+    /// Preemptions by tasks that found no room in `preemptors`.
+    preemptors_other: AtomicU64,
 }
 
 impl Tracker {
@@ -56,6 +89,10 @@ impl Tracker {
             voluntary: AtomicU64::new(0),
             migrations: AtomicU64::new(0),
             last_cpu: AtomicU32::new(NO_CPU),
+            woken_at: AtomicU64::new(0),
+            slice_start: AtomicU64::new(0),
+            preemptors: [(); PREEMPTORS].map(|()| Preemptor::new()),
+            preemptors_other: AtomicU64::new(0),
         }
     }
 
@@ -69,10 +106,53 @@ impl Tracker {
         self.migrations.store(0, Relaxed);
         self.last_cpu
             .store(running_on.map_or(NO_CPU, |c| c as u32), Relaxed);
+        self.woken_at.store(0, Relaxed);
+        let start = running_on.is_some() && self.engine.latency().enabled();
+        self.slice_start
+            .store(if start { now_ns() } else { 0 }, Relaxed);
+        for p in &self.preemptors {
+            p.pid.store(0, Relaxed);
+            p.count.store(0, Relaxed);
+        }
+        self.preemptors_other.store(0, Relaxed);
+    }
+
+    /// Counts a preemption by `next`: in its entry, else in a free one, else with the others.
+    fn preempted_by(&self, next: &Task) {
+        let pid = next.tid();
+        let mut free = None;
+        for p in &self.preemptors {
+            match p.pid.load(Relaxed) {
+                0 => {
+                    free.get_or_insert(p);
+                }
+                q if q == pid => {
+                    bump(&p.count);
+                    return;
+                }
+                _ => {}
+            }
+        }
+        let Some(p) = free else {
+            bump(&self.preemptors_other);
+            return;
+        };
+        let comm = next.comm();
+        for (i, word) in p.comm.iter().enumerate() {
+            let mut w = [0u8; 8];
+            for (j, b) in w.iter_mut().enumerate() {
+                *b = comm.get(8 * i + j).copied().unwrap_or(0);
+            }
+            word.store(u64::from_ne_bytes(w), Relaxed);
+        }
+        p.count.store(1, Relaxed);
+        p.pid.store(pid, Relaxed);
     }
 }
 
 impl notifier::Handler for Tracker {
+    /// Counts the switch in; when latency recording is on, starts the slice and measures the wait
+    /// since the wakeup, if the task was woken since it last left a CPU.
     fn sched_in(&self, cpu: usize) {
         let counters = &self.engine.window().counters;
         bump(&self.ins);
@@ -82,20 +162,56 @@ impl notifier::Handler for Tracker {
             bump(&self.migrations);
             counters.local(Local::Migrated);
         }
+        let woken = self.woken_at.swap(0, Relaxed);
+        if self.engine.latency().enabled() {
+            let now = now_ns();
+            self.slice_start.store(now, Relaxed);
+            if woken != 0 {
+                counters.record(Hist::WakeupToRun, now.saturating_sub(woken));
+            }
+        }
     }
 
-    fn sched_out(&self, prev: &Task, _next: &Task) {
+    /// Counts the switch out, preempted or blocking; ends the slice; counts who preempted it (never the
+    /// idle task).
+    fn sched_out(&self, prev: &Task, next: &Task) {
         let counters = &self.engine.window().counters;
         bump(&self.outs);
         counters.local(Local::SchedOut);
-        if prev.is_running() {
+        let preempted = prev.is_running();
+        if preempted {
             bump(&self.preempted);
             counters.local(Local::Preempted);
+            if !next.is_idle() {
+                self.preempted_by(next);
+            }
         } else {
             bump(&self.voluntary);
             counters.local(Local::Voluntary);
         }
+        // A wakeup before this switch (the task was still running) is not what the next switch in
+        // answers.
+        self.woken_at.store(0, Relaxed);
+        let start = self.slice_start.swap(0, Relaxed);
+        if start != 0 && self.engine.latency().enabled() {
+            let hist = if preempted {
+                Hist::SlicePreempted
+            } else {
+                Hist::SliceBlocked
+            };
+            counters.record(hist, now_ns().saturating_sub(start));
+        }
     }
+}
+
+/// The tasks that preempted one attached task, most frequent first.
+pub(crate) struct PreemptedBy {
+    pub(crate) pid: i32,
+    pub(crate) comm: [u8; COMM_LEN],
+    /// (pid, comm, count), most frequent first.
+    pub(crate) by: KVec<(i32, [u8; COMM_LEN], u64)>,
+    /// Preemptions by tasks that found no room in the table.
+    pub(crate) others: u64,
 }
 
 /// One line of the `tasks` file.
@@ -115,6 +231,7 @@ pub(crate) struct TaskRow {
 /// lock.
 pub(crate) struct Tasks {
     attached: Notifiers<Tracker>,
+    engine: Arc<Engine>,
 }
 
 impl Tasks {
@@ -124,6 +241,7 @@ impl Tasks {
             attached: Notifiers::new(module, MAX_ATTACHED, DEFAULT_ATTACHED, || {
                 Tracker::new(engine.clone())
             })?,
+            engine: engine.clone(),
         })
     }
 
@@ -173,6 +291,44 @@ impl Tasks {
         Ok(rows)
     }
 
+    /// Who preempted each attached task.
+    pub(crate) fn preempted_by(&self) -> Result<KVec<PreemptedBy>> {
+        let mut rows = KVec::new();
+        self.attached.for_each(|t| {
+            let Some((pid, comm)) = t
+                .task
+                .with(|task| task.map(|task| (task.tid(), task.comm())))
+            else {
+                return Ok(());
+            };
+            let mut by = KVec::with_capacity(PREEMPTORS, GFP_KERNEL)?;
+            for p in &t.preemptors {
+                let who = p.pid.load(Relaxed);
+                if who == 0 {
+                    continue;
+                }
+                let mut comm = [0u8; COMM_LEN];
+                for (i, b) in comm.iter_mut().enumerate() {
+                    let word = p.comm.get(i / 8).map_or(0, |w| w.load(Relaxed));
+                    *b = word.to_ne_bytes()[i % 8];
+                }
+                by.push((who, comm, p.count.load(Relaxed)), GFP_KERNEL)?;
+            }
+            by.sort_unstable_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+            rows.push(
+                PreemptedBy {
+                    pid,
+                    comm,
+                    by,
+                    others: t.preemptors_other.load(Relaxed),
+                },
+                GFP_KERNEL,
+            )?;
+            Ok(())
+        })?;
+        Ok(rows)
+    }
+
     /// Tasks that could not be attached because `attach_capacity` tasks were.
     pub(crate) fn full(&self) -> u64 {
         self.attached.full()
@@ -201,6 +357,18 @@ impl SchedProcessFork for Tasks {
     }
 }
 
+impl SchedWakeup for Tasks {
+    /// Remembers when an attached task is woken, for its wait until it runs (latency recording on).
+    fn sched_wakeup(&self, task: &Woken<'_>) {
+        if !self.engine.latency().enabled() {
+            return;
+        }
+        if let Some(t) = self.attached.find_woken(task) {
+            t.woken_at.store(now_ns().max(1), Relaxed);
+        }
+    }
+}
+
 impl SchedProcessExit for Tasks {
     /// Detaches the exiting task, if it is attached.
     fn sched_process_exit(&self, task: &Current<'_>) {
@@ -219,7 +387,7 @@ impl SchedSwitch for Engine {
             counters.local(Local::SwitchesPreempt);
         }
         self.latency()
-            .switched(counters, cpu::this_cpu(), prev, prev_state);
+            .switched(counters, cpu::this_cpu(), prev, preempt, prev_state);
     }
 }
 
@@ -228,6 +396,7 @@ impl SchedSwitch for Engine {
 pub(crate) struct Hooks {
     _fork: TracepointProbe<Tasks>,
     _exit: TracepointProbe<Tasks>,
+    _wakeup: TracepointProbe<Tasks>,
     _switch: TracepointProbe<Engine>,
     tasks: Arc<Tasks>,
 }
@@ -239,6 +408,7 @@ impl Hooks {
         Ok(Self {
             _fork: TracepointProbe::sched_process_fork(tasks.clone())?,
             _exit: TracepointProbe::sched_process_exit(tasks.clone())?,
+            _wakeup: TracepointProbe::sched_wakeup(tasks.clone())?,
             _switch: TracepointProbe::sched_switch(engine)?,
             tasks,
         })

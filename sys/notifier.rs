@@ -13,7 +13,7 @@
 
 use super::bindings;
 use super::module::ModuleRef;
-use super::task::{self, Current, NewTask, Task};
+use super::task::{self, Current, NewTask, Task, Woken};
 use core::sync::atomic::{
     AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
@@ -173,6 +173,19 @@ impl<H: Handler> Notifiers<H> {
         // SAFETY: A notifier with our `ops` is the first field of one of our slots (type invariants),
         // which live as long as `self`.
         (!n.is_null()).then(|| unsafe { &*n.cast::<PreemptNotifier<H>>() })
+    }
+
+    /// The handler of this table's notifier on a task being woken, if it carries one (no walk at all
+    /// while no task is attached).
+    pub(crate) fn find_woken(&self, woken: &Woken<'_>) -> Option<&H> {
+        if self.attached.load(Relaxed) == 0 {
+            return None;
+        }
+        // SAFETY: A task being woken is not changing its own list (`Woken`), and nobody else changes it.
+        let n = unsafe { bindings::rrp_preempt_notifier_find(woken.as_raw(), self.ops) };
+        // SAFETY: A notifier with our `ops` is the first field of one of our slots (type invariants),
+        // which live as long as `self`.
+        (!n.is_null()).then(|| unsafe { &(*n.cast::<PreemptNotifier<H>>()).handler })
     }
 
     /// Whether the calling task carries a notifier of this table.

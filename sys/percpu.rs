@@ -86,8 +86,8 @@ impl PerCpuArray {
 
     /// Raises counter `idx` of the current CPU to `v` if it is below. A load and a store: the counter
     /// must only be raised from one context on its CPU at a time (an interrupt that raised it between
-    /// the two could be undone; the callers raise each counter only from handlers that run with
-    /// interrupts off).
+    /// the two could be undone; the callers raise each counter from one kind of handler only, which
+    /// does not interrupt itself).
     #[inline(always)]
     pub(crate) fn raise(&self, idx: usize, v: u64) {
         if let Some(slot) = self.this_slot(idx) {

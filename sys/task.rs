@@ -147,6 +147,33 @@ impl<'a> NewTask<'a> {
     }
 }
 
+/// A task being woken (`sched_wakeup`): it was asleep, and a task changes its own notifier list only
+/// while running in its own context (a debugfs write, its exit), so its list may be walked now.
+pub(crate) struct Woken<'a> {
+    task: &'a Task,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a> Woken<'a> {
+    /// The task being woken.
+    ///
+    /// # Safety
+    ///
+    /// `task` must be a task that `try_to_wake_up()` is waking (its state matched a sleeping state), for
+    /// `'a`.
+    pub(super) unsafe fn new(task: &'a Task) -> Self {
+        Self {
+            task,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The C task.
+    pub(super) fn as_raw(&self) -> *mut bindings::task_struct {
+        raw(self.task)
+    }
+}
+
 /// A task that a slot of a preallocated table refers to while it is in use: a counted reference
 /// (`get_task_struct`) set and cleared through `&self`, read under RCU.
 ///

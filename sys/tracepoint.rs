@@ -14,7 +14,7 @@ use super::bindings;
 use super::cpu::CpuMask;
 use super::kprobe::Probe;
 use super::stacktrace::Stack;
-use super::task::{self, Current, NewTask, Task};
+use super::task::{self, Current, NewTask, Task, Woken};
 use core::marker::PhantomData;
 use kernel::c_str;
 use kernel::ffi::c_void;
@@ -23,10 +23,17 @@ use kernel::sync::Arc;
 
 /// `sched_switch(preempt, prev, next, prev_state)`: every context switch, on its CPU.
 pub(crate) trait SchedSwitch: Send + Sync {
-    /// `prev` is switched out for `next`; `preempt` when `prev` was preempted in the kernel;
-    /// `prev_state` is 0 when `prev` stays runnable (preempted, in the kernel or on return to user
-    /// space), else the state it blocks in.
+    /// `prev` is switched out for `next`; `preempt` when `prev` was preempted (it stays runnable);
+    /// `prev_state` is `prev`'s state when the switch began: when not preempted, 0 if it stays runnable
+    /// (it yielded, or was rescheduled on its way back to user space), else the state it blocks in.
     fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32);
+}
+
+/// `sched_wakeup(p)`: `p` was asleep and is made runnable (in the waking context, with `p`'s locks
+/// held: no sleeping).
+pub(crate) trait SchedWakeup: Send + Sync {
+    /// `task` is woken.
+    fn sched_wakeup(&self, task: &Woken<'_>);
 }
 
 /// `sched_process_fork(parent, child)`: in the parent, before the child first runs, with preemption off
@@ -206,6 +213,20 @@ impl<H: SchedSwitch> TracepointProbe<H> {
     }
 }
 
+impl<H: SchedWakeup> TracepointProbe<H> {
+    /// Calls `handler` at every `sched_wakeup`.
+    pub(crate) fn sched_wakeup(handler: Arc<H>) -> Result<Self> {
+        // SAFETY: `wakeup_probe` has `sched_wakeup`'s prototype after the data pointer.
+        unsafe {
+            Self::register(
+                c_str!("sched_wakeup"),
+                wakeup_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
 impl<H: SchedProcessFork> TracepointProbe<H> {
     /// Calls `handler` at every `sched_process_fork`.
     pub(crate) fn sched_process_fork(handler: Arc<H>) -> Result<Self> {
@@ -345,6 +366,23 @@ unsafe extern "C" fn switch_probe<H: SchedSwitch>(
     // SAFETY: The scheduler holds both tasks for the duration of the switch.
     let (prev, next) = unsafe { (task::from_raw(prev), task::from_raw(next)) };
     handler.sched_switch(preempt, prev, next, prev_state);
+}
+
+/// `sched_wakeup` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::sched_wakeup`]: `data` is its live `Inner<H>`; `p` is the task
+/// `try_to_wake_up()` wakes (`ttwu_do_wakeup()`, after its state matched).
+unsafe extern "C" fn wakeup_probe<H: SchedWakeup>(
+    data: *mut c_void,
+    p: *mut bindings::task_struct,
+) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
+    // SAFETY: The waker holds `p` for the duration of the wakeup, and `p` was asleep.
+    let woken = unsafe { Woken::new(task::from_raw(p)) };
+    handler.sched_wakeup(&woken);
 }
 
 /// `sched_process_fork` trampoline.

@@ -63,6 +63,31 @@ tracepoint:sched:sched_switch /@r[cpu]/ {
 WINDOW = "kprobe:__x64_sys_getppid /pid == $1/ { @on = !@on; }\n"
 ALWAYS = "BEGIN { @on = 1; }\n"
 
+# Attached tasks (every rrp-load process of the test is attached, and no other task has that name), as
+# bpftrace measures them from the scheduler's tracepoints: the wakeup (sched_wakeup, forgotten when the
+# task switches out before running again) to the switch in, and the time on a CPU per slice by how it
+# ended (sched_switch's prev_state: 0, or 0x100 when preempted, is "still runnable").
+BPFTRACE_TASKS = r"""
+tracepoint:sched:sched_wakeup /args->comm == "rrp-load"/ { @w[args->pid] = nsecs; }
+tracepoint:sched:sched_switch /args->prev_comm == "rrp-load"/ {
+  @w[args->prev_pid] = 0;
+  if (@in[args->prev_pid]) {
+    if (@on) {
+      if (args->prev_state == 0 || args->prev_state == 0x100) { @preempted = hist(nsecs - @in[args->prev_pid]); }
+      else { @blocked = hist(nsecs - @in[args->prev_pid]); }
+    }
+    @in[args->prev_pid] = 0;
+  }
+}
+tracepoint:sched:sched_switch /args->next_comm == "rrp-load"/ {
+  @in[args->next_pid] = nsecs;
+  if (@w[args->next_pid]) {
+    if (@on) { @wakeup = hist(nsecs - @w[args->next_pid]); }
+    @w[args->next_pid] = 0;
+  }
+}
+"""
+
 HIST_LINE = re.compile(r"^\[(\d+)([KMGTP]?)(?:, (\d+)([KMGTP]?)|, \.\.\.)?\)?\]?\s+(\d+) \|")
 SUFFIX = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50}
 
@@ -142,9 +167,104 @@ def loads(g):
     return ok and run([g.load, "membarrier", str(N_MB)]).returncode == 0
 
 
+def procs_of(parent):
+    """{pid: (policy, cpus)} of `parent` and its children, from /proc (policy 5 is SCHED_IDLE)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            stat = read(f"/proc/{d}/stat")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(d) == parent or int(fields[1]) == parent:
+            try:
+                out[int(d)] = (int(fields[38]), sorted(os.sched_getaffinity(int(d))))
+            except OSError:
+                pass
+    return out
+
+
+def bpftrace_window(prog):
+    """bpftrace running `prog`, recording while this process toggles it with getppid()."""
+    bpf = subprocess.Popen(["bpftrace", "-e", WINDOW + prog, str(os.getpid())], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+    line = bpf.stdout.readline()
+    return bpf, "Attaching" in line, line
+
+
+def bpftrace_end(bpf):
+    bpf.send_signal(signal.SIGINT)
+    try:
+        out, _ = bpf.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        bpf.kill()
+        out, _ = bpf.communicate()
+        out = "bpftrace did not exit within 180 s of SIGINT\n" + out
+    return out
+
+
+def attached(c, g):
+    """Wakeup-to-run, slices and preempted-by of attached tasks: a busy ping-pong on CPUs 0-1, every
+    process attached (the two ping-pong processes, and a SCHED_IDLE spinner on each CPU)."""
+    bpf, ok, line = bpftrace_window(BPFTRACE_TASKS)
+    c.check("bpftrace attached its probes (attached tasks)", ok, line)
+    if not ok:
+        return
+    time.sleep(1.0)
+    write_errno(f"{D}/reset", b"1")
+    os.getppid()  # bpftrace: on
+    n = 2 * N_PING
+    p = subprocess.Popen([g.attach, g.load, "busypong", "0", "1", str(n)], stdout=subprocess.DEVNULL)
+    # Midway, while every process lives (a task's rows go when it exits): who preempted whom.
+    procs, by_text = {}, ""
+    for _ in range(600):
+        time.sleep(0.5)
+        procs = procs_of(p.pid)
+        by_text = read(f"{D}/preempted_by")
+        counts = [int(l.split()[-1]) for l in by_text.splitlines()[1:] if l.split()[-1].isdigit()]
+        if len(procs) == 4 and sum(counts) >= 500 or p.poll() is not None:
+            break
+    rc = p.wait(timeout=900)
+    wake_text = read(f"{D}/latency/wakeup")
+    slice_text = read(f"{D}/latency/slices")
+    os.getppid()  # bpftrace: off
+    out = bpftrace_end(bpf)
+    print(by_text + wake_text + slice_text)
+    print("# bpftrace:\n" + "\n".join(l for l in out.splitlines() if not l.startswith(("@w[", "@in["))))
+    c.check("attached busy ping-pong ran", rc == 0)
+
+    theirs = parse_hists(out)
+    ours = {**parse_hists(wake_text), **parse_hists(slice_text)}
+    for name in ("wakeup", "preempted", "blocked"):
+        o, t = ours.get(name, {}), theirs.get(name, {})
+        n_o, n_t, m_o, m_t = count(o), count(t), median_low(o), median_low(t)
+        text = wake_text if name == "wakeup" else slice_text
+        close = abs(n_o - n_t) <= 20 + max(n_o, n_t) // 20
+        c.check(f"attached {name}: {n_o} measured, bpftrace {n_t}; median bucket {m_o} vs {m_t} (within one)",
+                n_o >= N_PING and summary(text, name) == n_o and close and within_one_bucket(m_o, m_t))
+
+    # Preempted by: each SCHED_IDLE spinner by the ping-pong process pinned to its CPU (the one woken
+    # there), most often; nobody by the idle task (pid 0).
+    rows = [l.split() for l in by_text.splitlines()[1:]]
+    top = {}
+    for r in rows:
+        if r[0].isdigit() and r[2].isdigit():
+            top.setdefault(int(r[0]), int(r[2]))  # the first line of a task is its most frequent
+    spinners = {pid: cpus for pid, (policy, cpus) in procs.items() if policy == 5}
+    pingers = {tuple(cpus): pid for pid, (policy, cpus) in procs.items() if policy == 0}
+    want = {pid: pingers.get(tuple(cpus)) for pid, cpus in spinners.items()}
+    c.check(f"preempted_by: each SCHED_IDLE spinner most often by the ping-pong process on its CPU "
+            f"(want {want}, got {top})", len(want) == 2 and all(top.get(s) == w for s, w in want.items()),
+            by_text)
+    c.check("preempted_by: the idle task never counts", not any(len(r) > 2 and r[2] == "0" for r in rows))
+
+
 def main(c, g):
     cpus = online_cpus()
-    for name in ("received", "latency/resched", "latency/ipi", "latency_enable"):
+    for name in ("received", "latency/resched", "latency/ipi", "latency/wakeup", "latency/slices",
+                 "preempted_by", "latency_enable"):
         c.check(f"{name} exists", os.path.exists(f"{D}/{name}"))
     cols, rows = parse_table(read(f"{D}/received"))
     c.check("received: one column per online CPU, rows RES CAL CFS CFM RCO CCO",
@@ -166,12 +286,9 @@ def main(c, g):
                 and got["CAL"][2] >= N_PING // 2)
 
     # --- Latencies against bpftrace, same window -------------------------------------------------------
-    bpf = subprocess.Popen(["bpftrace", "-e", WINDOW + BPFTRACE, str(os.getpid())], stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT, text=True)
-    line = bpf.stdout.readline()
-    attached = "Attaching" in line
-    c.check("bpftrace attached its probes", attached, line)
-    if attached:
+    bpf, ok, line = bpftrace_window(BPFTRACE)
+    c.check("bpftrace attached its probes", ok, line)
+    if ok:
         time.sleep(1.0)  # its runqueue map fills with every CPU's first switches
         write_errno(f"{D}/reset", b"1")
         os.getppid()  # bpftrace: on
@@ -179,13 +296,7 @@ def main(c, g):
         ipi_text = read(f"{D}/latency/ipi")
         rsc_text = read(f"{D}/latency/resched")
         os.getppid()  # bpftrace: off
-        bpf.send_signal(signal.SIGINT)
-        try:
-            out, _ = bpf.communicate(timeout=180)
-        except subprocess.TimeoutExpired:
-            bpf.kill()
-            out, _ = bpf.communicate()
-            out = "bpftrace did not exit within 180 s of SIGINT\n" + out
+        out = bpftrace_end(bpf)
         theirs = parse_hists(out)
         ours = {**parse_hists(ipi_text), **parse_hists(rsc_text)}
         print(ipi_text + rsc_text)
@@ -241,3 +352,8 @@ def main(c, g):
     rec = parse_table(read(f"{D}/received"))[1]
     c.check(f"reset empties the histograms ({n2} -> {n3}) and the received counts with the counters",
             n3 < 50 and sum(rec["RES"].values()) + sum(rec["CAL"].values()) < 50)
+
+    # --- Attached tasks ---------------------------------------------------------------------------------
+    attached(c, g)
+    for name in ("latency/wakeup", "latency/slices", "preempted_by"):
+        c.check(f"{name} reads after the tasks exited", bool(read(f"{D}/{name}")))
