@@ -45,10 +45,23 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: default modules kernel kdir kimage setup run check check-build test bench empty-kprobe \
+.PHONY: default modules tool tool-check kernel kdir kimage setup run check check-build test bench empty-kprobe \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean
 
-default: modules
+default: modules tool
+
+# The user-side tool (tools/resched, a cargo crate with its lock file): tools/resched/target/release/resched.
+TOOL_DIR := $(REPO)/tools/resched
+TOOL := $(TOOL_DIR)/target/release/resched
+CARGO := cargo --locked --manifest-path $(TOOL_DIR)/Cargo.toml
+tool:
+	$(CARGO) build --release -q
+
+# The tool's host checks: rustfmt, clippy (warnings are errors) and its unit tests on saved module output.
+tool-check:
+	cd $(TOOL_DIR) && cargo fmt --check
+	$(CARGO) clippy --release -q -- -D warnings
+	$(CARGO) test --release -q
 
 modules: $(KERNEL_DEP) sources
 	$(KMAKE) modules
@@ -85,12 +98,12 @@ $(LOAD): $(REPO)/tools/rrp-load.c
 HOSTCC ?= gcc
 
 run: setup
-	$(MAKE) -C $(REPO) modules $(LOAD)
+	$(MAKE) -C $(REPO) modules tool $(LOAD)
 	$(REPO)/qemu/boot.sh run
 
 # Two boots: the boot test, then the scale test (possible_cpus=512); one `N passed, N failed` over both.
 check: setup
-	$(MAKE) -C $(REPO) fmtcheck clippy check-build $(LOAD)
+	$(MAKE) -C $(REPO) fmtcheck clippy check-build tool tool-check $(LOAD)
 	@t=$$(mktemp -d); \
 	for m in check scale; do \
 		{ $(REPO)/qemu/boot.sh $$m; echo $$? > $$t/$$m.rc; } 2>&1 | tee $$t/$$m.log; \

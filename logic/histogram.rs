@@ -177,7 +177,7 @@ impl Histogram {
         self.max
     }
 
-    /// One line: `count N, min N ns, max N ns, mean N ns, p50 in [a, b), p99 in [c, d)`.
+    /// One line: `count N, sum N ns, min N ns, max N ns, mean N ns, p50 in [a, b), p99 in [c, d)`.
     pub(crate) fn write_summary(&self, out: &mut impl Write) -> fmt::Result {
         let count = self.count();
         if count == 0 {
@@ -185,7 +185,8 @@ impl Histogram {
         }
         write!(
             out,
-            "count {count}, min {} ns, max {} ns, mean {} ns",
+            "count {count}, sum {} ns, min {} ns, max {} ns, mean {} ns",
+            self.sum,
             self.min,
             self.max,
             self.sum / count

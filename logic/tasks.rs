@@ -77,6 +77,9 @@ pub(crate) struct Tracker {
     preemptors_other: AtomicU64,
 }
 
+// A slot (the notifier, its index and this) stays under 512 bytes, as the README states.
+const _: () = assert!(core::mem::size_of::<Tracker>() <= 512 - 32);
+
 impl Tracker {
     /// An unused slot.
     fn new(engine: Arc<Engine>) -> Self {

@@ -15,10 +15,13 @@ APT_PKGS=(
 	bc flex bison libelf-dev libssl-dev cpio pahole kmod make xz-utils
 	qemu-system-x86 busybox-static udev
 	python3 python3-pip gcc libc6-dev
+	bpftrace prometheus-node-exporter prometheus
 )
+# bpftrace: the latency checks' independent measurement (and the benchmark's comparison);
+# prometheus-node-exporter and prometheus (promtool): the `resched export` checks.
 
-# `setup.sh --bench` adds what `make bench` needs: bpftrace (the comparison) and matplotlib (the chart).
-[ "${1:-}" = --bench ] && APT_PKGS+=(bpftrace python3-matplotlib)
+# `setup.sh --bench` adds what `make bench` needs beyond: matplotlib (the chart).
+[ "${1:-}" = --bench ] && APT_PKGS+=(python3-matplotlib)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

@@ -9,11 +9,12 @@ import ipi
 import latency
 import sched
 import stacks
+import tool
 from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read,
                  rmmod, write_errno)
 
 PARTS = [("ipi", ipi.main), ("engine", engine.main), ("latency", latency.main), ("sched", sched.main),
-         ("stacks", stacks.main)]
+         ("stacks", stacks.main), ("tool", tool.main)]
 
 
 def cat(path):

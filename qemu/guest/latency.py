@@ -190,8 +190,13 @@ def bpftrace_window(prog):
     """bpftrace running `prog`, recording while this process toggles it with getppid()."""
     bpf = subprocess.Popen(["bpftrace", "-e", WINDOW + prog, str(os.getpid())], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, text=True)
-    line = bpf.stdout.readline()
-    return bpf, "Attaching" in line, line
+    seen = []
+    for _ in range(20):  # warnings may come first
+        line = bpf.stdout.readline()
+        seen.append(line)
+        if not line or "Attaching" in line:
+            break
+    return bpf, "Attaching" in seen[-1], "".join(seen)
 
 
 def bpftrace_end(bpf):
@@ -275,6 +280,7 @@ def main(c, g):
     before, r0 = quiet_offsets()
     ok = loads(g)
     after, r1 = quiet_offsets()
+    print(read(f"{D}/received"))
     c.check("load ran (busy and idle ping-pong, membarrier)", ok)
     if before is None or after is None:
         c.not_ok("received vs /proc/interrupts: a quiet moment to read them", "never quiet")

@@ -1,0 +1,199 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The user-side tool (tools/resched) against the module it reads: `show --json` and `stat` agree with
+the files, `stat` returns CMD's exit code, `top` under a pseudo-terminal shows the load's rates and quits
+on `q`, `export --prometheus` is accepted by promtool and served by a real node_exporter, and every
+error is a message, never a panic."""
+
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+from lib import D, parse_table, read, run
+
+N_PING = 1000
+PORT = 9187
+# Every file of the module, as saved for the tool's unit tests (tools/resched/tests/fixtures).
+FILES = ["cpus", "ipi", "targets", "matrix", "pairs", "received", "sched", "tasks", "preempted_by",
+         "latency/resched", "latency/ipi", "latency/wakeup", "latency/slices"]
+
+
+def tables():
+    """The counts the tool reports from `ipi`, `received` and `sched`, read in this process."""
+    return {name: parse_table(read(f"{D}/{name}"))[1] for name in ("ipi", "received", "sched")}
+
+
+def totals(t):
+    return {f"{name}/{row}": sum(v.values()) for name, rows in t.items() for row, v in rows.items()}
+
+
+def panicked(text):
+    return "panicked" in text or "RUST_BACKTRACE" in text
+
+
+def save_files(out):
+    """Every file as the module prints it, for the tool's unit tests."""
+    os.makedirs(f"{out}/files", exist_ok=True)
+    for name in FILES:
+        with open(f"{out}/files/{name.replace('/', '_')}", "w") as f:
+            f.write(read(f"{D}/{name}"))
+
+
+def top_session(tool, load, seconds):
+    """Runs `resched top -d 1` on a pseudo-terminal for `seconds` while `load` runs, then types `q`:
+    (what it drew, its exit code or None if it did not quit, the load's output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(tool, [tool, "top", "-d", "1"])
+    p = subprocess.Popen(load, stdout=subprocess.PIPE, text=True)
+    drawn, end = b"", time.time() + seconds
+    while time.time() < end:
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                drawn += os.read(fd, 65536)
+            except OSError:
+                break
+    os.write(fd, b"q")
+    code = None
+    for _ in range(100):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            break
+        try:
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                drawn += os.read(fd, 65536)
+        except OSError:
+            pass
+    if code is None:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    os.close(fd)
+    out, _ = p.communicate(timeout=600)
+    return drawn.decode(errors="replace"), code, out
+
+
+def main(c, g):
+    tool = f"{g.repo}/tools/resched/target/release/resched"
+    c.check("the tool is built (make builds it beside the module)", os.access(tool, os.X_OK), tool)
+    if not os.access(tool, os.X_OK):
+        return
+    save_files(g.out)
+
+    # --- show --json agrees with the files read before and after it --------------------------------
+    before = totals(tables())
+    r = run([tool, "show", "--json"])
+    after = totals(tables())
+    try:
+        doc = json.loads(r.stdout)
+        got = {f"{name}/{row}": sum(vals) for name in ("ipi", "received", "sched")
+               for row, vals in doc["tables"][name]["rows"].items()}
+        bad = [k for k in before if not before[k] <= got.get(k, -1) <= after[k]]
+        schema = doc["schema"]
+    except (ValueError, KeyError) as e:
+        bad, schema = [f"not the document: {e}"], None
+    c.check(f"show --json: schema resched/1, every count between the files read before and after ({len(before)} rows)",
+            r.returncode == 0 and schema == "resched/1" and not bad, f"{bad}\n{r.stderr}")
+
+    # --- stat around a known load: its differences lie within the files' differences around it -------
+    f0 = totals(tables())
+    r = run([tool, "stat", "--json", "--", g.load, "pingpong", "2", "3", str(N_PING)], timeout=600)
+    f1 = totals(tables())
+    try:
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        d = {f"{name}/{row}": sum(vals) for name in ("ipi", "received", "sched")
+             for row, vals in doc["tables"][name]["rows"].items()}
+    except (ValueError, KeyError) as e:
+        d = {"error": str(e)}
+    outside = [k for k in f0 if not 0 <= d.get(k, -1) <= f1[k] - f0[k]]
+    print(f"# stat --json: CFS {d.get('ipi/CFS')}, received CFS {d.get('received/CFS')}, attached VOL "
+          f"{d.get('sched/VOL')}, IN {d.get('sched/IN')} (files around it: CFS {f1['ipi/CFS'] - f0['ipi/CFS']})")
+    c.check("stat --json: every difference within the files' differences around it, and the load's "
+            f"IPIs and its tasks' blocking switches counted (>= {N_PING})",
+            r.returncode == 0 and not outside and d.get("ipi/CFS", 0) >= N_PING
+            and d.get("sched/VOL", 0) >= N_PING, f"{outside} {r.stderr}")
+    r = run([tool, "stat", "-A", "--", g.load, "pingpong", "2", "3", "200"], timeout=600)
+    print(r.stdout)
+    c.check("stat -A: perf-stat-like lines per CPU and the elapsed time",
+            r.returncode == 0 and re.search(r"^CPU2 +[\d,]+ +ipi:CFS", r.stdout, re.M)
+            and "seconds time elapsed" in r.stdout, r.stdout + r.stderr)
+    r = run([tool, "stat", "--", "sh", "-c", "exit 3"])
+    c.check(f"stat returns CMD's exit code (3: {r.returncode})", r.returncode == 3)
+    r = run([tool, "stat", "--", "/nonexistent/cmd"])
+    c.check("stat of a missing command: a message and exit 2, no panic",
+            r.returncode == 2 and "resched:" in r.stderr and not panicked(r.stderr), r.stderr)
+
+    # --- top under a pseudo-terminal: rates of the load, quits on q --------------------------------------
+    drawn, code, out = top_session(tool, [g.load, "pingpong", "2", "3", str(4 * N_PING)], 6)
+    m = re.search(r"ns_per_op=([\d.]+)", out or "")
+    load_rate = 1e9 / float(m.group(1)) if m else 0
+    frames = [f for f in drawn.split("resched top") if "CFS sent" in f]
+    rates = []
+    if frames:
+        line = re.search(r"CFS sent((?:\s+[\d,]+)+)", frames[-1])
+        if line:
+            rates = [int(v.replace(",", "")) for v in line.group(1).split()]
+    print(f"# top: {len(frames)} frames, CFS sent per second {rates}; the load did {load_rate:.0f} round trips/s")
+    c.check("top on a terminal: refreshes, shows the ping-pong's CFS rates on CPUs 2-3 (0.3x-3x the "
+            "load's round trips per second), quits on q",
+            code == 0 and len(frames) >= 2 and len(rates) >= 4 and load_rate > 0
+            and all(0.3 * load_rate <= r <= 3 * load_rate for r in rates[2:4]), drawn[-2000:])
+    r = run([tool, "top"])
+    c.check("top without a terminal: a message and exit 2", r.returncode == 2 and "terminal" in r.stderr,
+            r.stderr)
+
+    # --- export for node_exporter ----------------------------------------------------------------------
+    tdir = f"{g.out}/textfile"
+    os.makedirs(tdir, exist_ok=True)
+    r = run([tool, "export", "--prometheus", tdir, "--matrix"])
+    prom = read(f"{tdir}/resched.prom") if os.path.exists(f"{tdir}/resched.prom") else ""
+    chk = subprocess.run(["promtool", "check", "metrics"], input=prom, capture_output=True, text=True)
+    c.check("export --prometheus: resched.prom written (no temporary left), promtool check metrics accepts it",
+            r.returncode == 0 and prom and chk.returncode == 0 and os.listdir(tdir) == ["resched.prom"],
+            r.stderr + chk.stdout + chk.stderr)
+    run(["ip", "link", "set", "lo", "up"])  # the guest may boot with loopback down
+    exporter = shutil.which("prometheus-node-exporter") or shutil.which("node_exporter")
+    ne = subprocess.Popen([exporter, f"--web.listen-address=127.0.0.1:{PORT}", "--collector.disable-defaults",
+                           "--collector.textfile", f"--collector.textfile.directory={tdir}",
+                           "--collector.interrupts"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics = ""
+    try:
+        for _ in range(100):
+            try:
+                metrics = urllib.request.urlopen(f"http://127.0.0.1:{PORT}/metrics", timeout=5).read().decode()
+                break
+            except OSError:
+                time.sleep(0.3)
+    finally:
+        ne.terminate()
+        ne.wait(timeout=30)
+    chk = subprocess.run(["promtool", "check", "metrics"], input=metrics, capture_output=True, text=True)
+    ours = re.findall(r'^resched_ipi_received_total\{cpu="(\d+)",type="(RES|CAL)"\}', metrics, re.M)
+    theirs = re.findall(r'^node_interrupts_total\{cpu="(\d+)",[^}]*type="(RES|CAL)"\}', metrics, re.M)
+    print(f"# node_exporter served {len(metrics.splitlines())} lines; received series {len(ours)}, "
+          f"node_interrupts RES/CAL series {len(theirs)}")
+    c.check("node_exporter serves the module's series beside node_interrupts_total with the same cpu and "
+            "type labels; promtool check metrics accepts /metrics",
+            ours and sorted(ours) == sorted(theirs) and chk.returncode == 0
+            and "resched_latency_seconds_bucket" in metrics, chk.stdout + chk.stderr + metrics[:1500])
+
+    # --- errors: a message and a non-zero exit, never a panic -----------------------------------------------
+    r = run(["env", "RESCHED_DIR=/nonexistent", tool, "show"])
+    c.check("module directory missing: 'is the resched_probe module loaded?', exit 2",
+            r.returncode == 2 and "loaded" in r.stderr and not panicked(r.stderr), r.stderr)
+    r = run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", tool, "show"])
+    c.check("not root: 'permission denied ... root', exit 2",
+            r.returncode == 2 and "permission denied" in r.stderr and not panicked(r.stderr), r.stderr)
+    r = run([tool, "export", "--prometheus", "/nonexistent"])
+    c.check("export to a missing directory: a message, exit 2", r.returncode == 2 and not panicked(r.stderr),
+            r.stderr)
+    r = run([tool, "top", "-d", "0"])
+    c.check("bad option value: clap's message, exit 2", r.returncode == 2 and "positive" in r.stderr, r.stderr)

@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `resched`: the user-side tool of rust_resched_probe. See `resched --help` and the README.
+
+mod export;
+mod module;
+mod parse;
+mod snapshot;
+mod stat;
+mod top;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Who sends IPIs to whom, how often CPUs are asked to reschedule, and how long it all takes:
+/// the numbers of the rust_resched_probe module (/sys/kernel/debug/resched), for a command, live, as
+/// JSON or for Prometheus.
+#[derive(Parser)]
+#[command(name = "resched", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run CMD attached and print what happened while it ran, as `perf stat` does; exits with CMD's
+    /// exit code.
+    Stat {
+        /// Per CPU rather than totals.
+        #[arg(short = 'A', long = "per-cpu")]
+        per_cpu: bool,
+        /// One JSON document (schema resched/1) instead of the text.
+        #[arg(long)]
+        json: bool,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        cmd: Vec<String>,
+    },
+    /// Every number the module exports, now.
+    Show {
+        /// One JSON document (schema resched/1).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Live per-second rates per CPU and kind, the busiest pairs and the attached tasks; `q` or
+    /// Ctrl-C quits.
+    Top {
+        /// Seconds between refreshes.
+        #[arg(short = 'd', long = "delay", default_value_t = 1.0, value_parser = positive)]
+        delay: f64,
+        /// Stop after this many refreshes (default: until `q`).
+        #[arg(short = 'n', long)]
+        iterations: Option<u64>,
+    },
+    /// Write the numbers for node_exporter's textfile collector (DIR/resched.prom, replaced
+    /// atomically).
+    Export {
+        /// The collector's directory (node_exporter --collector.textfile.directory).
+        #[arg(long = "prometheus", value_name = "DIR")]
+        dir: PathBuf,
+        /// Write every S seconds until interrupted (default: once).
+        #[arg(long, value_parser = positive)]
+        interval: Option<f64>,
+        /// Also the sender x target series (CPUs^2 of them).
+        #[arg(long)]
+        matrix: bool,
+    },
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("expected a positive number of seconds, got {s:?}")),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Stat { per_cpu, json, cmd } => stat::run(&cmd, per_cpu, json),
+        Command::Show { json } => stat::show(json).map(|()| 0),
+        Command::Top { delay, iterations } => top::run(delay, iterations).map(|()| 0),
+        Command::Export {
+            dir,
+            interval,
+            matrix,
+        } => export::run(&dir, interval, matrix).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("resched: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,210 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `resched stat -- CMD` and `resched show`: a command's numbers in the manner of `perf stat`, and every
+//! number now.
+
+use crate::module::Module;
+use crate::parse::{bucket_high, Histogram};
+use crate::snapshot::Snapshot;
+use anyhow::{Context, Result};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::Command;
+use std::time::Instant;
+
+/// What `stat` prints, in order: (file, row, what it counts).
+pub const LINES: [(&str, &str, &str); 17] = [
+    ("ipi", "RES", "reschedule IPIs sent"),
+    ("ipi", "CFS", "function call (single) IPIs sent"),
+    ("ipi", "CFM", "function call (many) sends"),
+    ("ipi", "CFT", "function call (many) target CPUs"),
+    ("received", "RES", "reschedule IPIs received"),
+    ("received", "CFS", "function call (single) IPIs received"),
+    ("received", "CFM", "function call (many) IPIs received"),
+    ("ipi", "RSC", "resched_curr() requests"),
+    ("ipi", "WKL", "wakeups queued on a wakelist"),
+    ("sched", "CSW", "context switches, all tasks"),
+    ("sched", "CSP", "... of which preemptions"),
+    ("sched", "IN", "CMD's tasks switched in"),
+    ("sched", "OUT", "CMD's tasks switched out"),
+    ("sched", "PRE", "... preempted"),
+    ("sched", "VOL", "... blocking (voluntary)"),
+    ("sched", "MIG", "CMD's tasks migrated"),
+    ("targets", "RSC", "remote resched_curr() requests"),
+];
+
+/// The histograms `stat` summarizes: (key, what it measures).
+const HISTS: [(&str, &str); 8] = [
+    ("latency/resched/local", "resched -> switch, local"),
+    ("latency/resched/remote", "resched -> switch, remote"),
+    ("latency/ipi/RES", "IPI delivery, RES"),
+    ("latency/ipi/CFS", "IPI delivery, CFS"),
+    ("latency/ipi/CFM", "IPI delivery, CFM"),
+    ("latency/wakeup/wakeup", "CMD's wakeup -> run"),
+    ("latency/slices/preempted", "CMD's slices, preempted"),
+    ("latency/slices/blocked", "CMD's slices, blocking"),
+];
+
+/// Runs `cmd` attached (it writes `attach` before it execs), and prints the difference of the module's
+/// numbers across it. Returns CMD's exit code (128 + signal when killed).
+pub fn run(cmd: &[String], per_cpu: bool, json: bool) -> Result<u8> {
+    let m = Module::open()?;
+    let attach = CString::new(m.path("attach").as_os_str().as_bytes())?;
+    let before = Snapshot::read(&m)?;
+    let start = Instant::now();
+    let mut command = Command::new(&cmd[0]);
+    command.args(&cmd[1..]);
+    // SAFETY: Between fork and exec the closure only makes the open, write and close system calls on
+    // memory allocated before the fork.
+    unsafe {
+        command.pre_exec(move || {
+            let fd = libc::open(attach.as_ptr(), libc::O_WRONLY);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let n = libc::write(fd, b"attach".as_ptr().cast(), 6);
+            let err = std::io::Error::last_os_error();
+            libc::close(fd);
+            if n == 6 {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        })
+    };
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("cannot run {:?} attached", cmd[0]))?;
+    // Ctrl-C goes to CMD (same process group); this process waits for it and reports.
+    // SAFETY: Setting a signal's disposition to ignore has no preconditions.
+    unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let status = child.wait().context("waiting for the command")?;
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = Snapshot::read(&m)?;
+    let d = after.since(&before);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print_stat(&d, &cmd.join(" "), per_cpu, elapsed);
+    }
+    Ok(match (status.code(), status.signal()) {
+        (Some(c), _) => c as u8,
+        (None, Some(s)) => 128u8.wrapping_add(s as u8),
+        _ => 1,
+    })
+}
+
+/// `resched show [--json]`: every number now.
+pub fn show(json: bool) -> Result<()> {
+    let m = Module::open()?;
+    let s = Snapshot::read(&m)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s)?);
+    } else {
+        print_stat(&s, "", false, 0.0);
+    }
+    Ok(())
+}
+
+/// Groups of three digits, as `perf stat` prints counts.
+pub fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration in ns with a unit that keeps it short: `812 ns`, `64.0 us`, `3.1 ms`, `1.20 s`.
+pub fn duration(ns: u64) -> String {
+    let v = ns as f64;
+    if ns < 1_000 {
+        format!("{ns} ns")
+    } else if ns < 1_000_000 {
+        format!("{:.1} us", v / 1e3)
+    } else if ns < 1_000_000_000 {
+        format!("{:.1} ms", v / 1e6)
+    } else {
+        format!("{:.2} s", v / 1e9)
+    }
+}
+
+fn hist_line(h: &Histogram) -> String {
+    let p = |pct| {
+        h.percentile_low(pct).map_or("-".to_string(), |lo| {
+            format!("< {}", duration(bucket_high(lo)))
+        })
+    };
+    let mean = if h.count > 0 { h.sum_ns / h.count } else { 0 };
+    format!(
+        "{:>10} measured, mean {:>9}, p50 {:>10}, p99 {:>10}",
+        thousands(h.count),
+        duration(mean),
+        p(50),
+        p(99)
+    )
+}
+
+/// Prints `d` as `perf stat` does: one line per count, then the histograms' summaries.
+pub fn print_stat(d: &Snapshot, cmd: &str, per_cpu: bool, elapsed: f64) {
+    println!();
+    if cmd.is_empty() {
+        println!(" resched_probe counters since the last reset:");
+    } else {
+        println!(" resched_probe stats for '{cmd}':");
+    }
+    println!();
+    for (file, row, what) in LINES {
+        if !d.tables.contains_key(file) {
+            continue;
+        }
+        if per_cpu {
+            for &cpu in &d.cpus {
+                println!(
+                    "CPU{cpu:<4} {:>18}      {file}:{row:<5} # {what}",
+                    thousands(d.get(file, row, cpu))
+                );
+            }
+        } else {
+            println!(
+                "{:>23}      {file}:{row:<5} # {what}",
+                thousands(d.total(file, row))
+            );
+        }
+    }
+    println!();
+    for (key, what) in HISTS {
+        if let Some(h) = d.histograms.get(key) {
+            println!("  {:<28} {}", what, hist_line(h));
+        }
+    }
+    if !cmd.is_empty() {
+        println!();
+        println!("{elapsed:>23.9} seconds time elapsed");
+    }
+    println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_of_three() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration(812), "812 ns");
+        assert_eq!(duration(65_536), "65.5 us");
+        assert_eq!(duration(4_194_304), "4.2 ms");
+    }
+}
