@@ -53,15 +53,15 @@ default: modules tool
 # The user-side tool (tools/resched, a cargo crate with its lock file): tools/resched/target/release/resched.
 TOOL_DIR := $(REPO)/tools/resched
 TOOL := $(TOOL_DIR)/target/release/resched
-CARGO := cargo --locked --manifest-path $(TOOL_DIR)/Cargo.toml
+TOOL_ARGS := --locked --manifest-path $(TOOL_DIR)/Cargo.toml
 tool:
-	$(CARGO) build --release -q
+	cargo build $(TOOL_ARGS) --release -q
 
 # The tool's host checks: rustfmt, clippy (warnings are errors) and its unit tests on saved module output.
 tool-check:
 	cd $(TOOL_DIR) && cargo fmt --check
-	$(CARGO) clippy --release -q -- -D warnings
-	$(CARGO) test --release -q
+	cargo clippy $(TOOL_ARGS) --release -q -- -D warnings
+	cargo test $(TOOL_ARGS) --release -q
 
 modules: $(KERNEL_DEP) sources
 	$(KMAKE) modules
