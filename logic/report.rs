@@ -1180,17 +1180,36 @@ pub(crate) struct Attach(pub(crate) Arc<Tasks>);
 #[vtable]
 impl Node for Attach {
     fn store(&self, input: &[u8], writer: &Current<'_>) -> Result {
-        match input {
-            b"attach" | b"attach\n" => self.0.attach_current(writer),
-            b"detach" | b"detach\n" => self.0.detach_current(writer),
-            _ => {
-                warn_ratelimited!(
-                    "attach: expected \"attach\" or \"detach\", got {} bytes\n",
-                    input.len()
-                );
-                Err(EINVAL)
+        let by_pid = |rest: &[u8], attach: bool| -> Result {
+            let pid = parse_count(rest)
+                .and_then(|n| i32::try_from(n).ok())
+                .ok_or(EINVAL)?;
+            match self.0.queue_pid(pid, attach) {
+                Err(e) if e == EPERM => {
+                    warn_ratelimited!(
+                        "attach: {pid} is a kernel thread: only user tasks can be attached\n"
+                    );
+                    Err(e)
+                }
+                r => r.map(|_| ()),
             }
+        };
+        let r = match line(input) {
+            b"attach" => self.0.attach_current(writer),
+            b"detach" => self.0.detach_current(writer),
+            l => match (l.strip_prefix(b"attach "), l.strip_prefix(b"detach ")) {
+                (Some(pid), _) => by_pid(pid, true),
+                (_, Some(pid)) => by_pid(pid, false),
+                _ => Err(EINVAL),
+            },
+        };
+        if r == Err(EINVAL) {
+            warn_ratelimited!(
+                "attach: expected \"attach\", \"detach\", \"attach PID\" or \"detach PID\", got {} bytes\n",
+                input.len()
+            );
         }
+        r
     }
 }
 

@@ -14,6 +14,7 @@ use crate::logic::engine::Engine;
 use crate::sys::cpu;
 use crate::sys::notifier::{self, Notifiers};
 use crate::sys::task::{Current, NewTask, Task, TaskExt, TaskSlot, Woken, COMM_LEN};
+use crate::sys::taskwork::{self, TaskWork};
 use crate::sys::time::now_ns;
 use crate::sys::tracepoint::{
     SchedProcessExit, SchedProcessFork, SchedSwitch, SchedWakeup, TracepointProbe,
@@ -260,6 +261,29 @@ impl Tasks {
             .map(|_| ())
     }
 
+    /// `attach PID` / `detach PID`: queues a work on every thread of process `pid` that attaches
+    /// (detaches) the thread in its own context, as soon as it runs. Returns the threads queued;
+    /// `EPERM` for a kernel thread, `ESRCH` when there is no such process.
+    pub(crate) fn queue_pid(self: &Arc<Self>, pid: i32, attach: bool) -> Result<usize> {
+        let (mut queued, mut first_error) = (0, None);
+        taskwork::for_each_thread(pid, |t| {
+            let work = ByPid {
+                tasks: self.clone(),
+                attach,
+            };
+            match taskwork::queue(t, work) {
+                Ok(()) => queued += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        })?;
+        if queued == 0 {
+            return Err(first_error.unwrap_or(ESRCH));
+        }
+        Ok(queued)
+    }
+
     /// `detach` written by the calling task: unregisters its notifier.
     pub(crate) fn detach_current(&self, me: &Current<'_>) -> Result {
         self.attached.detach(me, |t| t.task.clear_current(me))
@@ -345,6 +369,24 @@ impl Tasks {
     /// Sets how many tasks may be attached at once (1 to [`MAX_ATTACHED`]).
     pub(crate) fn set_capacity(&self, n: usize) -> Result {
         self.attached.set_limit(n)
+    }
+}
+
+/// What a thread of a process attached or detached by pid runs in its own context.
+struct ByPid {
+    tasks: Arc<Tasks>,
+    attach: bool,
+}
+
+impl TaskWork for ByPid {
+    /// Attaches (detaches) the calling thread. Not once it is exiting: its exit tracepoint, which
+    /// detaches, has passed then (the work may run at exit).
+    fn run(self, me: &Current<'_>) {
+        if self.attach && !me.task().is_exiting() {
+            let _ = self.tasks.attach_current(me);
+        } else if !self.attach {
+            let _ = self.tasks.detach_current(me);
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 #include <linux/sched.h>
 #include <linux/sched/task.h>
 #include <linux/smp.h>
+#include <linux/task_work.h>
 #include <linux/tracepoint.h>
 #include <asm/unwind.h>
 
@@ -90,6 +91,9 @@ void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_co
 /* task_is_running() */
 bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
 
+/* PF_EXITING: the task is in do_exit() */
+bool rrp_task_is_exiting(struct task_struct *t) { return t->flags & PF_EXITING; }
+
 /* is_idle_task() */
 bool rrp_is_idle_task(struct task_struct *t) { return is_idle_task(t); }
 
@@ -154,3 +158,52 @@ void rrp_get_task_struct(struct task_struct *t) { get_task_struct(t); }
 
 /* put_task_struct() */
 void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }
+
+/*
+ * Task work (task_work_add): `run` runs in the task's own context (TWA_SIGNAL: as soon as it runs,
+ * interrupting an interruptible sleep the way a signal would, with the system call restarted) and frees
+ * the work. Each pending work holds a module reference, dropped by a tail call, so that the last
+ * instruction this module runs for it is the jump into module_put(), which returns to task_work_run().
+ */
+static void rrp_work_fn(struct callback_head *head)
+{
+	struct rrp_work *w = container_of(head, struct rrp_work, head);
+
+	w->run(w);
+	module_put(THIS_MODULE);
+}
+
+int rrp_task_work_add(struct task_struct *t, struct rrp_work *w)
+{
+	if (t->flags & PF_KTHREAD)
+		return -EPERM;
+	if (!try_module_get(THIS_MODULE))
+		return -ENODEV;
+	init_task_work(&w->head, rrp_work_fn);
+	if (task_work_add(t, &w->head, TWA_SIGNAL)) {
+		module_put(THIS_MODULE);
+		return -ESRCH;
+	}
+	return 0;
+}
+
+/* Calls fn(thread, data) for every thread of the process whose tgid is nr (in the caller's pid
+ * namespace), under RCU (fn must not sleep); -ESRCH when there is no such process. */
+int rrp_for_each_thread(int nr, void (*fn)(struct task_struct *, void *), void *data)
+{
+	struct task_struct *p, *t;
+	struct pid *pid = find_get_pid(nr);
+
+	if (!pid)
+		return -ESRCH;
+	p = get_pid_task(pid, PIDTYPE_TGID);
+	put_pid(pid);
+	if (!p)
+		return -ESRCH;
+	rcu_read_lock();
+	for_each_thread(p, t)
+		fn(t, data);
+	rcu_read_unlock();
+	put_task_struct(p);
+	return 0;
+}

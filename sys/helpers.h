@@ -39,6 +39,7 @@ int rrp_task_pid(struct task_struct *t);
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
 bool rrp_task_is_running(struct task_struct *t);
 bool rrp_is_idle_task(struct task_struct *t);
+bool rrp_task_is_exiting(struct task_struct *t);
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops);
 void rrp_preempt_notifier_register_current(struct preempt_notifier *n);
 void rrp_preempt_notifier_register_new(struct preempt_notifier *n, struct task_struct *t);
@@ -53,6 +54,14 @@ bool rrp_within_this_module(unsigned long addr);
 unsigned long rrp_tracepoint_iterator(struct tracepoint *tp);
 int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr);
 int rrp_sprint_function(char *buf, size_t len, unsigned long addr);
+
+/* A task work item: `run` runs it in the task's context and frees it. */
+struct rrp_work {
+	struct callback_head head;
+	void (*run)(struct rrp_work *w);
+};
+int rrp_task_work_add(struct task_struct *t, struct rrp_work *w);
+int rrp_for_each_thread(int nr, void (*fn)(struct task_struct *, void *), void *data);
 
 void rrp_rcu_read_lock(void);
 void rrp_rcu_read_unlock(void);

@@ -16,5 +16,6 @@ pub(crate) mod probed;
 pub(crate) mod rcu;
 pub(crate) mod stacktrace;
 pub(crate) mod task;
+pub(crate) mod taskwork;
 pub(crate) mod time;
 pub(crate) mod tracepoint;

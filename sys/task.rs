@@ -57,6 +57,8 @@ pub(crate) trait TaskExt {
     fn is_running(&self) -> bool;
     /// Whether it is a CPU's idle task.
     fn is_idle(&self) -> bool;
+    /// Whether it is exiting (`PF_EXITING`: in `do_exit()`).
+    fn is_exiting(&self) -> bool;
 }
 
 impl TaskExt for Task {
@@ -80,6 +82,11 @@ impl TaskExt for Task {
     fn is_idle(&self) -> bool {
         // SAFETY: `self` is a live task.
         unsafe { bindings::rrp_is_idle_task(raw(self)) }
+    }
+
+    fn is_exiting(&self) -> bool {
+        // SAFETY: `self` is a live task.
+        unsafe { bindings::rrp_task_is_exiting(raw(self)) }
     }
 }
 
