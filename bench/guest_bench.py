@@ -22,6 +22,7 @@ EMPTY_NAME = "empty_kprobe"
 # Empty handlers on the module's own events by its own mechanisms (tracepoints, kprobe, kretprobe).
 EMPTY_PROBES_KO = "bench/empty-kprobe/empty_probes.ko"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
+# BENCH_CONFIGS (comma-separated) runs only some configurations, for a quick look; `make bench` runs all.
 CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "module_nolatency", "bpftrace",
            "bpftrace_kstack", "bpftrace_latency", "hist_count", "hist_stacks", "empty_kprobe", "empty_probes"]
 WORKLOADS = {
@@ -140,6 +141,9 @@ class Config:
 
 
 def main(c, g):
+    global CONFIGS
+    if os.environ.get("BENCH_CONFIGS"):
+        CONFIGS = [cfg for cfg in CONFIGS if cfg in os.environ["BENCH_CONFIGS"].split(",")]
     samples = {w: {cfg: [] for cfg in CONFIGS} for w in WORKLOADS}
     hits = {w: [] for w in WORKLOADS}
     kprobe_kinds = ""

@@ -4,6 +4,7 @@ the files, `stat` returns CMD's exit code, `top` under a pseudo-terminal shows t
 on `q`, `export --prometheus` is accepted by promtool and served by a real node_exporter, and every
 error is a message, never a panic."""
 
+import errno
 import json
 import os
 import pty
@@ -15,7 +16,7 @@ import subprocess
 import time
 import urllib.request
 
-from lib import D, parse_table, read, run
+from lib import D, parse_table, read, run, write_errno
 
 N_PING = 1000
 PORT = 9187
@@ -184,6 +185,62 @@ def main(c, g):
             "type labels; promtool check metrics accepts /metrics",
             ours and sorted(ours) == sorted(theirs) and chk.returncode == 0
             and "resched_latency_seconds_bucket" in metrics, chk.stdout + chk.stderr + metrics[:1500])
+
+    # --- attach by pid: the module's `attach PID`, and `stat -p` ----------------------------------------------
+    tree = subprocess.Popen([g.load, "tree"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    ready = tree.stdout.readline().strip() == "ready"
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{tree.pid}/task"))
+
+    def attached_tids():
+        return sorted(int(l.split()[0]) for l in read(f"{D}/tasks").splitlines()[1:]
+                      if l.split() and l.split()[0].isdigit())
+
+    e = write_errno(f"{D}/attach", f"attach {tree.pid}".encode())
+    seen = []
+    for _ in range(100):
+        seen = attached_tids()
+        if set(tids) <= set(seen):
+            break
+        time.sleep(0.1)
+    c.check(f"attach PID: every thread of a running process attaches itself ({len(tids)} threads, blocked "
+            f"in read(): the work interrupts the sleep)", ready and e == 0 and set(tids) <= set(seen),
+            f"errno {e}, threads {tids}, attached {seen}")
+    loaded_rc = run(["rmmod", "resched_probe"]).returncode
+    c.check("rmmod is refused while they are attached", loaded_rc != 0 and os.path.isdir(D))
+    e = write_errno(f"{D}/attach", f"detach {tree.pid}".encode())
+    for _ in range(100):
+        seen = attached_tids()
+        if not set(tids) & set(seen):
+            break
+        time.sleep(0.1)
+    c.check("detach PID: every thread detaches itself", e == 0 and not set(tids) & set(seen), str(seen))
+    errs = {data: write_errno(f"{D}/attach", data) for data in
+            (b"attach 2", b"attach 999999", b"attach 0", b"attach -1", b"attach 0x10", b"attach 12 ",
+             b"detach x", b"attach  5")}
+    want = {b"attach 2": errno.EPERM, b"attach 999999": errno.ESRCH}
+    c.check(f"attach PID: a kernel thread is EPERM (and logged), no such process ESRCH, bad input EINVAL ({errs})",
+            all(v == want.get(k, errno.EINVAL) for k, v in errs.items())
+            and "is a kernel thread" in run(["dmesg"]).stdout)
+    sleeper = subprocess.Popen([g.load, "sleeper", "100000", "5000"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    sleeper.stdout.readline()  # "start"
+    sleeper.stdin.write("go\n")
+    sleeper.stdin.flush()
+    r = run([tool, "stat", "-p", str(sleeper.pid), "--duration", "2"])
+    left = attached_tids()
+    sleeper.kill()
+    sleeper.wait()
+    print(r.stdout)
+    c.check("stat -p PID --duration 2: counts a running sleeper's switches, then detaches it",
+            r.returncode == 0 and f"pid {sleeper.pid}" in r.stdout
+            and re.search(r"^ +[1-9][\d,]* +sched:VOL ", r.stdout, re.M) and sleeper.pid not in left,
+            r.stdout + r.stderr)
+    r = run([tool, "stat", "-p", "2"])
+    c.check("stat -p of a kernel thread: 'kernel thread', exit 2",
+            r.returncode == 2 and "kernel thread" in r.stderr and not panicked(r.stderr), r.stderr)
+    tree.stdin.write("go\n")
+    tree.stdin.close()
+    tree.wait(timeout=60)
 
     # --- errors: a message and a non-zero exit, never a panic -----------------------------------------------
     r = run(["env", "RESCHED_DIR=/nonexistent", tool, "show"])

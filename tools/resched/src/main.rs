@@ -33,8 +33,19 @@ enum Command {
         /// One JSON document (schema resched/1) instead of the text.
         #[arg(long)]
         json: bool,
+        /// Running processes (every thread) instead of CMD, until Ctrl-C, `--duration` or their exit.
+        #[arg(
+            short = 'p',
+            long = "pid",
+            value_delimiter = ',',
+            conflicts_with = "cmd"
+        )]
+        pids: Vec<i32>,
+        /// With `-p`: seconds to watch.
+        #[arg(long, value_parser = positive, requires = "pids")]
+        duration: Option<f64>,
         /// The command and its arguments.
-        #[arg(required = true, last = true)]
+        #[arg(last = true, required_unless_present = "pids")]
         cmd: Vec<String>,
     },
     /// Every number the module exports, now.
@@ -78,7 +89,19 @@ fn positive(s: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Stat { per_cpu, json, cmd } => stat::run(&cmd, per_cpu, json),
+        Command::Stat {
+            per_cpu,
+            json,
+            pids,
+            duration,
+            cmd,
+        } => {
+            if pids.is_empty() {
+                stat::run(&cmd, per_cpu, json)
+            } else {
+                stat::pids(&pids, duration, per_cpu, json).map(|()| 0)
+            }
+        }
         Command::Show { json } => stat::show(json).map(|()| 0),
         Command::Top { delay, iterations } => top::run(delay, iterations).map(|()| 0),
         Command::Export {

@@ -163,9 +163,7 @@ pub fn histograms(text: &str) -> Result<BTreeMap<String, Histogram>> {
             };
             current = Some((name.to_string(), h));
         } else if let (Some(range), Some((_, h))) = (line.strip_prefix('['), current.as_mut()) {
-            let (range, rest) = range
-                .split_once(|c| c == ')' || c == ']')
-                .context("bad bucket line")?;
+            let (range, rest) = range.split_once([')', ']']).context("bad bucket line")?;
             let lo = bound(range.split(',').next().unwrap_or("").trim())?;
             let n: u64 = rest
                 .split_whitespace()
@@ -260,9 +258,12 @@ pub fn pairs(text: &str) -> Result<Vec<Pair>> {
     Ok(out)
 }
 
+/// Counts by (sender, target) CPU.
+pub type Cells = BTreeMap<(u32, u32), u64>;
+
 /// `matrix`: per block (`RES`, `CAL`), count by (sender, target).
-pub fn matrix(text: &str) -> Result<BTreeMap<String, BTreeMap<(u32, u32), u64>>> {
-    let mut out: BTreeMap<String, BTreeMap<(u32, u32), u64>> = BTreeMap::new();
+pub fn matrix(text: &str) -> Result<BTreeMap<String, Cells>> {
+    let mut out: BTreeMap<String, Cells> = BTreeMap::new();
     let mut block: Option<String> = None;
     let mut cpus: Vec<u32> = Vec::new();
     for line in text.lines() {

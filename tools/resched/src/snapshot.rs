@@ -142,7 +142,7 @@ impl Snapshot {
             })
             .filter(|p| p.count > 0)
             .collect();
-        pairs.sort_by(|a, b| b.count.cmp(&a.count));
+        pairs.sort_by_key(|p| std::cmp::Reverse(p.count));
         let seconds = match (self.taken, before.taken) {
             (Some(a), Some(b)) => Some(a.duration_since(b).as_secs_f64()),
             _ => None,

@@ -7,9 +7,11 @@ use crate::parse::{bucket_high, Histogram};
 use crate::snapshot::Snapshot;
 use anyhow::{Context, Result};
 use std::ffi::CString;
+use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// What `stat` prints, in order: (file, row, what it counts).
@@ -94,6 +96,75 @@ pub fn run(cmd: &[String], per_cpu: bool, json: bool) -> Result<u8> {
     })
 }
 
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::Relaxed);
+}
+
+/// Writes `line` to the module's `attach` file.
+fn attach_write(m: &Module, line: &str) -> std::io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("attach"))?
+        .write_all(line.as_bytes())
+}
+
+/// `resched stat -p PID[,PID...]`: attaches every thread of each process (the module does it in each
+/// thread's own context), watches until Ctrl-C, `duration` or the processes' exit, detaches them, and
+/// prints the differences.
+pub fn pids(pids: &[i32], duration: Option<f64>, per_cpu: bool, json: bool) -> Result<()> {
+    let m = Module::open()?;
+    for &pid in pids {
+        if let Err(e) = attach_write(&m, &format!("attach {pid}")) {
+            let why = match e.raw_os_error() {
+                Some(libc::ESRCH) => "no such process".to_string(),
+                Some(libc::EPERM) => "a kernel thread: only user tasks can be attached".to_string(),
+                Some(libc::EINVAL) => {
+                    "the module does not attach by pid (older than this tool)".to_string()
+                }
+                _ => e.to_string(),
+            };
+            // Those already attached go again.
+            for &done in pids.iter().take_while(|&&p| p != pid) {
+                let _ = attach_write(&m, &format!("detach {done}"));
+            }
+            anyhow::bail!("cannot attach {pid}: {why}");
+        }
+    }
+    let before = Snapshot::read(&m)?;
+    let start = Instant::now();
+    // SAFETY: The handler only stores to an atomic, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let alive = |pid: &i32| std::path::Path::new(&format!("/proc/{pid}")).exists();
+    while !STOP.load(Ordering::Relaxed)
+        && duration.is_none_or(|d| start.elapsed().as_secs_f64() < d)
+        && pids.iter().any(alive)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let after = Snapshot::read(&m)?;
+    for &pid in pids {
+        let _ = attach_write(&m, &format!("detach {pid}"));
+    }
+    let d = after.since(&before);
+    let label = pids
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print_stat(&d, &format!("pid {label}"), per_cpu, elapsed);
+    }
+    Ok(())
+}
+
 /// `resched show [--json]`: every number now.
 pub fn show(json: bool) -> Result<()> {
     let m = Module::open()?;
@@ -111,7 +182,7 @@ pub fn thousands(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -139,7 +210,7 @@ fn hist_line(h: &Histogram) -> String {
             format!("< {}", duration(bucket_high(lo)))
         })
     };
-    let mean = if h.count > 0 { h.sum_ns / h.count } else { 0 };
+    let mean = h.sum_ns.checked_div(h.count).unwrap_or(0);
     format!(
         "{:>10} measured, mean {:>9}, p50 {:>10}, p99 {:>10}",
         thousands(h.count),
