@@ -133,7 +133,10 @@ def main(c, g):
             r.returncode == 2 and "resched:" in r.stderr and not panicked(r.stderr), r.stderr)
 
     # --- top under a pseudo-terminal: rates of the load, quits on q --------------------------------------
-    drawn, code, out = top_session(tool, [g.load, "pingpong", "2", "3", str(4 * N_PING)], 6)
+    # The load must outlast the session: its rate from a short run first, then ~12 s of it.
+    m = re.search(r"ns_per_op=([\d.]+)", run([g.load, "pingpong", "2", "3", "2000"]).stdout)
+    n = int(12e9 / float(m.group(1))) if m else 20000
+    drawn, code, out = top_session(tool, [g.load, "pingpong", "2", "3", str(n)], 6)
     m = re.search(r"ns_per_op=([\d.]+)", out or "")
     load_rate = 1e9 / float(m.group(1)) if m else 0
     frames = [f for f in drawn.split("resched top") if "CFS sent" in f]

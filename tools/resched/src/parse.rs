@@ -333,10 +333,10 @@ mod tests {
         let local = &h["local"];
         assert_eq!(local.count, local.buckets.values().sum::<u64>());
         assert!(local.sum_ns > 0);
-        assert_eq!(local.buckets.get(&(64 << 10)), Some(&1300));
+        assert_eq!(local.buckets.get(&(64 << 10)), Some(&1493));
         let t = table(RESCHED).unwrap();
         assert_eq!(t.total("LN"), local.count);
-        assert_eq!(t.get("IDL", 2), 1564);
+        assert_eq!(t.get("IDL", 2), 1546);
     }
 
     #[test]
@@ -360,6 +360,28 @@ mod tests {
         let p = pairs(PAIRS).unwrap();
         assert!(!p.is_empty());
         assert!(p.windows(2).all(|w| w[0].count >= w[1].count));
+    }
+
+    #[test]
+    fn attached_task_histograms() {
+        for text in [
+            include_str!("../tests/fixtures/latency_wakeup"),
+            include_str!("../tests/fixtures/latency_slices"),
+        ] {
+            let hists = histograms(text).unwrap();
+            assert!(!hists.is_empty());
+            for h in hists.values() {
+                assert_eq!(h.count, h.buckets.values().sum::<u64>());
+            }
+        }
+    }
+
+    #[test]
+    fn matrix_blocks() {
+        let m = matrix(include_str!("../tests/fixtures/matrix")).unwrap();
+        assert_eq!(m.keys().collect::<Vec<_>>(), ["CAL", "RES"]);
+        assert!(m.values().all(|cells| cells.len() == 16));
+        assert!(m["CAL"].iter().all(|(&(s, t), &v)| s != t || v == 0));
     }
 
     #[test]
