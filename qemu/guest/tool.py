@@ -126,6 +126,11 @@ def main(c, g):
     c.check("stat -A: perf-stat-like lines per CPU and the elapsed time",
             r.returncode == 0 and re.search(r"^CPU2 +[\d,]+ +ipi:CFS", r.stdout, re.M)
             and "seconds time elapsed" in r.stdout, r.stdout + r.stderr)
+    r = run([tool, "stat", "--", g.load, "pingpong", "2", "3", "500"], timeout=600)
+    print(r.stdout)
+    c.check("stat: totals, the histograms' summaries, the elapsed time",
+            r.returncode == 0 and re.search(r"^ +[\d,]+ +ipi:CFS ", r.stdout, re.M)
+            and "IPI delivery, CFS" in r.stdout and "seconds time elapsed" in r.stdout, r.stdout + r.stderr)
     r = run([tool, "stat", "--", "sh", "-c", "exit 3"])
     c.check(f"stat returns CMD's exit code (3: {r.returncode})", r.returncode == 3)
     r = run([tool, "stat", "--", "/nonexistent/cmd"])
