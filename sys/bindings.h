@@ -6,7 +6,7 @@
 #include <linux/debugfs.h>
 #include <linux/fs.h>
 #include <linux/kprobes.h>
-#include <linux/sched/clock.h>
+#include <linux/timekeeping.h>
 #include <linux/module.h>
 #include <linux/percpu.h>
 #include <linux/preempt.h>

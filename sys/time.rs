@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The clock latencies are measured with: a safe wrapper over `local_clock()`.
+//! The clock latencies are measured with: a safe wrapper over `ktime_get_mono_fast_ns()`.
 //!
-//! C header: [`include/linux/sched/clock.h`](srctree/include/linux/sched/clock.h)
+//! C header: [`include/linux/timekeeping.h`](srctree/include/linux/timekeeping.h)
 
 use super::bindings;
 
-/// Nanoseconds of `local_clock()`: `sched_clock()`, the scheduler's and ftrace's default (`local`)
-/// clock, callable from any context (NMI too). Where the kernel marks it stable (`sched_clock: Marking
-/// stable` in the boot log: an invariant TSC on x86, the architected timer on arm64) it agrees across
-/// CPUs, so an interval may start on one CPU and end on another.
+/// Nanoseconds of `CLOCK_MONOTONIC`, the same on every CPU, callable from any context (NMI too).
+///
+/// It is what BPF's `bpf_ktime_get_ns()` (bpftrace's `nsecs`) and ftrace's `mono` trace clock read, so
+/// intervals measured here and there compare.
 #[inline]
 pub(crate) fn now_ns() -> u64 {
-    // SAFETY: No preconditions.
-    unsafe { bindings::local_clock() }
+    // SAFETY: No preconditions; it only reads the timekeeper (NMI-safe).
+    unsafe { bindings::ktime_get_mono_fast_ns() }
 }
