@@ -31,7 +31,9 @@ def tables():
 
 
 def totals(t):
-    return {f"{name}/{row}": sum(v.values()) for name, rows in t.items() for row, v in rows.items()}
+    # RCO and CCO are `sent - received`, not counts: they may go down.
+    return {f"{name}/{row}": sum(v.values()) for name, rows in t.items() for row, v in rows.items()
+            if row not in ("RCO", "CCO")}
 
 
 def panicked(text):

@@ -86,15 +86,15 @@ impl Snapshot {
     }
 
     /// What happened between `before` and `self`: counters and histograms subtracted (a `reset` in
-    /// between makes some differences 0), tasks as they are now. Rows of the per-CPU latency tables
-    /// that are not counts (percentiles, largest) are left out.
+    /// between makes some differences 0), tasks as they are now. Rows that are not counts (the
+    /// latency tables' percentiles and largest values, `received`'s coalesced) are left out.
     pub fn since(&self, before: &Snapshot) -> Snapshot {
         let mut tables = BTreeMap::new();
         for (name, t) in &self.tables {
             let old = before.tables.get(name);
             let mut rows = BTreeMap::new();
             for (label, values) in &t.rows {
-                if name.starts_with("latency/") && !is_count_row(label) {
+                if name.starts_with("latency/") && !is_count_row(label) || is_derived(label) {
                     continue;
                 }
                 let d = t
@@ -168,6 +168,11 @@ impl Snapshot {
     pub fn total(&self, file: &str, row: &str) -> u64 {
         self.tables.get(file).map_or(0, |t| t.total(row))
     }
+}
+
+/// Whether a row is computed from others and may go down (`received`'s `sent - received`).
+fn is_derived(label: &str) -> bool {
+    matches!(label, "RCO" | "CCO")
 }
 
 /// Whether a row of a per-CPU latency table is a count (`LN`, `PRE`, ...) rather than a percentile or
