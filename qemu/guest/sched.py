@@ -95,6 +95,13 @@ def measured(p):
 ZERO = dict(ins=0, outs=0, pre=0, vol=0, mig=0)
 
 
+def latency_table(text):
+    """The per-CPU table of a latency file (from its line of CPU headers on)."""
+    lines = text.splitlines()
+    start = next((i for i, l in enumerate(lines) if l.split() and all(w.startswith("CPU") for w in l.split())), 0)
+    return "\n".join(lines[start:])
+
+
 def main(c, g):
     c.check("sched and tasks are root-only read-only, attach write-only",
             [os.stat(f"{D}/{n}").st_mode & 0o777 for n in ("sched", "tasks", "attach")] == [0o400, 0o400, 0o200])
@@ -142,8 +149,14 @@ def main(c, g):
             t["pre"] >= 10 and abs(t["pre"] - nonvol) <= 2 + nonvol // 50)
     c.check(f"task voluntary +{t['vol']} ~ kernel voluntary_ctxt_switches +{vol}", abs(t["vol"] - vol) <= 2 + vol // 50)
     c.check(f"task in - out is 0 or 1 ({row['ins']} - {row['outs']})", row["ins"] - row["outs"] in (0, 1))
-
-    # --- A task that sleeps in a loop: voluntary ---------------------------------------------------------
+    # How long: the hog's preempted slices on CPU1 last about a tick (4 ms at HZ=250; EEVDF's base slice
+    # is 3 ms), while the tick's own reschedule requests on CPU1 are answered at that interrupt's return,
+    # far below a tick (this kernel is CONFIG_PREEMPT).
+    slices = parse_table(latency_table(read(f"{D}/latency/slices")))[1]
+    resched = parse_table(latency_table(read(f"{D}/latency/resched")))[1]
+    p50, l50 = slices.get("P50", {}).get(1, 0), resched.get("L50", {}).get(1, 0)
+    c.check(f"CPU1's preempted slices: p50 below {p50} ns, at least a millisecond; its local resched "
+            f"requests: p50 below {l50} ns, under a millisecond", p50 >= 1 << 20 and 0 < l50 <= 1 << 20) ---------------------------------------------------------
     sl = start(g, "sleeper", 300, 2000)
     t, (vol, nonvol), d, row = measured(sl)
     stop(sl)
