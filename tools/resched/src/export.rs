@@ -92,11 +92,20 @@ const HISTS: [(&str, &str); 8] = [
     ("latency/slices/blocked", "attached_slice_blocked"),
 ];
 
+/// The buckets' upper bounds are the same in every file and at every write: 2^k ns for k up to this
+/// (about 18 minutes), then `+Inf`.
+const MAX_LE_LOG2: u32 = 40;
+
 fn histogram(out: &mut String, interval: &str, h: &Histogram) {
-    let mut cumulative = 0;
-    for (&lo, &n) in &h.buckets {
-        cumulative += n;
-        let le = bucket_high(lo) as f64 / 1e9;
+    for k in 0..=MAX_LE_LOG2 {
+        let le_ns = 1u64 << k;
+        let cumulative: u64 = h
+            .buckets
+            .iter()
+            .filter(|(&lo, _)| bucket_high(lo) <= le_ns)
+            .map(|(_, &n)| n)
+            .sum();
+        let le = le_ns as f64 / 1e9;
         let _ = writeln!(
             out,
             "resched_latency_seconds_bucket{{interval=\"{interval}\",le=\"{le:e}\"}} {cumulative}"

@@ -27,11 +27,11 @@ pub const LINES: [(&str, &str, &str); 17] = [
     ("ipi", "WKL", "wakeups queued on a wakelist"),
     ("sched", "CSW", "context switches, all tasks"),
     ("sched", "CSP", "... of which preemptions"),
-    ("sched", "IN", "CMD's tasks switched in"),
-    ("sched", "OUT", "CMD's tasks switched out"),
+    ("sched", "IN", "attached tasks switched in"),
+    ("sched", "OUT", "attached tasks switched out"),
     ("sched", "PRE", "... preempted"),
     ("sched", "VOL", "... blocking (voluntary)"),
-    ("sched", "MIG", "CMD's tasks migrated"),
+    ("sched", "MIG", "attached tasks migrated"),
     ("targets", "RSC", "remote resched_curr() requests"),
 ];
 
@@ -42,9 +42,9 @@ const HISTS: [(&str, &str); 8] = [
     ("latency/ipi/RES", "IPI delivery, RES"),
     ("latency/ipi/CFS", "IPI delivery, CFS"),
     ("latency/ipi/CFM", "IPI delivery, CFM"),
-    ("latency/wakeup/wakeup", "CMD's wakeup -> run"),
-    ("latency/slices/preempted", "CMD's slices, preempted"),
-    ("latency/slices/blocked", "CMD's slices, blocking"),
+    ("latency/wakeup/wakeup", "attached: wakeup -> run"),
+    ("latency/slices/preempted", "attached: slice, preempted"),
+    ("latency/slices/blocked", "attached: slice, blocking"),
 ];
 
 /// Runs `cmd` attached (it writes `attach` before it execs), and prints the difference of the module's
@@ -226,23 +226,24 @@ pub fn print_stat(d: &Snapshot, cmd: &str, per_cpu: bool, elapsed: f64) {
     if cmd.is_empty() {
         println!(" resched_probe counters since the last reset:");
     } else {
-        println!(" resched_probe stats for '{cmd}':");
+        println!(" resched_probe stats for '{cmd}' (attached: it and the tasks it starts):");
     }
     println!();
     for (file, row, what) in LINES {
         if !d.tables.contains_key(file) {
             continue;
         }
+        let event = format!("{file}:{row}");
         if per_cpu {
             for &cpu in &d.cpus {
                 println!(
-                    "CPU{cpu:<4} {:>18}      {file}:{row:<5} # {what}",
+                    "CPU{cpu:<4} {:>18}      {event:<14} # {what}",
                     thousands(d.get(file, row, cpu))
                 );
             }
         } else {
             println!(
-                "{:>23}      {file}:{row:<5} # {what}",
+                "{:>23}      {event:<14} # {what}",
                 thousands(d.total(file, row))
             );
         }
