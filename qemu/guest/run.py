@@ -123,4 +123,13 @@ def main(c, g):
     for p in (hog, sl, rival):
         p.wait()
     c.check("attached tasks gone after they exit", sum(1 for l in read(f"{D}/tasks").split("\n") if l) == 1)
+
+    # The same through the user-side tool: a command's numbers, as perf stat prints them.
+    tool = f"{g.repo}/tools/resched/target/release/resched"
+    cmd = [tool, "stat", "--", g.load, "busypong", "0", "1", "500"]
+    print()
+    print(f"==> {' '.join(cmd[:3])} rrp-load busypong 0 1 500 <==", flush=True)
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    sys.stdout.write(r.stdout + r.stderr)
+    c.check("resched stat around a busy ping-pong", r.returncode == 0 and "seconds time elapsed" in r.stdout)
     c.check(f"rmmod {KO_NAME}", rmmod())

@@ -48,13 +48,13 @@ def save_files(out):
             f.write(read(f"{D}/{name}"))
 
 
-def top_session(tool, load, seconds):
-    """Runs `resched top -d 1` on a pseudo-terminal for `seconds` while `load` runs, then types `q`:
-    (what it drew, its exit code or None if it did not quit, the load's output)."""
+def top_session(tool, load, seconds, key=b"q"):
+    """Runs `resched top -d 1` on a pseudo-terminal for `seconds` while `load` runs (if any), then types
+    `key`: (what it drew, its exit code or None if it did not quit, the load's output)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(tool, [tool, "top", "-d", "1"])
-    p = subprocess.Popen(load, stdout=subprocess.PIPE, text=True)
+    p = subprocess.Popen(load or ["true"], stdout=subprocess.PIPE, text=True)
     drawn, end = b"", time.time() + seconds
     while time.time() < end:
         r, _, _ = select.select([fd], [], [], 0.2)
@@ -63,7 +63,7 @@ def top_session(tool, load, seconds):
                 drawn += os.read(fd, 65536)
             except OSError:
                 break
-    os.write(fd, b"q")
+    os.write(fd, key)
     code = None
     for _ in range(100):
         done, status = os.waitpid(pid, os.WNOHANG)
@@ -157,6 +157,9 @@ def main(c, g):
             "load's round trips per second), quits on q",
             code == 0 and len(frames) >= 2 and len(rates) >= 4 and load_rate > 0
             and all(0.3 * load_rate <= r <= 3 * load_rate for r in rates[2:4]), drawn[-2000:])
+    drawn, code, _ = top_session(tool, None, 3, key=b"\x03")
+    c.check("top quits on Ctrl-C too, and gives the terminal back (leaves the alternate screen)",
+            code == 0 and "\x1b[?1049l" in drawn, repr(drawn[-300:]))
     r = run([tool, "top"])
     c.check("top without a terminal: a message and exit 2", r.returncode == 2 and "terminal" in r.stderr,
             r.stderr)
