@@ -156,7 +156,9 @@ def main(c, g):
     resched = parse_table(latency_table(read(f"{D}/latency/resched")))[1]
     p50, l50 = slices.get("P50", {}).get(1, 0), resched.get("L50", {}).get(1, 0)
     c.check(f"CPU1's preempted slices: p50 below {p50} ns, at least a millisecond; its local resched "
-            f"requests: p50 below {l50} ns, under a millisecond", p50 >= 1 << 20 and 0 < l50 <= 1 << 20) ---------------------------------------------------------
+            f"requests: p50 below {l50} ns, under a millisecond", p50 >= 1 << 20 and 0 < l50 <= 1 << 20)
+
+    # --- A task that sleeps in a loop: voluntary ---------------------------------------------------------
     sl = start(g, "sleeper", 300, 2000)
     t, (vol, nonvol), d, row = measured(sl)
     stop(sl)
