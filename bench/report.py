@@ -76,10 +76,13 @@ targets = []
 for w in results["workloads"]:
     r = results["workloads"][w]
     base = r["baseline"]["ns_per_op_median"]
-    mod = r["module"]["ns_per_op_median"] - base
+    # Counting alone: the module with latency recording off (its default is on; that cost is compared
+    # separately below).
+    counting = "module_nolatency" if "module_nolatency" in r else "module"
+    mod = r[counting]["ns_per_op_median"] - base
     bpf = r["bpftrace"]["ns_per_op_median"] - base
     emp = r["empty_kprobe"]["ns_per_op_median"] - base
-    targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs bpftrace {bpf:,.0f} ns/op "
+    targets.append(f"- {w}: {counting} overhead {mod:,.0f} ns/op vs bpftrace {bpf:,.0f} ns/op "
                    f"(target <= 0.5x): {verdict(mod <= 0.5 * bpf, bpf, w=w)}")
     if "module_stacks" in r and "bpftrace_kstack" in r:
         st = r["module_stacks"]["ns_per_op_median"] - base
@@ -92,7 +95,7 @@ for w in results["workloads"]:
                        f"(no target set): {how}")
     if "hist_count" in r:
         hc = r["hist_count"]["ns_per_op_median"] - base
-        targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs hist triggers {hc:,.0f} ns/op "
+        targets.append(f"- {w}: {counting} overhead {mod:,.0f} ns/op vs hist triggers {hc:,.0f} ns/op "
                        f"(target <= 0.5x): {verdict(mod <= 0.5 * hc, hc, w=w)}")
     if "module_stacks" in r and "hist_stacks" in r:
         st = r["module_stacks"]["ns_per_op_median"] - base
@@ -102,16 +105,16 @@ for w in results["workloads"]:
     if "empty_probes" in r:
         ep = r["empty_probes"]["ns_per_op_median"] - base
         ratio = mod / ep if ep > 0 else float("nan")
-        targets.append(f"- {w}: module overhead {mod:,.0f} ns/op vs empty handlers on the same events by the "
+        targets.append(f"- {w}: {counting} overhead {mod:,.0f} ns/op vs empty handlers on the same events by the "
                        f"same mechanisms {ep:,.0f} ns/op = {ratio:.2f}x per event (target <= 1.2x): "
                        f"{verdict(mod <= 1.2 * ep, ep, w=w)}")
-    _, mod_hit = derived(w, "module")
+    _, mod_hit = derived(w, counting)
     _, empty_hit = derived(w, "empty_kprobe")
-    targets.append(f"- {w}: module {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f} "
+    targets.append(f"- {w}: {counting} {mod_hit:,.0f} ns per hit vs empty kprobe {empty_hit:,.0f} "
                    f"(target <= 1.2x): {verdict(mod_hit <= 1.2 * empty_hit, emp, w=w)}")
     if "module_nolatency" in r and "bpftrace_latency" in r:
         nl = r["module_nolatency"]["ns_per_op_median"] - base
-        lat = mod - nl
+        lat = r["module"]["ns_per_op_median"] - base - nl
         bl = r["bpftrace_latency"]["ns_per_op_median"] - base
         ratio = r["module"]["ns_per_op_median"] / r["module_nolatency"]["ns_per_op_median"]
         targets.append(f"- {w}: latency recording adds {lat:,.0f} ns/op to the module (module / module_nolatency "
