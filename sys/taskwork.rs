@@ -31,7 +31,7 @@ struct Work<W: TaskWork> {
 /// a task that is exiting, `ENODEV` while the module is going away. May be called under RCU (it does
 /// not sleep: the allocation is atomic).
 pub(crate) fn queue<W: TaskWork>(task: &Task, work: W) -> Result {
-    let mut boxed = KBox::new(
+    let boxed = KBox::new(
         Work {
             raw: bindings::rrp_work {
                 head: Default::default(),
@@ -41,8 +41,9 @@ pub(crate) fn queue<W: TaskWork>(task: &Task, work: W) -> Result {
         },
         GFP_ATOMIC,
     )?;
-    let raw: *mut bindings::rrp_work = &mut boxed.raw;
     let ptr = KBox::into_raw(boxed);
+    // `raw` is the first field of the `#[repr(C)]` struct.
+    let raw = ptr.cast::<bindings::rrp_work>();
     // SAFETY: `task` is a live task; `raw` points into the allocation just leaked, which stays valid
     // until `run` takes it back (only after a successful add).
     let rc = unsafe { bindings::rrp_task_work_add(task::raw(task), raw) };
