@@ -159,13 +159,31 @@ impl Latency {
         }
     }
 
-    /// CPU `this` asks CPU `target` to reschedule (`resched_curr`).
+    /// CPU `this` asks CPU `target` to reschedule (`resched_curr`); `marked` tells whether the target's
+    /// current task is still marked from an earlier request.
+    ///
+    /// An interval in progress whose task is no longer marked was answered by a `__schedule()` that
+    /// picked the same task again, which fires no `sched_switch`: it is dropped, and this request starts
+    /// a new one. (A request so answered and followed by no other one still ends at the next switch.)
     #[inline]
-    pub(crate) fn resched_requested(&self, this: usize, target: usize) {
-        if self.enabled() {
-            if let Some(slot) = self.slot(target, RESCHED) {
-                Self::start(slot, this != target);
-            }
+    pub(crate) fn resched_requested(
+        &self,
+        this: usize,
+        target: usize,
+        marked: impl FnOnce() -> bool,
+    ) {
+        if !self.enabled() {
+            return;
+        }
+        let Some(slot) = self.slot(target, RESCHED) else {
+            return;
+        };
+        let old = slot.load(Relaxed);
+        if old == 0 {
+            Self::start(slot, this != target);
+        } else if !marked() {
+            let stamp = (now_ns().max(1) << 1) | u64::from(this != target);
+            let _ = slot.compare_exchange(old, stamp, Relaxed, Relaxed);
         }
     }
 

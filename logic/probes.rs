@@ -97,7 +97,9 @@ impl Handler for Resched {
         let window = self.engine.window();
         let (this, target) = (cpu::this_cpu(), regs.rq_cpu());
         window.counters.resched(this, target);
-        self.engine.latency().resched_requested(this, target);
+        self.engine
+            .latency()
+            .resched_requested(this, target, || regs.already_marked());
         record_stack(&self.engine, window, Tag::Rsc, regs);
     }
 }

@@ -19,7 +19,10 @@ use crate::sys::time::now_ns;
 use crate::sys::tracepoint::{
     SchedProcessExit, SchedProcessFork, SchedSwitch, SchedWakeup, TracepointProbe,
 };
-use core::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{
+    AtomicI32, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -141,7 +144,8 @@ impl Tracker {
             bump(&self.preemptors_other);
             return;
         };
-        let comm = next.comm();
+        // The scheduler holds the runqueue lock: `comm()` would take `next`'s task_lock.
+        let comm = next.comm_nolock();
         for (i, word) in p.comm.iter().enumerate() {
             let mut w = [0u8; 8];
             for (j, b) in w.iter_mut().enumerate() {
@@ -150,7 +154,8 @@ impl Tracker {
             word.store(u64::from_ne_bytes(w), Relaxed);
         }
         p.count.store(1, Relaxed);
-        p.pid.store(pid, Relaxed);
+        // Published last: a reader that sees the pid sees its name.
+        p.pid.store(pid, Release);
     }
 }
 
@@ -330,7 +335,7 @@ impl Tasks {
             };
             let mut by = KVec::with_capacity(PREEMPTORS, GFP_KERNEL)?;
             for p in &t.preemptors {
-                let who = p.pid.load(Relaxed);
+                let who = p.pid.load(Acquire);
                 if who == 0 {
                     continue;
                 }
@@ -379,14 +384,13 @@ struct ByPid {
 }
 
 impl TaskWork for ByPid {
-    /// Attaches (detaches) the calling thread. Not once it is exiting: its exit tracepoint, which
-    /// detaches, has passed then (the work may run at exit).
+    /// Attaches (detaches) the calling thread (never an exiting one: [`taskwork`] runs no work then).
     fn run(self, me: &Current<'_>) {
-        if self.attach && !me.task().is_exiting() {
-            let _ = self.tasks.attach_current(me);
-        } else if !self.attach {
-            let _ = self.tasks.detach_current(me);
-        }
+        let _ = if self.attach {
+            self.tasks.attach_current(me)
+        } else {
+            self.tasks.detach_current(me)
+        };
     }
 }
 

@@ -152,3 +152,14 @@ pub(super) unsafe fn rq_cpu(rq: usize) -> usize {
     // is set at boot and never changes.
     unsafe { ((rq + offset) as *const i32).read() as usize }
 }
+
+/// Whether the current task of the runqueue at `rq` is marked to reschedule (`TIF_NEED_RESCHED`).
+///
+/// # Safety
+///
+/// `rq` must point to a live runqueue, and the caller must run with preemption off (so `rq->curr`,
+/// freed only after an RCU grace period, stays valid while it is read).
+pub(super) unsafe fn rq_curr_marked(rq: usize) -> bool {
+    // SAFETY: The caller's promise.
+    unsafe { bindings::rrp_rq_curr_need_resched(rq as *mut bindings::rq) }
+}

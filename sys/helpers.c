@@ -88,6 +88,22 @@ int rrp_task_pid(struct task_struct *t) { return t->pid; }
 /* get_task_comm() into a buffer of any size */
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_comm(buf, len, t); }
 
+/* t->comm without task_lock(), which the scheduler must not take (a task may be renaming itself: the
+ * copy may mix two names, and is NUL-terminated) */
+void rrp_task_comm_nolock(struct task_struct *t, char *buf, size_t len)
+{
+	size_t n = min(len, sizeof(t->comm));
+
+	if (!n)
+		return;
+	memcpy(buf, t->comm, n);
+	buf[n - 1] = '\0';
+}
+
+/* test_tsk_need_resched(rq->curr): whether the runqueue's current task is already marked (rq->curr is
+ * freed only after an RCU grace period; callers run with preemption off) */
+bool rrp_rq_curr_need_resched(struct rq *rq) { return test_tsk_need_resched(READ_ONCE(rq->curr)); }
+
 /* task_is_running() */
 bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
 
@@ -165,6 +181,12 @@ void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }
  * the work. Each pending work holds a module reference, dropped by a tail call, so that the last
  * instruction this module runs for it is the jump into module_put(), which returns to task_work_run().
  */
+#ifdef CONFIG_FRAME_POINTER
+/* Frame pointers turn sibling calls off (-fno-optimize-sibling-calls): module_put() would return into
+ * this module after its last reference is gone. */
+#error "rrp_work_fn() needs its module_put() compiled as a tail call"
+#endif
+
 static void rrp_work_fn(struct callback_head *head)
 {
 	struct rrp_work *w = container_of(head, struct rrp_work, head);

@@ -37,6 +37,8 @@ bool rrp_is_err(const void *ptr);
 struct task_struct *rrp_current(void);
 int rrp_task_pid(struct task_struct *t);
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
+void rrp_task_comm_nolock(struct task_struct *t, char *buf, size_t len);
+bool rrp_rq_curr_need_resched(struct rq *rq);
 bool rrp_task_is_running(struct task_struct *t);
 bool rrp_is_idle_task(struct task_struct *t);
 bool rrp_task_is_exiting(struct task_struct *t);

@@ -94,6 +94,15 @@ impl Regs<'_, ReschedCurr> {
     }
 }
 
+impl Regs<'_, ReschedCurr> {
+    /// Whether the runqueue's current task is already marked to reschedule (before this call marks it).
+    pub(crate) fn already_marked(&self) -> bool {
+        // SAFETY: The first argument is a `struct rq *` (`Function` contract); the handler runs with
+        // preemption off, so `rq->curr` stays valid while it is read.
+        unsafe { cpu::rq_curr_marked(self.arg(0)) }
+    }
+}
+
 impl Regs<'_, TtwuQueueWakelist> {
     /// The CPU on whose wakelist the task would be queued.
     pub(crate) fn cpu(&self) -> usize {

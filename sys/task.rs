@@ -51,8 +51,11 @@ pub(crate) trait TaskExt {
     /// Its thread id (`task->pid`). The `kernel` crate's `Task::pid()` reads 0 on this kernel (its
     /// bindgen layout of `task_struct` puts `pid` elsewhere), so this reads it in C.
     fn tid(&self) -> i32;
-    /// Its name (`comm`), NUL-padded.
+    /// Its name (`comm`), NUL-padded, read under its `task_lock()`: not from the scheduler.
     fn comm(&self) -> [u8; COMM_LEN];
+    /// Its name without the lock, for the scheduler's hooks (a task renaming itself meanwhile may give
+    /// a mix of both names).
+    fn comm_nolock(&self) -> [u8; COMM_LEN];
     /// Whether it is `TASK_RUNNING` (at sched_out: preempted rather than blocking).
     fn is_running(&self) -> bool;
     /// Whether it is a CPU's idle task.
@@ -71,6 +74,13 @@ impl TaskExt for Task {
         let mut buf = [0u8; COMM_LEN];
         // SAFETY: `self` is a live task and `buf` has room for `buf.len()` bytes.
         unsafe { bindings::rrp_task_comm(raw(self), buf.as_mut_ptr(), buf.len()) };
+        buf
+    }
+
+    fn comm_nolock(&self) -> [u8; COMM_LEN] {
+        let mut buf = [0u8; COMM_LEN];
+        // SAFETY: `self` is a live task and `buf` has room for `buf.len()` bytes; no lock is taken.
+        unsafe { bindings::rrp_task_comm_nolock(raw(self), buf.as_mut_ptr(), buf.len()) };
         buf
     }
 
@@ -154,8 +164,10 @@ impl<'a> NewTask<'a> {
     }
 }
 
-/// A task being woken (`sched_wakeup`): it was asleep, and a task changes its own notifier list only
-/// while running in its own context (a debugfs write, its exit), so its list may be walked now.
+/// A task being woken (`sched_wakeup`): its state matched a sleeping state (it may still be on its CPU
+/// between `set_current_state()` and `schedule()`, and the probe may run on the target CPU for a
+/// wakelist wakeup). A task changes its own notifier list only while `TASK_RUNNING` ([`Current`]), so
+/// its list is not changing now and may be walked.
 pub(crate) struct Woken<'a> {
     task: &'a Task,
     _not_send: PhantomData<*mut ()>,

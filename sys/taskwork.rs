@@ -10,13 +10,13 @@
 //! C header: [`include/linux/task_work.h`](srctree/include/linux/task_work.h)
 
 use super::bindings;
-use super::task::{self, Current, Task};
+use super::task::{self, Current, Task, TaskExt};
 use kernel::ffi::c_void;
 use kernel::prelude::*;
 
 /// What a thread runs in its own context.
 pub(crate) trait TaskWork: Send + 'static {
-    /// Runs in the task `me`, when it next runs after [`queue`] (or at its exit).
+    /// Runs in the task `me`, when it next runs after [`queue`]; not if it is exiting by then.
     fn run(self, me: &Current<'_>);
 }
 
@@ -66,7 +66,9 @@ unsafe extern "C" fn run<W: TaskWork>(w: *mut bindings::rrp_work) {
     // SAFETY: Task work runs in process context in its own task, outside any notifier callback, so it
     // may change its own notifier list; the borrow ends with this call.
     let me = unsafe { Current::new(task::current()) };
-    if let Some(work) = boxed.work.take() {
+    // At exit (`exit_task_work()`) the task has passed its exit tracepoint, which detaches it: a work
+    // must not attach it then, so none runs.
+    if let Some(work) = boxed.work.take().filter(|_| !me.task().is_exiting()) {
         work.run(&me);
     }
 }

@@ -29,8 +29,8 @@ pub(crate) trait SchedSwitch: Send + Sync {
     fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32);
 }
 
-/// `sched_wakeup(p)`: `p` was asleep and is made runnable (in the waking context, with `p`'s locks
-/// held: no sleeping).
+/// `sched_wakeup(p)`: `p`, whose state matched a sleeping state, is made runnable (in the waker, or on
+/// the target CPU for a wakelist wakeup; with `p`'s locks held: no sleeping).
 pub(crate) trait SchedWakeup: Send + Sync {
     /// `task` is woken.
     fn sched_wakeup(&self, task: &Woken<'_>);
@@ -380,7 +380,8 @@ unsafe extern "C" fn wakeup_probe<H: SchedWakeup>(
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
-    // SAFETY: The waker holds `p` for the duration of the wakeup, and `p` was asleep.
+    // SAFETY: The waker holds `p` for the duration of the wakeup, and `p`'s state matched a sleeping
+    // state (`ttwu_state_match()`), so it is not changing its own notifier list (`Woken`).
     let woken = unsafe { Woken::new(task::from_raw(p)) };
     handler.sched_wakeup(&woken);
 }
