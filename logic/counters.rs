@@ -232,15 +232,6 @@ impl Counters {
         self.array.inc(self.layout.local(local));
     }
 
-    /// Counts one call-function (many) send from this CPU to the CPUs of `targets`.
-    #[inline]
-    pub(crate) fn sent_many(&self, targets: impl Iterator<Item = usize>) {
-        self.local(Local::CfmCalls);
-        for target in targets {
-            self.sent(PerTarget::Cfm, target);
-        }
-    }
-
     /// Counts a reschedule request made on CPU `this` for CPU `target`'s runqueue.
     #[inline]
     pub(crate) fn resched(&self, this: usize, target: usize) {

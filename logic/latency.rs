@@ -120,8 +120,16 @@ impl Latency {
     /// Claims `slot` for an interval starting now, unless one is in progress; `remote` is kept with it.
     #[inline]
     fn start(slot: &AtomicU64, remote: bool) {
+        Self::start_at(slot, remote, &mut None);
+    }
+
+    /// [`Self::start`] with the clock read at most once for several slots: `now` is read on first need
+    /// and kept.
+    #[inline]
+    fn start_at(slot: &AtomicU64, remote: bool, now: &mut Option<u64>) {
         if slot.load(Relaxed) == 0 {
-            let stamp = (now_ns().max(1) << 1) | u64::from(remote);
+            let now = *now.get_or_insert_with(now_ns);
+            let stamp = (now.max(1) << 1) | u64::from(remote);
             // Lost to another start: the interval began a little earlier, on that CPU.
             let _ = slot.compare_exchange(0, stamp, Relaxed, Relaxed);
         }
@@ -144,6 +152,15 @@ impl Latency {
             if let Some(slot) = self.slot(target, kind as usize) {
                 Self::start(slot, false);
             }
+        }
+    }
+
+    /// A call-function IPI is about to be sent to `target`, one of a mask: `now` is the send's clock
+    /// reading, taken once for the whole mask (see [`Self::start_at`]).
+    #[inline]
+    pub(crate) fn ipi_sent_many(&self, target: usize, now: &mut Option<u64>) {
+        if let Some(slot) = self.slot(target, Kind::Cfm as usize) {
+            Self::start_at(slot, false, now);
         }
     }
 

@@ -9,7 +9,7 @@
 //! [`crate::sys::probed`].
 
 use crate::logic::callbacks::CsdQueue;
-use crate::logic::counters::{PerTarget, Tag};
+use crate::logic::counters::{Local, PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
 use crate::logic::latency::Kind;
 use crate::sys::cpu::{self, CpuMask};
@@ -67,19 +67,22 @@ impl Handler for IpiMany {
 
     fn hit(&self, regs: &Regs<'_, SendCallFuncIpi>) {
         let window = self.engine.window();
-        window.counters.sent_many(regs.mask().iter());
-        sent_to_mask(&self.engine, regs.mask().iter());
+        sent_many(&self.engine, window, regs.mask().iter());
         record_stack(&self.engine, window, Tag::Cfm, regs);
     }
 }
 
-/// Starts the delivery intervals of a call-function send to `targets`.
+/// Counts one call-function (many) send from this CPU to the CPUs of `targets` in `window`, and starts
+/// their delivery intervals: one walk of the mask, at most one clock reading.
 #[inline]
-fn sent_to_mask(engine: &Engine, targets: impl Iterator<Item = usize>) {
-    let latency = engine.latency();
-    if latency.enabled() {
-        for target in targets {
-            latency.ipi_sent(Kind::Cfm, target);
+fn sent_many(engine: &Engine, window: &Window, targets: impl Iterator<Item = usize>) {
+    let latency = engine.latency().enabled().then(|| engine.latency());
+    let mut now = None;
+    window.counters.local(Local::CfmCalls);
+    for target in targets {
+        window.counters.sent(PerTarget::Cfm, target);
+        if let Some(latency) = latency {
+            latency.ipi_sent_many(target, &mut now);
         }
     }
 }
@@ -138,8 +141,7 @@ pub(crate) struct IpiMask {
 impl IpiSendCpumask for IpiMask {
     fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, _callback: usize, here: &Here<'_>) {
         let window = self.engine.window();
-        window.counters.sent_many(mask.iter());
-        sent_to_mask(&self.engine, mask.iter());
+        sent_many(&self.engine, window, mask.iter());
         if self.engine.stacks_enabled() {
             self.engine.record(window, Tag::Cfm, &here.stack());
         }

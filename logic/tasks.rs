@@ -124,6 +124,12 @@ impl Tracker {
         self.preemptors_other.store(0, Relaxed);
     }
 
+    /// The attached task's thread id and name (`None` while the slot is unused), read under RCU.
+    fn identity(&self) -> Option<(i32, [u8; COMM_LEN])> {
+        self.task
+            .with(|task| task.map(|task| (task.tid(), task.comm())))
+    }
+
     /// Counts a preemption by `next`: in its entry, else in a free one, else with the others.
     fn preempted_by(&self, next: &Task) {
         let pid = next.tid();
@@ -298,10 +304,7 @@ impl Tasks {
     pub(crate) fn rows(&self) -> Result<KVec<TaskRow>> {
         let mut rows = KVec::new();
         self.attached.for_each(|t| {
-            let Some((pid, comm)) = t
-                .task
-                .with(|task| task.map(|task| (task.tid(), task.comm())))
-            else {
+            let Some((pid, comm)) = t.identity() else {
                 return Ok(());
             };
             let last = t.last_cpu.load(Relaxed);
@@ -327,10 +330,7 @@ impl Tasks {
     pub(crate) fn preempted_by(&self) -> Result<KVec<PreemptedBy>> {
         let mut rows = KVec::new();
         self.attached.for_each(|t| {
-            let Some((pid, comm)) = t
-                .task
-                .with(|task| task.map(|task| (task.tid(), task.comm())))
-            else {
+            let Some((pid, comm)) = t.identity() else {
                 return Ok(());
             };
             let mut by = KVec::with_capacity(PREEMPTORS, GFP_KERNEL)?;
