@@ -79,6 +79,16 @@ def top_session(tool, load, seconds, key=b"q"):
     if code is None:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    # What it wrote last (giving the terminal back) may still be in the pseudo-terminal when it exits.
+    while True:
+        try:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            chunk = os.read(fd, 65536) if r else b""
+        except OSError:
+            chunk = b""
+        if not chunk:
+            break
+        drawn += chunk
     os.close(fd)
     out, _ = p.communicate(timeout=600)
     return drawn.decode(errors="replace"), code, out
@@ -158,7 +168,7 @@ def main(c, g):
             code == 0 and len(frames) >= 2 and len(rates) >= 4 and load_rate > 0
             and all(0.3 * load_rate <= r <= 3 * load_rate for r in rates[2:4]), drawn[-2000:])
     drawn, code, _ = top_session(tool, None, 3, key=b"\x03")
-    c.check("top quits on Ctrl-C too, and gives the terminal back (leaves the alternate screen)",
+    c.check(f"top quits on Ctrl-C too (exit {code}), and gives the terminal back (leaves the alternate screen)",
             code == 0 and "\x1b[?1049l" in drawn, repr(drawn[-300:]))
     r = run([tool, "top"])
     c.check("top without a terminal: a message and exit 2", r.returncode == 2 and "terminal" in r.stderr,
