@@ -55,8 +55,12 @@ def top_session(tool, load, seconds, key=b"q"):
     if pid == 0:
         os.execv(tool, [tool, "top", "-d", "1"])
     p = subprocess.Popen(load or ["true"], stdout=subprocess.PIPE, text=True)
-    drawn, end = b"", time.time() + seconds
+    # The key counts only once top runs in raw mode: wait for its first frame (starting it over 9p
+    # under emulation can take seconds), then `seconds` more.
+    drawn, end, started = b"", time.time() + 60, False
     while time.time() < end:
+        if not started and b"resched top" in drawn:
+            started, end = True, time.time() + seconds
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
