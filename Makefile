@@ -7,6 +7,8 @@
 #   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
 #                   the scale boot (possible_cpus=512)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
+#   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
+#                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
 #   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
 #   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
@@ -34,7 +36,9 @@ MOD_SRCS := Kbuild rust_resched_probe.rs $(foreach d,$(MOD_DIRS),$(filter-out %/
 
 export PATH := /usr/lib/llvm-19/bin:$(HOME)/.cargo/bin:$(PATH)
 BINDGEN ?= $(shell command -v bindgen || echo bindgen)
-KMAKE := $(MAKE) -C $(KDIR) M=$(MODDIR) LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc \
+# KCONFIG=arm64 cross-builds for the arm64 kernel (clang and rustc's aarch64 target).
+KARCH := $(if $(filter arm64,$(KCONFIG)),ARCH=arm64)
+KMAKE := $(MAKE) -C $(KDIR) M=$(MODDIR) $(KARCH) LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc \
 	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=/usr/bin/clippy-driver
 RUSTFMT := /usr/bin/rustfmt
 # rustfmt follows `mod` from the crate root into logic/ and sys/ (not into the generated bindings).
@@ -46,7 +50,7 @@ KERNEL_DEP := kernel
 endif
 
 .PHONY: default modules tool tool-check kernel kdir kimage setup run check check-build test bench empty-kprobe \
-	stress sources ko rust-analyzer fmt fmtcheck clippy clean
+	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
 
 default: modules tool
 
@@ -112,6 +116,29 @@ check: setup
 		END { if (n < 2) f++; print p " passed, " f " failed" }' $$t/check.log $$t/scale.log; \
 	rc=$$(cat $$t/check.rc $$t/scale.rc | sort -n | tail -1); rm -rf $$t; exit $$rc
 
+# The arm64 boot test: the arm64 kernel (cached like the others), the module built for it with warnings as
+# errors, the load generator cross-built static in a sysroot of Debian arm64 packages, an initramfs of
+# Debian arm64 packages, then two boots under qemu-system-aarch64: the boot test (its parts for arm64)
+# and 512 possible CPUs with 4 online. One `N passed, N failed` over both.
+LOAD_ARM64 := $(REPO)/tools/rrp-load-arm64
+$(LOAD_ARM64): $(REPO)/tools/rrp-load.c
+	$(REPO)/scripts/arm64-root.sh build
+	clang --target=aarch64-linux-gnu --sysroot=$$($(REPO)/scripts/arm64-root.sh sysroot) -fuse-ld=lld -static \
+		-O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
+check-arm64:
+	$(REPO)/scripts/setup.sh --arm64
+	$(REPO)/scripts/arm64-root.sh build
+	$(MAKE) -C $(REPO) KCONFIG=arm64 check-build $(LOAD_ARM64)
+	@t=$$(mktemp -d); ko=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=arm64 ko); \
+	for m in check scale; do \
+		{ KCONFIG=arm64 RRP_KO=$$ko BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2400} $(REPO)/qemu/boot.sh $$m; \
+		  echo $$? > $$t/$$m.rc; } 2>&1 | tee $$t/$$m.log; \
+	done; \
+	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; n++ } \
+		END { if (n < 2) f++; print p " passed, " f " failed" }' $$t/check.log $$t/scale.log; \
+	rc=$$(cat $$t/check.rc $$t/scale.rc | sort -n | tail -1); rm -rf $$t; exit $$rc
+
 # Stress on the debug kernel (KASAN, lockdep, KFENCE, debug objects); `make stress KCONFIG=default` on
 # the normal one.
 stress: KCONFIG := $(if $(filter command line,$(origin KCONFIG)),$(KCONFIG),debug)
@@ -154,4 +181,4 @@ clippy: $(KERNEL_DEP) sources
 clean:
 	-$(KMAKE) clean
 	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty-kprobe clean
-	rm -f $(LOAD) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json
+	rm -f $(LOAD) $(LOAD_ARM64) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

@@ -169,6 +169,13 @@ impl Latency {
     #[inline]
     pub(crate) fn ipi_received(&self, counters: &Counters, kind: Kind, cpu: usize) {
         counters.local(kind.received());
+        self.ipi_delivered(counters, kind, cpu);
+    }
+
+    /// An IPI that delivers sends of `kind` starts its handler on `cpu`, counted under another kind
+    /// (arm64's one call-function IPI delivers both call-function kinds): ends the interval of `kind`.
+    #[inline]
+    pub(crate) fn ipi_delivered(&self, counters: &Counters, kind: Kind, cpu: usize) {
         if self.enabled() {
             if let Some((ns, _)) = self.slot(cpu, kind as usize).and_then(Self::end) {
                 counters.record(kind.delivery(), ns);

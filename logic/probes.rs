@@ -20,7 +20,7 @@ use crate::sys::probed::{
 };
 use crate::sys::stacktrace::Stack;
 use crate::sys::tracepoint::{
-    Here, IpiSendCpu, IpiSendCpumask, TracepointProbe, Vector, VectorEntry,
+    Here, IpiEntry, IpiSendCpu, IpiSendCpumask, TracepointProbe, Vector, VectorEntry,
 };
 use core::marker::PhantomData;
 use kernel::prelude::*;
@@ -202,6 +202,41 @@ impl VectorEntry for IpiReceived {
     }
 }
 
+/// arm64 `ipi:ipi_entry`: `IPI0` ("Rescheduling interrupts") and `IPI1` ("Function call interrupts")
+/// received on this CPU. arm64 sends both call-function kinds as `IPI1`: it is counted as received
+/// under CFS, and ends the delivery intervals of both kinds.
+pub(crate) struct IpiEntryReceived {
+    engine: Arc<Engine>,
+}
+
+impl IpiEntry for IpiEntryReceived {
+    fn ipi_entry(&self, reason: &CStr) {
+        let kind = match reason.as_bytes() {
+            b"Rescheduling interrupts" => Kind::Res,
+            b"Function call interrupts" => Kind::Cfs,
+            _ => return,
+        };
+        let window = self.engine.window();
+        let latency = self.engine.latency();
+        let cpu = cpu::this_cpu();
+        latency.ipi_received(&window.counters, kind, cpu);
+        if kind == Kind::Cfs {
+            latency.ipi_delivered(&window.counters, Kind::Cfm, cpu);
+        }
+    }
+}
+
+/// How received IPIs are counted.
+enum Received {
+    /// x86 `irq_vectors:*_entry`, one per kind of [`Kind::ALL`] (`None` where the kernel lacks it).
+    Vectors([Option<TracepointProbe<IpiReceived>>; 3]),
+    /// arm64 `ipi:ipi_entry`: one tracepoint for every IPI; the call-function kinds are not apart.
+    /// Held to stay registered.
+    IpiEntry {
+        _probe: TracepointProbe<IpiEntryReceived>,
+    },
+}
+
 /// How IPI sends to one CPU (RES, CFS) are counted: the tracepoint, or kprobes on both send functions.
 enum OneTarget {
     Tracepoint(TracepointProbe<IpiCpu>),
@@ -225,8 +260,8 @@ pub(crate) struct Probes {
     many: ManyTargets,
     rsc: Pin<KBox<Kprobe<Resched>>>,
     wkl: Pin<KBox<Kretprobe<Wakelist>>>,
-    /// The receive side, per kind of [`Kind::ALL`] (`None` where the kernel has no entry tracepoint).
-    received: [Option<TracepointProbe<IpiReceived>>; 3],
+    /// The receive side.
+    received: Received,
 }
 
 impl Probes {
@@ -255,16 +290,7 @@ impl Probes {
                 },
                 GFP_KERNEL,
             )?;
-            Ok(TracepointProbe::vector_entry(vector, handler)
-                .inspect_err(|e| {
-                    pr_info!(
-                        "tracepoint {}: error {}; {} not counted as received\n",
-                        vector.entry().to_str().unwrap_or("?"),
-                        e.to_errno(),
-                        kind.name()
-                    )
-                })
-                .ok())
+            Ok(TracepointProbe::vector_entry(vector, handler).ok())
         };
         let one = match TracepointProbe::ipi_send_cpu(Arc::new(
             IpiCpu {
@@ -323,6 +349,40 @@ impl Probes {
             )
         })
         .ok();
+        // x86's vector tracepoints, else (arm64) `ipi:ipi_entry`, which x86 has but never fires.
+        let vectors = [
+            received(Kind::Res, Vector::Reschedule)?,
+            received(Kind::Cfs, Vector::CallFunctionSingle)?,
+            received(Kind::Cfm, Vector::CallFunction)?,
+        ];
+        let received = if vectors.iter().any(Option::is_some) {
+            for (kind, probe) in Kind::ALL.iter().zip(&vectors) {
+                if probe.is_none() {
+                    pr_info!(
+                        "no irq_vectors entry tracepoint for {}: not counted as received\n",
+                        kind.name()
+                    );
+                }
+            }
+            Received::Vectors(vectors)
+        } else {
+            let handler = Arc::new(
+                IpiEntryReceived {
+                    engine: engine.clone(),
+                },
+                GFP_KERNEL,
+            )?;
+            match TracepointProbe::ipi_entry(handler) {
+                Ok(tp) => Received::IpiEntry { _probe: tp },
+                Err(e) => {
+                    pr_info!(
+                        "neither irq_vectors entry tracepoints nor ipi_entry (error {}): received IPIs not counted\n",
+                        e.to_errno()
+                    );
+                    Received::Vectors(vectors)
+                }
+            }
+        };
         let probes = Self {
             csd,
             one,
@@ -344,11 +404,7 @@ impl Probes {
                 ),
                 GFP_KERNEL,
             )?,
-            received: [
-                received(Kind::Res, Vector::Reschedule)?,
-                received(Kind::Cfs, Vector::CallFunctionSingle)?,
-                received(Kind::Cfm, Vector::CallFunction)?,
-            ],
+            received,
         };
         let mut first_error = None;
         let mut registered = 0;
@@ -375,7 +431,16 @@ impl Probes {
 
     /// Whether IPIs of `kind` are counted as received.
     pub(crate) fn has_received(&self, kind: Kind) -> bool {
-        self.received[kind as usize].is_some()
+        match &self.received {
+            Received::Vectors(v) => v[kind as usize].is_some(),
+            Received::IpiEntry { .. } => true,
+        }
+    }
+
+    /// Whether received call-function IPIs are counted apart per kind (x86's two vectors), or all
+    /// under CFS (arm64's one IPI).
+    pub(crate) fn received_calls_apart(&self) -> bool {
+        matches!(self.received, Received::Vectors(_))
     }
 
     /// Whether `csd:csd_queue_cpu` counts the queued functions.

@@ -14,7 +14,7 @@ use crate::logic::stacks::MAX_ENTRIES;
 use crate::logic::tasks::{Tasks, MAX_ATTACHED};
 use crate::sys::cpu;
 use crate::sys::debugfs::{Dir, File, Node, Text};
-use crate::sys::stacktrace::Symbolizer;
+use crate::sys::stacktrace::{self, Symbolizer};
 use crate::sys::task::Current;
 use core::fmt::{self, Write};
 use kernel::c_str;
@@ -562,6 +562,12 @@ impl Node for StacksEnable {
 
     fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
         match line(input) {
+            b"1" if !stacktrace::SUPPORTED => {
+                warn_ratelimited!(
+                    "stacks_enable: stack recording needs the x86-64 unwinder; not on this architecture\n"
+                );
+                return Err(stacktrace::unsupported());
+            }
             b"1" => self.0.set_stacks_enabled(true),
             b"0" => self.0.set_stacks_enabled(false),
             _ => {
@@ -766,7 +772,9 @@ impl Node for TaskList {
 }
 
 /// `received`: the IPIs each CPU received (columns are the receiving CPU), counted where their handler
-/// starts (x86 `irq_vectors:*_entry`), as /proc/interrupts counts them; and `sent - received`, the
+/// starts (x86 `irq_vectors:*_entry`, arm64 `ipi:ipi_entry`), as /proc/interrupts counts them (x86 RES and
+/// CAL, arm64 IPI0 and IPI1; arm64 has one IPI for both call-function kinds, so no CFS/CFM rows there);
+/// and `sent - received`, the
 /// sends that found one of their kind already pending on the target (coalesced into it).
 pub(crate) struct Received {
     pub(crate) engine: Arc<Engine>,
@@ -779,7 +787,7 @@ impl Node for Received {
         if Kind::ALL.iter().any(|&k| !self.probes.has_received(k)) {
             return writeln!(
                 out,
-                "# not counted: this kernel has no irq_vectors entry tracepoints (x86 only)"
+                "# not counted: this kernel fires neither irq_vectors:*_entry (x86) nor ipi:ipi_entry (arm64)"
             )
             .map_err(|_| ENOMEM);
         }
@@ -803,8 +811,11 @@ impl Node for Received {
                 cal,
                 "Function call IPIs received (single + many)",
             )?;
-            row(out, cols, 4, &"CFS", got(Kind::Cfs), "... of which single")?;
-            row(out, cols, 4, &"CFM", got(Kind::Cfm), "... of which many")?;
+            // arm64 sends both call-function kinds as one IPI (IPI1): CAL only.
+            if self.probes.received_calls_apart() {
+                row(out, cols, 4, &"CFS", got(Kind::Cfs), "... of which single")?;
+                row(out, cols, 4, &"CFM", got(Kind::Cfm), "... of which many")?;
+            }
             row(
                 out,
                 cols,
@@ -978,7 +989,7 @@ impl Node for IpiLatency {
         if Kind::ALL.iter().any(|&k| !self.probes.has_received(k)) {
             return writeln!(
                 out,
-                "# not measured: this kernel has no irq_vectors entry tracepoints (x86 only)"
+                "# not measured: this kernel fires neither irq_vectors:*_entry (x86) nor ipi:ipi_entry (arm64)"
             )
             .map_err(|_| ENOMEM);
         }

@@ -11,6 +11,11 @@
 #   qemu/boot.sh scale   a guest with 255 possible CPUs (SCALE_CPUS; 4 online): load, read every file,
 #                        reset, unload
 #
+# With KCONFIG=arm64 (make check-arm64): the arm64 kernel under qemu-system-aarch64 (TCG, `virt` with
+# GICv3, a Cortex-A57 per vCPU), its root an initramfs of Debian arm64 packages (scripts/arm64-root.sh),
+# the repository and the output folder shared by 9p; modes `check` (the parts that apply to arm64,
+# qemu/guest/arm64.py among them) and `scale` (512 possible CPUs, 4 online; SCALE_CPUS).
+#
 # Environment: CPUS (4), MEMORY (1G; 2G for KCONFIG=debug), BOOT_TIMEOUT seconds (900), RRP_ICOUNT (bench:
 # 1, instruction-count mode), RRP_TCG_THREAD
 # (single; multi is faster but crashes on kprobe patching), KCONFIG
@@ -23,6 +28,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=${1:-check}
+kconfig=${KCONFIG:-default}
 case "$mode" in
 	check | run | bench | stress) ;;
 	# 6.12 takes the possible CPUs from the firmware, possible_cpus= only lowers them, and it ignores
@@ -62,8 +68,32 @@ icount=
 
 parts=${CHECK_PARTS:-}
 parts=${parts// /,}
-echo "boot: $kimage, ${CPUS:-4} vCPUs, ${accel[*]:-KVM}; guest output in $out" >&2
 start=$SECONDS
+if [ "$kconfig" = arm64 ]; then
+	# arm64 virt: up to 512 vCPUs with GICv3 under TCG, all present; maxcpus= brings up CPUS of them.
+	initrd=$("$repo/scripts/arm64-root.sh" path)
+	[ -f "$initrd" ] || { echo "boot.sh: no arm64 root at $initrd (run scripts/arm64-root.sh build)" >&2; exit 1; }
+	smp=${CPUS:-4}
+	append_extra=
+	[ "$mode" = scale ] && { smp=${SCALE_CPUS:-512}; append_extra=" maxcpus=${CPUS:-4}"; }
+	# Multi-threaded TCG: arm64's kprobe patching (stop_machine, no int3 protocol) has not crashed it.
+	thread=${RRP_TCG_THREAD:-multi}
+	echo "boot: $kimage, $smp vCPUs (arm64 virt, GICv3, TCG $thread), root $initrd; guest output in $out" >&2
+	set +e
+	timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
+		qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a57 -accel "tcg,thread=$thread" \
+		-smp "$smp" -m "${MEMORY:-1G}" -nographic -no-reboot \
+		-kernel "$kimage" -initrd "$initrd" \
+		-fsdev "local,id=repo,path=$repo,security_model=none,readonly=on" \
+		-device virtio-9p-device,fsdev=repo,mount_tag=repo \
+		-fsdev "local,id=out,path=$out,security_model=none" \
+		-device virtio-9p-device,fsdev=out,mount_tag=out \
+		-append "console=ttyAMA0 panic=-1$append_extra RRP_REPO=$repo RRP_OUT=$out RRP_MODE=$mode RRP_ENV=RRP_KO=$ko,CHECK_PARTS=$parts,SCALE_CPUS=$smp" \
+		</dev/null >"$console" 2>&1
+	vng_rc=$?
+	set -e
+else
+echo "boot: $kimage, ${CPUS:-4} vCPUs, ${accel[*]:-KVM}; guest output in $out" >&2
 set +e
 # root=/dev/root: the tiny kernel has no CONFIG_BLOCK, and without it vng's 9p root is never mounted.
 # stdin closed and no TTY: vng must not wait for a terminal. The guest's verdict comes back in
@@ -75,6 +105,7 @@ timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e
+fi
 echo "boot: guest finished in $((SECONDS - start)) s (vng exit $vng_rc)" >&2
 
 # The first kernel report in the console, with what follows it (a crash's tail often shows only the

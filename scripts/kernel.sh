@@ -4,10 +4,11 @@
 # The Rust-enabled 6.12 kernel this module is built and tested against, cached outside the repo.
 #
 #   scripts/kernel.sh kdir   [KCONFIG]   print the build tree path (whether or not it is built yet)
-#   scripts/kernel.sh kimage [KCONFIG]   print the bzImage path
+#   scripts/kernel.sh kimage [KCONFIG]   print the kernel image path (bzImage; arm64: Image)
 #   scripts/kernel.sh build  [KCONFIG]   extract, configure and build it unless that is already done
 #
-# KCONFIG is `default` (tinyconfig + qemu/kernel.config) or `debug` (+ qemu/debug.config). The cache
+# KCONFIG is `default` (tinyconfig + qemu/kernel.config), `debug` (+ qemu/debug.config) or `arm64`
+# (ARCH=arm64, tinyconfig + qemu/arm64.config, cross-built by clang and rustc's aarch64 target). The cache
 # entry is keyed by the linux-source package version and a hash of the fragments and the toolchain, so an
 # unchanged fragment never rebuilds and a changed one gets a tree of its own.
 set -euo pipefail
@@ -17,17 +18,21 @@ cmd=${1:-build}
 kconfig=${2:-${KCONFIG:-default}}
 
 fragments=("$here/qemu/kernel.config")
+arch=x86
+image=arch/x86/boot/bzImage
+target=bzImage
 case "$kconfig" in
 	default) ;;
 	debug) fragments+=("$here/qemu/debug.config") ;;
-	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default or debug)" >&2; exit 2 ;;
+	arm64) fragments=("$here/qemu/arm64.config"); arch=arm64; image=arch/arm64/boot/Image; target=Image ;;
+	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug or arm64)" >&2; exit 2 ;;
 esac
 
 tarball=/usr/src/linux-source-6.12.tar.xz
 cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
 export PATH="/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH"
 BINDGEN=$(command -v bindgen || echo bindgen)
-KMAKE=(make LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "BINDGEN=$BINDGEN")
+KMAKE=(make ARCH="$arch" LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "BINDGEN=$BINDGEN")
 
 pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo missing)
 key=$( { echo "$pkgver"; cat "${fragments[@]}"; /usr/bin/rustc --version 2>/dev/null; } | sha256sum | cut -c1-12)
@@ -35,14 +40,14 @@ tree="$cache/linux-${pkgver%%-*}-$kconfig-$key"
 
 case "$cmd" in
 	kdir) echo "$tree"; exit 0 ;;
-	kimage) echo "$tree/arch/x86/boot/bzImage"; exit 0 ;;
+	kimage) echo "$tree/$image"; exit 0 ;;
 	build) ;;
 	*) echo "kernel.sh: unknown command '$cmd' (kdir, kimage, build)" >&2; exit 2 ;;
 esac
 
 log() { printf 'kernel: %s\n' "$*" >&2; }
 
-if [ -f "$tree/.rrp-built" ] && [ -f "$tree/arch/x86/boot/bzImage" ]; then
+if [ -f "$tree/.rrp-built" ] && [ -f "$tree/$image" ]; then
 	log "cached: $tree"
 	exit 0
 fi
@@ -88,12 +93,12 @@ if [ "${#dropped[@]}" -gt 0 ]; then
 	exit 1
 fi
 
-log "building bzImage and modules_prepare with LLVM=1, $(/usr/bin/rustc --version) (~15 min on 2 cores)"
+log "building $target and modules_prepare for $arch with LLVM=1, $(/usr/bin/rustc --version) (~15 min on 2 cores)"
 start=$SECONDS
-"${KMAKE[@]}" -j"$(nproc)" bzImage modules_prepare >"$tree/.rrp-build.log" 2>&1 ||
+"${KMAKE[@]}" -j"$(nproc)" "$target" modules_prepare >"$tree/.rrp-build.log" 2>&1 ||
 	{ tail -40 "$tree/.rrp-build.log" >&2; log "error: kernel build failed (log: $tree/.rrp-build.log)"; exit 1; }
 # Modules built in-tree (none with tinyconfig, but keep Module.symvers current for M= builds).
 "${KMAKE[@]}" -j"$(nproc)" modules >>"$tree/.rrp-build.log" 2>&1 ||
 	{ tail -40 "$tree/.rrp-build.log" >&2; log "error: modules build failed"; exit 1; }
 touch .rrp-built
-log "built in $((SECONDS - start)) s: $tree/arch/x86/boot/bzImage"
+log "built in $((SECONDS - start)) s: $tree/$image"

@@ -22,6 +22,9 @@ APT_PKGS=(
 
 # `setup.sh --bench` adds what `make bench` needs beyond: matplotlib (the chart).
 [ "${1:-}" = --bench ] && APT_PKGS+=(python3-matplotlib)
+# `setup.sh --arm64` adds qemu-system-aarch64 (make check-arm64; scripts/arm64-root.sh fetches the arm64
+# packages of the guest's root).
+[ "${1:-}" = --arm64 ] && APT_PKGS+=(qemu-system-arm)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }

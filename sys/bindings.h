@@ -14,6 +14,8 @@
 #include <linux/seq_file.h>
 #include <linux/tracepoint.h>
 
+#ifdef CONFIG_X86
 #include <asm/unwind.h>
+#endif
 
 #include "helpers.h"

@@ -17,4 +17,10 @@
     clippy::undocumented_unsafe_blocks
 )]
 
+// The kernel's bindgen parameters block these (rust/bindgen_parameters) and rust/bindings defines them by
+// hand; generated declarations may still name them (arm64's `iovec`).
+type __kernel_size_t = usize;
+type __kernel_ssize_t = isize;
+type __kernel_ptrdiff_t = isize;
+
 include!("bindings_generated.rs");

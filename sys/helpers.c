@@ -17,7 +17,9 @@
 #include <linux/smp.h>
 #include <linux/task_work.h>
 #include <linux/tracepoint.h>
+#ifdef CONFIG_X86
 #include <asm/unwind.h>
+#endif
 
 #include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
@@ -142,20 +144,24 @@ void rrp_tracepoint_synchronize_unregister(void) { tracepoint_synchronize_unregi
 /* tracepoint->name */
 const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }
 
+#ifdef CONFIG_X86
+/* Stacks on x86 (stacks/<tag>): the kernel's unwinder. Other architectures have no exported unwinder
+ * that starts from a probe's registers; the Rust side records no stacks there. */
 /* unwind_start() from a probe's registers, on the current task's stack (what stack_trace_save_regs() does) */
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs) { unwind_start(state, current, regs, NULL); }
 
 /* unwind_start() from the caller's own frame on the current task's stack (what stack_trace_save() does) */
 void rrp_unwind_start_here(struct unwind_state *state) { unwind_start(state, current, NULL, NULL); }
 
+/* unwind_done() */
+bool rrp_unwind_done(struct unwind_state *state) { return unwind_done(state); }
+#endif
+
 /* within_module(addr, THIS_MODULE): whether a code address is this module's */
 bool rrp_within_this_module(unsigned long addr) { return within_module(addr, THIS_MODULE); }
 
 /* tracepoint->iterator: the __traceiter_<name> function that calls the probes when there are several */
 unsigned long rrp_tracepoint_iterator(struct tracepoint *tp) { return (unsigned long)tp->iterator; }
-
-/* unwind_done() */
-bool rrp_unwind_done(struct unwind_state *state) { return unwind_done(state); }
 
 /* %pB (sprint_backtrace(), which is not exported) into a buffer of `len` bytes: -EINVAL unless it holds KSYM_SYMBOL_LEN */
 int rrp_sprint_backtrace(char *buf, size_t len, unsigned long addr) { return len < KSYM_SYMBOL_LEN ? -EINVAL : snprintf(buf, len, "%pB", (void *)addr); }
@@ -180,19 +186,19 @@ void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }
  * interrupting an interruptible sleep the way a signal would, with the system call restarted) and frees
  * the work. Each pending work holds a module reference, dropped by a tail call, so that the last
  * instruction this module runs for it is the jump into module_put(), which returns to task_work_run().
+ *
+ * The tail call is forced (clang's musttail), as frame pointers (arm64, or FRAME_POINTER on x86) turn
+ * sibling calls off (-fno-optimize-sibling-calls). musttail needs the callee's type to be the caller's:
+ * rrp_module_put_tail() is module_put() itself (the same symbol), declared with the work function's type.
  */
-#ifdef CONFIG_FRAME_POINTER
-/* Frame pointers turn sibling calls off (-fno-optimize-sibling-calls): module_put() would return into
- * this module after its last reference is gone. */
-#error "rrp_work_fn() needs its module_put() compiled as a tail call"
-#endif
+extern void rrp_module_put_tail(struct callback_head *mod) __asm__("module_put");
 
 static void rrp_work_fn(struct callback_head *head)
 {
 	struct rrp_work *w = container_of(head, struct rrp_work, head);
 
 	w->run(w);
-	module_put(THIS_MODULE);
+	__attribute__((musttail)) return rrp_module_put_tail((struct callback_head *)THIS_MODULE);
 }
 
 int rrp_task_work_add(struct task_struct *t, struct rrp_work *w)

@@ -54,12 +54,14 @@ impl<F: Function> Regs<'_, F> {
     }
 
     /// The instruction pointer: in the probed function, just past the probe point.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn ip(&self) -> usize {
         // SAFETY: As in `arg`; `ip` is a plain word of the saved registers.
         unsafe { (*self.ptr).ip }
     }
 
     /// The C `pt_regs`, for wrappers that pass them on (the unwinder). Valid while `self` is.
+    #[cfg(target_arch = "x86_64")]
     pub(super) fn as_ptr(&self) -> *mut bindings::pt_regs {
         self.ptr
     }

@@ -9,8 +9,20 @@ use super::bindings;
 use super::kprobe::Regs;
 use super::probed::Function;
 use core::fmt::{self, Write};
+#[cfg(target_arch = "x86_64")]
 use core::mem::MaybeUninit;
 use kernel::prelude::*;
+
+/// Whether this architecture records stacks: x86-64, through the unwinder `stack_trace_save_regs()`
+/// uses (`unwind_start()` from a probe's registers). arm64 exports no unwinder that starts from
+/// registers, and `stack_trace_save()` from a kprobe handler would begin in the kprobe core.
+pub(crate) const SUPPORTED: bool = cfg!(target_arch = "x86_64");
+
+/// The error of a request for stacks where they are not [`SUPPORTED`]: `EOPNOTSUPP` (the 6.12
+/// `kernel` crate does not name it).
+pub(crate) fn unsupported() -> Error {
+    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
+}
 
 /// The most frames a [`Stack`] keeps, innermost first.
 pub(crate) const MAX_FRAMES: usize = 16;
@@ -26,6 +38,7 @@ impl Stack {
     /// addresses the unwinder finds from `regs`, as `stack_trace_save_regs()` and perf record them.
     ///
     /// Runs in probe handlers: at most [`MAX_FRAMES`] unwinder steps, no allocation, no sleeping.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn from_regs<F: Function>(regs: &Regs<'_, F>) -> Self {
         let mut frames = [0usize; MAX_FRAMES];
         frames[0] = regs.ip();
@@ -56,6 +69,7 @@ impl Stack {
     ///
     /// Runs in probe handlers: at most `MAX_FRAMES` recorded frames and as many skipped (the module's
     /// and the iterator's), no allocation, no sleeping.
+    #[cfg(target_arch = "x86_64")]
     pub(crate) fn from_here(skip: impl Fn(usize) -> bool) -> Self {
         let mut frames = [0usize; MAX_FRAMES];
         let mut state = MaybeUninit::<bindings::unwind_state>::uninit();
@@ -85,6 +99,23 @@ impl Stack {
             unsafe { bindings::unwind_next_frame(state.as_mut_ptr()) };
         }
         Self { frames }
+    }
+
+    /// Where the kernel exports no unwinder that starts from a probe's registers (arm64), no frames:
+    /// [`SUPPORTED`] is false there and stack recording cannot be turned on.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) fn from_regs<F: Function>(_regs: &Regs<'_, F>) -> Self {
+        Self {
+            frames: [0; MAX_FRAMES],
+        }
+    }
+
+    /// As [`Stack::from_regs`]: no frames where [`SUPPORTED`] is false.
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(crate) fn from_here(_skip: impl Fn(usize) -> bool) -> Self {
+        Self {
+            frames: [0; MAX_FRAMES],
+        }
     }
 
     /// The frames recorded, innermost first.

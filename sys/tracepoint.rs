@@ -17,7 +17,7 @@ use super::stacktrace::Stack;
 use super::task::{self, Current, NewTask, Task, Woken};
 use core::marker::PhantomData;
 use kernel::c_str;
-use kernel::ffi::c_void;
+use kernel::ffi::{c_char, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -78,6 +78,14 @@ pub(crate) trait CsdQueueCpu: Send + Sync {
 pub(crate) trait VectorEntry: Send + Sync {
     /// The handler of the IPI this probe was registered for starts on this CPU.
     fn vector_entry(&self);
+}
+
+/// `ipi:ipi_entry(reason)` (arm64, arm: `do_handle_IPI()`): the handler of an IPI starts on this CPU, in
+/// hard interrupt context, `reason` the IPI's line in `/proc/interrupts` (`"Rescheduling interrupts"`,
+/// `"Function call interrupts"`, ...). x86 has the tracepoint but never fires it.
+pub(crate) trait IpiEntry: Send + Sync {
+    /// An IPI whose `/proc/interrupts` name is `reason` is received on this CPU.
+    fn ipi_entry(&self, reason: &CStr);
 }
 
 /// Where a tracepoint fired, for the duration of its probe.
@@ -335,6 +343,21 @@ impl<H: VectorEntry> TracepointProbe<H> {
     }
 }
 
+impl<H: IpiEntry> TracepointProbe<H> {
+    /// Calls `handler` each time an IPI handler starts, on architectures that fire `ipi:ipi_entry`.
+    pub(crate) fn ipi_entry(handler: Arc<H>) -> Result<Self> {
+        // SAFETY: `ipi:ipi_entry` has the prototype `(const char *reason)`, which `ipi_entry_probe` has
+        // after the data pointer.
+        unsafe {
+            Self::register(
+                c_str!("ipi_entry"),
+                ipi_entry_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
 impl<H: Send + Sync> Drop for TracepointProbe<H> {
     fn drop(&mut self) {
         let data = (&*self.inner as *const Inner<H>)
@@ -504,4 +527,21 @@ unsafe extern "C" fn vector_entry_probe<H: VectorEntry>(data: *mut c_void, _vect
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
     inner.handler.vector_entry();
+}
+
+/// `ipi:ipi_entry` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::ipi_entry`]: `data` is its live `Inner<H>`; `reason` is a
+/// NUL-terminated string that lives as long as the kernel (arm64's `ipi_types[]`), or NULL.
+unsafe extern "C" fn ipi_entry_probe<H: IpiEntry>(data: *mut c_void, reason: *const c_char) {
+    if reason.is_null() {
+        return;
+    }
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    // SAFETY: `reason` is a NUL-terminated static string (the function's safety requirements).
+    let reason = unsafe { CStr::from_char_ptr(reason) };
+    inner.handler.ipi_entry(reason);
 }

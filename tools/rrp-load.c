@@ -8,6 +8,10 @@
  *   rrp-load busypong CPU_A CPU_B N   the same with a SCHED_IDLE spinner on both CPUs: the targets are
  *                                     busy, so each wakeup preempts remotely (reschedule IPIs)
  *   rrp-load switch CPU N             the same with both processes on one CPU: context switches only
+ *   rrp-load renice CPU_A CPU_B N     a spinner on CPU_B (beside a SCHED_IDLE one), and from CPU_A its nice
+ *                                     raised to 1 and set back to 0 N times: lowering the priority of a
+ *                                     task running on another CPU reschedules that CPU (a reschedule IPI
+ *                                     from CPU_A to CPU_B), whatever the cache topology
  *   rrp-load membarrier N             threads spin on every other online CPU while CPU 0 issues N
  *                                     MEMBARRIER_CMD_PRIVATE_EXPEDITED calls: call-function IPIs
  *
@@ -39,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -383,6 +388,43 @@ static int churn(long n, const char *attach)
 	return failed ? 1 : 0;
 }
 
+/*
+ * prio_changed_fair() reschedules the CPU of a running task whose priority drops, when another fair task
+ * is queued there (the SCHED_IDLE spinner): resched_curr() on a remote run queue, one reschedule IPI
+ * unless the request is still pending (hence a pause after each). Raising it back asks for nothing.
+ */
+static int renice(int cpu_a, int cpu_b, long n)
+{
+	pid_t rival = idle_spinner(cpu_b);
+	pid_t pid = fork();
+	long long t0;
+	long i;
+
+	if (pid < 0)
+		die("fork");
+	if (pid == 0) {
+		pin(cpu_b);
+		for (;;)
+			spin_period();
+	}
+	pin(cpu_a);
+	usleep(20000);
+	t0 = now_ns();
+	for (i = 0; i < n; i++) {
+		if (setpriority(PRIO_PROCESS, pid, 1) || setpriority(PRIO_PROCESS, pid, 0))
+			die("setpriority");
+		/* Let CPU_B take the IPI and reschedule: a request while the last is pending sends none. */
+		usleep(200);
+		pause_op();
+	}
+	report("renice", n, now_ns() - t0);
+	kill(pid, SIGKILL);
+	kill(rival, SIGKILL);
+	waitpid(pid, NULL, 0);
+	waitpid(rival, NULL, 0);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -390,6 +432,8 @@ int main(int argc, char **argv)
 		return pingpong("pingpong", atoi(argv[2]), atoi(argv[3]), atol(argv[4]), 0);
 	if (argc == 5 && !strcmp(argv[1], "busypong"))
 		return pingpong("busypong", atoi(argv[2]), atoi(argv[3]), atol(argv[4]), 1);
+	if (argc == 5 && !strcmp(argv[1], "renice"))
+		return renice(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "switch"))
 		return pingpong("switch", atoi(argv[2]), atoi(argv[2]), atol(argv[3]), 0);
 	if (argc == 3 && !strcmp(argv[1], "membarrier"))
@@ -404,7 +448,7 @@ int main(int argc, char **argv)
 		return tree();
 	if (argc == 4 && !strcmp(argv[1], "churn"))
 		return churn(atol(argv[2]), argv[3]);
-	fprintf(stderr, "usage: rrp-load pingpong|busypong CPU_A CPU_B N | switch CPU N | membarrier N |\n"
+	fprintf(stderr, "usage: rrp-load pingpong|busypong|renice CPU_A CPU_B N | switch CPU N | membarrier N |\n"
 		"       spin CPU MS | sleeper N USEC | migrate N | tree | churn N ATTACH_FILE\n");
 	return 2;
 }

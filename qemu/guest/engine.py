@@ -3,24 +3,26 @@
 an oracle that does not share the module's mechanism, readings that never go backwards, and stack
 settings that race the load without breaking `stack counts + dropped == hits`.
 
-The oracle is tracefs kprobe events on the x86 send functions (`native_smp_send_reschedule`,
-`native_send_call_func_single_ipi`, `native_send_call_func_ipi`) and on `resched_curr`, read from the
+The oracle is tracefs kprobe events on the architecture's send functions (x86 `native_smp_send_reschedule`,
+`native_send_call_func_single_ipi`, `native_send_call_func_ipi`; arm64 `arch_smp_send_reschedule`, ...)
+and on `resched_curr`, read from the
 trace buffer with the global clock: the module counts IPI sends from the `ipi:*` tracepoints, so the
 two share nothing but the events themselves. The window of a reset is bracketed by two trace_marker
 lines written just before and just after the reset; an event between the two may fall on either side.
 """
 
+import errno
 import re
 import subprocess
 import threading
 import time
 
-from lib import D, TRACING, parse_matrix, parse_table, read, tracefs, write_errno
+from lib import ARG0, STACKS, D, res_load, SEND_CFM, SEND_CFS, SEND_RES, TRACING, parse_matrix, parse_table, read, tracefs, write_errno
 
 EVENTS = {
-    "rrp_res": "native_smp_send_reschedule cpu=%di:s32",
-    "rrp_cfs": "native_send_call_func_single_ipi cpu=%di:s32",
-    "rrp_cfm": "native_send_call_func_ipi",
+    "rrp_res": f"{SEND_RES} cpu={ARG0}:s32",
+    "rrp_cfs": f"{SEND_CFS} cpu={ARG0}:s32",
+    "rrp_cfm": SEND_CFM,
     "rrp_rsc": "resched_curr",
 }
 N_PING = 1500
@@ -118,7 +120,7 @@ def stack_sums():
 
 
 def start_load(g):
-    return [subprocess.Popen([g.load, "busypong", "0", "1", str(N_PING)], stdout=subprocess.DEVNULL),
+    return [subprocess.Popen(res_load(g.load, 0, 1, N_PING), stdout=subprocess.DEVNULL),
             subprocess.Popen([g.load, "pingpong", "2", "3", str(N_PING)], stdout=subprocess.DEVNULL),
             subprocess.Popen([g.load, "membarrier", str(N_MB)], stdout=subprocess.DEVNULL)]
 
@@ -173,8 +175,11 @@ def main(c, g):
         stop.set()
         for w in workers:
             w.join()
-        c.check(f"{len(resets)} resets and {len(toggles)} stacks_enable writes raced the load, all accepted",
-                len(resets) > 10 and not any(resets) and len(toggles) > 10 and not any(toggles),
+        # arm64 records no stacks: there "1" is refused (EOPNOTSUPP), "0" accepted.
+        toggles_ok = set(toggles) == {0} if STACKS else set(toggles) == {0, errno.EOPNOTSUPP}
+        c.check(f"{len(resets)} resets and {len(toggles)} stacks_enable writes raced the load, all accepted"
+                + ("" if STACKS else " ('1' refused with EOPNOTSUPP on arm64)"),
+                len(resets) > 10 and not any(resets) and len(toggles) > 10 and toggles_ok,
                 f"reset errnos {set(resets)}, stacks_enable errnos {set(toggles)}")
         c.check(f"{len(caps)} stacks_capacity writes raced them: each accepted or EBUSY (recording on)",
                 len(caps) > 10 and set(caps) <= {0, 16}, f"errnos {set(caps)}")
@@ -221,8 +226,11 @@ def main(c, g):
                 f"oracle {total}..{sum(high[kind].values())})",
                 not bad and (kind == "CFM" or total > 100), "\n".join(bad))
 
-    c.check("after the racing toggles and a reset, the window's stack counts + dropped == hits for "
-            "every tag", stacks_ok, stacks_detail)
+    if STACKS:
+        c.check("after the racing toggles and a reset, the window's stack counts + dropped == hits for "
+                "every tag", stacks_ok, stacks_detail)
+    else:
+        print("# stack counts + dropped == hits: not checked (no stacks on arm64)")
     write_errno(f"{D}/reset", b"1")
     callbacks_part(c, g)
 
@@ -271,9 +279,14 @@ def callbacks_part(c, g):
             mb.returncode == 0 and mb_rows.get(0, 0) == ran >= N_MB and sum(mb_rows.values()) == ran,
             f"{rows}\n{hist}")
     tw = rows.get("sched_ttwu_pending", {})
+    # WKL counts a queued wakeup when ttwu_queue_wakelist() returns, callbacks when it queues (inside the
+    # call): a wakeup in flight on a CPU at the reset is in the old window for one and the new for the
+    # other (seen once on arm64: 1 on one CPU). Hence at most 1 apart per CPU, and exactly equal in total
+    # but for such wakeups.
+    apart = {x: wkl[x] - tw.get(x, 0) for x in wkl}
     c.check(f"callbacks: sched_ttwu_pending queued per CPU equals the WKL row (queued wakeups, "
-            f"{sum(wkl.values())})",
+            f"{sum(wkl.values())}), but for a wakeup in flight at the reset (WKL - callbacks {apart})",
             pp.returncode == 0 and sum(wkl.values()) > N_PING // 2
-            and all(tw.get(x, 0) == wkl[x] for x in wkl), f"callbacks {tw}\nWKL {wkl}")
+            and all(0 <= d <= 1 for d in apart.values()), f"callbacks {tw}\nWKL {wkl}")
     c.check("callbacks names functions, never raw addresses",
             rows and not any(re.search(r"0x[0-9a-f]{8}", k) for k in rows), str(rows))

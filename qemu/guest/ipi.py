@@ -8,19 +8,19 @@ import re
 import subprocess
 import time
 
-from lib import (D, PREFIX, TRACING, tracefs, dmesg, dmesg_count, module_symbols, one_byte_reads, online_cpus,
+from lib import (ARG0, D, res_load, PREFIX, SEND_CFM, SEND_CFS, SEND_RES, TRACING, tracefs, dmesg, dmesg_count, module_symbols, one_byte_reads, online_cpus,
                  parse_matrix, parse_table, proc_interrupts, read, run, snapshot, write_errno)
 
 N_PING = 3000
 N_MB = 1000
 # What `probes` must list, in this order: a statement of the expected output.
 EXPECTED_TAGS = ["RES", "CFS", "CFM", "RSC", "WKL"]
-# The kernel's own count of the IPIs sent, by hist triggers on kprobe events on the x86 send functions:
-# the module counts from the ipi tracepoints, so the oracle must not.
+# The kernel's own count of the IPIs sent, by hist triggers on kprobe events on the architecture's send
+# functions: the module counts from the ipi tracepoints, so the oracle must not.
 ORACLE = {
-    "rrp_hres": ("native_smp_send_reschedule cpu=%di:s32", "hist:keys=common_cpu,cpu:size=256"),
-    "rrp_hcfs": ("native_send_call_func_single_ipi", "hist:keys=common_cpu:size=128"),
-    "rrp_hcfm": ("native_send_call_func_ipi", "hist:keys=common_cpu:size=128"),
+    "rrp_hres": (f"{SEND_RES} cpu={ARG0}:s32", "hist:keys=common_cpu,cpu:size=256"),
+    "rrp_hcfs": (SEND_CFS, "hist:keys=common_cpu:size=128"),
+    "rrp_hcfm": (SEND_CFM, "hist:keys=common_cpu:size=128"),
 }
 
 
@@ -105,7 +105,7 @@ def main(c, g):
     # Sent window contains the received window: ours first, /proc/interrupts second, and the reverse after.
     before, ok_before = snapshot()
     irq_before = proc_interrupts()
-    loads = [subprocess.Popen([load, "busypong", "0", "1", str(N_PING)], stdout=subprocess.PIPE, text=True),
+    loads = [subprocess.Popen(res_load(load, 0, 1, N_PING), stdout=subprocess.PIPE, text=True),
              subprocess.Popen([load, "pingpong", "2", "3", str(N_PING)], stdout=subprocess.PIPE, text=True)]
     rcs = [p.wait(timeout=600) for p in loads]
     mb = run([load, "membarrier", str(N_MB)])
@@ -198,13 +198,13 @@ def main(c, g):
 
     bad = [f"RES CPU{s}->CPU{t}: ours {mat['RES'][s][t]}, tracepoint {tp_res.get((s, t), 0)}"
            for s in cpus for t in cpus if not close(mat["RES"][s][t], tp_res.get((s, t), 0))]
-    c.check("RES per sender->target matches kprobe events on native_smp_send_reschedule", not bad, "\n".join(bad))
+    c.check(f"RES per sender->target matches kprobe events on {SEND_RES}", not bad, "\n".join(bad))
     bad = [f"CFS CPU{s}: ours {ipi['CFS'][s]}, tracepoint {tp_cfs.get(s, 0)}"
            for s in cpus if not close(ipi["CFS"][s], tp_cfs.get(s, 0))]
-    c.check("CFS per sender matches kprobe events on native_send_call_func_single_ipi", not bad, "\n".join(bad))
+    c.check(f"CFS per sender matches kprobe events on {SEND_CFS}", not bad, "\n".join(bad))
     bad = [f"CFM CPU{s}: ours {ipi['CFM'][s]}, tracepoint {tp_cfm.get(s, 0)}"
            for s in cpus if not close(ipi["CFM"][s], tp_cfm.get(s, 0))]
-    c.check("CFM per sender matches kprobe events on native_send_call_func_ipi", not bad, "\n".join(bad))
+    c.check(f"CFM per sender matches kprobe events on {SEND_CFM}", not bad, "\n".join(bad))
 
     # A kprobe skips (and counts as missed) a hit that comes while another kprobe handler runs on the same
     # CPU: an interrupt inside a handler whose call site has IRQs on (CFM, CFS) that itself wakes a task.

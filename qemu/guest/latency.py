@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from lib import D, online_cpus, parse_table, proc_interrupts, read, run, write_errno
+from lib import D, online_cpus, res_load, parse_table, proc_interrupts, read, run, write_errno
 
 N_PING = 1500
 N_MB = 300
@@ -161,7 +161,7 @@ def quiet_offsets(tries=200):
 def loads(g):
     """Busy ping-pong on CPUs 0-1 (reschedule IPIs), idle ping-pong on 2-3 (call-function-single IPIs),
     then membarrier from CPU 0 (call-function IPIs)."""
-    ps = [subprocess.Popen([g.load, "busypong", "0", "1", str(N_PING)], stdout=subprocess.DEVNULL),
+    ps = [subprocess.Popen(res_load(g.load, 0, 1, N_PING), stdout=subprocess.DEVNULL),
           subprocess.Popen([g.load, "pingpong", "2", "3", str(N_PING)], stdout=subprocess.DEVNULL)]
     ok = all(p.wait(timeout=600) == 0 for p in ps)
     return ok and run([g.load, "membarrier", str(N_MB)]).returncode == 0

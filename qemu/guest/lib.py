@@ -21,6 +21,29 @@ KO_NAME = "resched_probe"
 # Every kernel message of the module starts with this.
 PREFIX = "resched_probe: "
 
+# The architecture's IPI send functions, which the oracles probe with kprobe events (the module counts
+# sends from the generic ipi:* tracepoints), and the register of a function's first argument.
+if os.uname().machine == "aarch64":
+    SEND_RES, SEND_CFS, SEND_CFM = ("arch_smp_send_reschedule", "arch_send_call_function_single_ipi",
+                                    "arch_send_call_function_ipi_mask")
+    ARG0 = "%x0"
+else:
+    SEND_RES, SEND_CFS, SEND_CFM = ("native_smp_send_reschedule", "native_send_call_func_single_ipi",
+                                    "native_send_call_func_ipi")
+    ARG0 = "%di"
+# Stack recording (stacks/<tag>) is x86-64 only: arm64 refuses stacks_enable with EOPNOTSUPP.
+STACKS = os.uname().machine != "aarch64"
+
+
+def res_load(load, a, b, n):
+    """A command that makes CPUs a and b send each other reschedule IPIs, n each way. x86: `busypong` (a
+    wakeup onto a busy CPU that shares its cache with the waker preempts it remotely). arm64 virt: no two
+    CPUs share a cache, so every remote wakeup goes through the target's wakelist (CFS IPIs) and is
+    resched locally; there `renice` each way (lowering a running task's priority reschedules its CPU)."""
+    if os.uname().machine == "aarch64":
+        return ["sh", "-c", f"{load} renice {a} {b} {n} && {load} renice {b} {a} {n}"]
+    return [load, "busypong", str(a), str(b), str(n)]
+
 
 class Guest:
     """Where the things a test runs are: the repository, the output directory, the module (RRP_KO, as
@@ -30,7 +53,8 @@ class Guest:
         self.repo = repo
         self.out = out
         self.ko = os.environ.get("RRP_KO") or f"{repo}/{KO_NAME}.ko"
-        self.load = f"{repo}/tools/rrp-load"
+        # The load generator: the host's build, or on arm64 the static cross-build (make check-arm64).
+        self.load = f"{repo}/tools/rrp-load" + ("-arm64" if os.uname().machine == "aarch64" else "")
         self.attach = f"{repo}/tools/resched-attach"
 
 
@@ -150,6 +174,13 @@ def insmod(ko):
     return subprocess.run(["insmod", ko]).returncode == 0
 
 
+def in_use(text):
+    """Whether rmmod's message says the module is in use: kmod's "is in use", busybox's strerror of the
+    EAGAIN (EWOULDBLOCK) that delete_module(O_NONBLOCK) returns for a module in use."""
+    text = text.lower()
+    return "in use" in text or "resource temporarily unavailable" in text
+
+
 def rmmod():
     """`rmmod resched_probe`; True on success."""
     return subprocess.run(["rmmod", KO_NAME]).returncode == 0
@@ -227,8 +258,12 @@ def parse_matrix(text):
 
 
 def proc_interrupts():
-    """{"RES": {cpu: count}, "CAL": {...}} from /proc/interrupts (online CPUs only)."""
-    return parse_table(read("/proc/interrupts"))[1]
+    """{"RES": {cpu: count}, "CAL": {...}} from /proc/interrupts (online CPUs only). On arm64 the rows are
+    IPI0 (reschedule) and IPI1 (function call, both kinds), given here under x86's names."""
+    rows = parse_table(read("/proc/interrupts"))[1]
+    if "IPI0" in rows:
+        rows["RES"], rows["CAL"] = rows["IPI0"], rows["IPI1"]
+    return rows
 
 
 def snapshot(files=("ipi", "targets", "matrix")):

@@ -9,6 +9,9 @@ with the kernel log check, prints `N passed, N failed` and leaves the verdict in
   run     the main job (run.py): the counters under a short load, the notifiers on attached tasks
   bench   the benchmark (bench/guest_bench.py): writes OUT/bench.json
   stress  the stress test (stress.py), normally on the debug kernel
+  scale   many possible CPUs, few online (scale.py)
+
+On arm64 (make check-arm64) `check` runs the parts that apply there, arm64.py among them.
 """
 
 import importlib

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 
-from lib import D, PREFIX, dmesg, parse_table, read, run, write_errno
+from lib import D, PREFIX, dmesg, in_use, parse_table, read, run, write_errno
 
 def tasks():
     """{pid: {"comm", "in", "out", "pre", "vol", "mig", "cpu"}} from the tasks file."""
@@ -249,7 +249,7 @@ def main(c, g):
     wait_line(sl, "done")
     rm = run(["rmmod", "resched_probe"])
     c.check("rmmod while a task is attached fails (module in use)",
-            rm.returncode != 0 and "in use" in (rm.stderr + rm.stdout).lower()
+            rm.returncode != 0 and in_use(rm.stderr + rm.stdout)
             and os.path.isdir(D) and sl.pid in tasks(), rm.stderr)
     stop(sl)
     time.sleep(0.2)
