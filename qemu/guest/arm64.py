@@ -33,6 +33,8 @@ def main(c, g):
     ok = loads(g)
     after, r1 = quiet_offsets()
     ipi_text = read(f"{D}/latency/ipi")
+    print("# ipi and received after the load (the README's arm64 excerpt):")
+    print(read(f"{D}/ipi"))
     print(read(f"{D}/received"))
     c.check("load ran (busy ping-pong 0-1, idle ping-pong 2-3, membarrier from CPU 0)", ok)
     if before is None or after is None:
