@@ -106,7 +106,7 @@ timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 vng_rc=$?
 set -e
 fi
-echo "boot: guest finished in $((SECONDS - start)) s (vng exit $vng_rc)" >&2
+echo "boot: guest finished in $((SECONDS - start)) s ($([ "$kconfig" = arm64 ] && echo qemu || echo vng) exit $vng_rc)" >&2
 
 # The first kernel report in the console, with what follows it (a crash's tail often shows only the
 # last of several), found by the guest's own matcher (qemu/guest/lib.py).
