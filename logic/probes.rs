@@ -282,7 +282,7 @@ impl Probes {
                 _function: PhantomData,
             }
         }
-        let received = |kind: Kind, vector: Vector| -> Result<Option<_>> {
+        let received = |kind: Kind, vector: Vector| -> Result<Result<_>> {
             let handler = Arc::new(
                 IpiReceived {
                     engine: engine.clone(),
@@ -290,7 +290,53 @@ impl Probes {
                 },
                 GFP_KERNEL,
             )?;
-            Ok(TracepointProbe::vector_entry(vector, handler).ok())
+            Ok(TracepointProbe::vector_entry(vector, handler))
+        };
+        // The receive side first: an IPI is then never counted as sent (and as coalesced) for want of
+        // its receive probe. x86's vector tracepoints; arm and arm64 fire `ipi:ipi_entry` instead
+        // (other architectures have it but never fire it, so it is not tried there: `received` then
+        // says "not counted").
+        let vectors = [
+            (Kind::Res, Vector::Reschedule),
+            (Kind::Cfs, Vector::CallFunctionSingle),
+            (Kind::Cfm, Vector::CallFunction),
+        ]
+        .map(|(kind, vector)| {
+            received(kind, vector).map(|r| {
+                r.inspect_err(|e| {
+                    if cfg!(target_arch = "x86_64") {
+                        pr_info!(
+                            "tracepoint {}: error {}; {} not counted as received\n",
+                            vector.entry().to_str().unwrap_or("?"),
+                            e.to_errno(),
+                            kind.name()
+                        )
+                    }
+                })
+                .ok()
+            })
+        });
+        let [res, cfs, cfm] = vectors;
+        let vectors = [res?, cfs?, cfm?];
+        let received = if !cfg!(any(target_arch = "aarch64", target_arch = "arm")) {
+            Received::Vectors(vectors)
+        } else {
+            let handler = Arc::new(
+                IpiEntryReceived {
+                    engine: engine.clone(),
+                },
+                GFP_KERNEL,
+            )?;
+            match TracepointProbe::ipi_entry(handler) {
+                Ok(tp) => Received::IpiEntry { _probe: tp },
+                Err(e) => {
+                    pr_info!(
+                        "tracepoint ipi_entry: error {}; received IPIs not counted\n",
+                        e.to_errno()
+                    );
+                    Received::Vectors(vectors)
+                }
+            }
         };
         let one = match TracepointProbe::ipi_send_cpu(Arc::new(
             IpiCpu {
@@ -349,40 +395,6 @@ impl Probes {
             )
         })
         .ok();
-        // x86's vector tracepoints, else (arm64) `ipi:ipi_entry`, which x86 has but never fires.
-        let vectors = [
-            received(Kind::Res, Vector::Reschedule)?,
-            received(Kind::Cfs, Vector::CallFunctionSingle)?,
-            received(Kind::Cfm, Vector::CallFunction)?,
-        ];
-        let received = if vectors.iter().any(Option::is_some) {
-            for (kind, probe) in Kind::ALL.iter().zip(&vectors) {
-                if probe.is_none() {
-                    pr_info!(
-                        "no irq_vectors entry tracepoint for {}: not counted as received\n",
-                        kind.name()
-                    );
-                }
-            }
-            Received::Vectors(vectors)
-        } else {
-            let handler = Arc::new(
-                IpiEntryReceived {
-                    engine: engine.clone(),
-                },
-                GFP_KERNEL,
-            )?;
-            match TracepointProbe::ipi_entry(handler) {
-                Ok(tp) => Received::IpiEntry { _probe: tp },
-                Err(e) => {
-                    pr_info!(
-                        "neither irq_vectors entry tracepoints nor ipi_entry (error {}): received IPIs not counted\n",
-                        e.to_errno()
-                    );
-                    Received::Vectors(vectors)
-                }
-            }
-        };
         let probes = Self {
             csd,
             one,

@@ -18,7 +18,8 @@
 )]
 
 // The kernel's bindgen parameters block these (rust/bindgen_parameters) and rust/bindings defines them by
-// hand; generated declarations may still name them (arm64's `iovec`).
+// hand (LP64: x86-64 and arm64); generated declarations may still name them (the generic uapi `iovec`,
+// reached on arm64).
 type __kernel_size_t = usize;
 type __kernel_ssize_t = isize;
 type __kernel_ptrdiff_t = isize;

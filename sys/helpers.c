@@ -191,6 +191,9 @@ void rrp_put_task_struct(struct task_struct *t) { put_task_struct(t); }
  * sibling calls off (-fno-optimize-sibling-calls). musttail needs the callee's type to be the caller's:
  * rrp_module_put_tail() is module_put() itself (the same symbol), declared with the work function's type.
  */
+#if !__has_attribute(musttail)
+#error "rrp_work_fn() needs the musttail attribute (clang; build with LLVM=1)"
+#endif
 extern void rrp_module_put_tail(struct callback_head *mod) __asm__("module_put");
 
 static void rrp_work_fn(struct callback_head *head)

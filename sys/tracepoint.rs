@@ -81,10 +81,13 @@ pub(crate) trait VectorEntry: Send + Sync {
 }
 
 /// `ipi:ipi_entry(reason)` (arm64, arm: `do_handle_IPI()`): the handler of an IPI starts on this CPU, in
-/// hard interrupt context, `reason` the IPI's line in `/proc/interrupts` (`"Rescheduling interrupts"`,
-/// `"Function call interrupts"`, ...). x86 has the tracepoint but never fires it.
+/// hard interrupt context, or in NMI context for the CPU-stop IPI with pseudo-NMIs (and during a panic),
+/// `reason` the IPI's line in `/proc/interrupts` (`"Rescheduling interrupts"`, `"Function call
+/// interrupts"`, ...). Other architectures (x86 among them) have the tracepoint but never fire it.
 pub(crate) trait IpiEntry: Send + Sync {
-    /// An IPI whose `/proc/interrupts` name is `reason` is received on this CPU.
+    /// An IPI whose `/proc/interrupts` name is `reason` is received on this CPU. An implementation must
+    /// look at `reason` before doing anything else and do nothing for IPIs it does not count: this also
+    /// runs in NMI context.
     fn ipi_entry(&self, reason: &CStr);
 }
 
@@ -534,14 +537,15 @@ unsafe extern "C" fn vector_entry_probe<H: VectorEntry>(data: *mut c_void, _vect
 /// # Safety
 ///
 /// Registered by [`TracepointProbe::ipi_entry`]: `data` is its live `Inner<H>`; `reason` is a
-/// NUL-terminated string that lives as long as the kernel (arm64's `ipi_types[]`), or NULL.
+/// NUL-terminated string literal (an entry of arm64's `ipi_types[]`), or NULL.
 unsafe extern "C" fn ipi_entry_probe<H: IpiEntry>(data: *mut c_void, reason: *const c_char) {
     if reason.is_null() {
         return;
     }
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
-    // SAFETY: `reason` is a NUL-terminated static string (the function's safety requirements).
+    // SAFETY: `reason` is a NUL-terminated string literal (the function's safety requirements), which
+    // lives as long as the kernel; reading it is safe in any context, NMI included.
     let reason = unsafe { CStr::from_char_ptr(reason) };
     inner.handler.ipi_entry(reason);
 }
