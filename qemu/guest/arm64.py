@@ -8,7 +8,7 @@ import errno
 import os
 import re
 
-from latency import N_MB, N_PING, loads, quiet_offsets, summary, table
+from latency import N_MB, N_PING, received_over_load, summary, table
 from lib import D, PREFIX, dmesg, online_cpus, parse_table, read, write_errno
 
 
@@ -29,19 +29,11 @@ def main(c, g):
     c.check("received: one column per online CPU, rows RES CAL RCO CCO (arm64 has one call-function IPI)",
             cols == cpus and list(rows) == ["RES", "CAL", "RCO", "CCO"], read(f"{D}/received"))
     write_errno(f"{D}/reset", b"1")
-    before, r0 = quiet_offsets()
-    ok = loads(g)
-    after, r1 = quiet_offsets()
-    ipi_text = read(f"{D}/latency/ipi")
     print("# ipi and received after the load (the README's arm64 excerpt):")
-    print(read(f"{D}/ipi"))
-    print(read(f"{D}/received"))
-    c.check("load ran (busy ping-pong 0-1, idle ping-pong 2-3, membarrier from CPU 0)", ok)
-    if before is None or after is None:
-        c.not_ok("received vs /proc/interrupts: a quiet moment to read them", "never quiet")
-    else:
-        got = {k: {x: r1[k][x] - r0[k][x] for x in cpus} for k in ("RES", "CAL")}
-        print(f"# received over the load: RES {[got['RES'][x] for x in cpus]}, CAL {[got['CAL'][x] for x in cpus]}")
+    window = received_over_load(c, g, cpus, show=("ipi", "received"))
+    ipi_text = read(f"{D}/latency/ipi")
+    if window:
+        before, after, got = window
         c.check("received RES and CAL moved by as much as /proc/interrupts IPI0 and IPI1 on every CPU "
                 f"(offsets {before} then {after}), with the load's IPIs on the expected CPUs",
                 before == after and min(got["RES"][0], got["RES"][1]) >= N_PING // 2

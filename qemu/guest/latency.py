@@ -167,6 +167,24 @@ def loads(g):
     return ok and run([g.load, "membarrier", str(N_MB)]).returncode == 0
 
 
+def received_over_load(c, g, cpus, show=("received",)):
+    """Runs `loads` between two quiet readings of `received` and /proc/interrupts (printing the files of
+    `show` after it) and checks that the load ran: (offsets before, offsets after, `received` per kind and
+    CPU over the load), or None when no quiet moment came (counted as a failed check)."""
+    before, r0 = quiet_offsets()
+    ok = loads(g)
+    after, r1 = quiet_offsets()
+    for name in show:
+        print(read(f"{D}/{name}"))
+    c.check("load ran (busy and idle ping-pong, membarrier)", ok)
+    if before is None or after is None:
+        c.not_ok("received vs /proc/interrupts: a quiet moment to read them", "never quiet")
+        return None
+    got = {k: {x: r1[k][x] - r0[k][x] for x in cpus} for k in ("RES", "CAL")}
+    print(f"# received over the load: RES {[got['RES'][x] for x in cpus]}, CAL {[got['CAL'][x] for x in cpus]}")
+    return before, after, got
+
+
 def procs_of(parent):
     """{pid: (policy, cpus)} of `parent` and its children, from /proc (policy 5 is SCHED_IDLE)."""
     out = {}
@@ -277,16 +295,9 @@ def main(c, g):
     c.check("latency_enable is 1 at load", read(f"{D}/latency_enable") == "1\n")
 
     # --- received == /proc/interrupts, exactly, over a window with real load ----------------------------
-    before, r0 = quiet_offsets()
-    ok = loads(g)
-    after, r1 = quiet_offsets()
-    print(read(f"{D}/received"))
-    c.check("load ran (busy and idle ping-pong, membarrier)", ok)
-    if before is None or after is None:
-        c.not_ok("received vs /proc/interrupts: a quiet moment to read them", "never quiet")
-    else:
-        got = {k: {x: r1[k][x] - r0[k][x] for x in cpus} for k in ("RES", "CAL")}
-        print(f"# received over the load: RES {[got['RES'][x] for x in cpus]}, CAL {[got['CAL'][x] for x in cpus]}")
+    window = received_over_load(c, g, cpus)
+    if window:
+        before, after, got = window
         c.check("received RES and CAL moved by the same amount as /proc/interrupts on every CPU "
                 f"(offsets {before} then {after})", before == after and got["RES"][0] >= N_PING // 2
                 and got["CAL"][2] >= N_PING // 2)
