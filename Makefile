@@ -5,7 +5,7 @@
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
 #   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
-#                   the scale boot (possible_cpus=512)
+#                   the scale boot (255 possible CPUs, 4 online)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
 #                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
@@ -105,7 +105,7 @@ run: setup
 	$(MAKE) -C $(REPO) modules tool $(LOAD)
 	$(REPO)/qemu/boot.sh run
 
-# Two boots: the boot test, then the scale test (possible_cpus=512); one `N passed, N failed` over both.
+# Two boots: the boot test, then the scale test (255 possible CPUs, 4 online); one `N passed, N failed` over both.
 check: setup
 	$(MAKE) -C $(REPO) fmtcheck clippy check-build tool tool-check $(LOAD)
 	@t=$$(mktemp -d); \
