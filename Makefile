@@ -49,7 +49,7 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: default modules tool tool-check kernel kdir kimage setup run check check-build test bench empty-kprobe \
+.PHONY: default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
 
 default: modules tool
@@ -157,13 +157,13 @@ ko:
 # The benchmark: one guest run, every configuration interleaved; writes bench/out/.
 bench:
 	$(REPO)/scripts/setup.sh --bench
-	$(MAKE) -C $(REPO) modules empty-kprobe $(LOAD)
+	$(MAKE) -C $(REPO) modules bench-modules $(LOAD)
 	BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2700} $(REPO)/qemu/boot.sh bench
 	/usr/bin/python3 $(REPO)/bench/report.py $(REPO)/bench/out
 
 # The benchmark's floor: empty kprobes on the same symbols (a C reference module).
-empty-kprobe: $(KERNEL_DEP)
-	$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty-kprobe LLVM=1 KCFLAGS=-Werror modules
+bench-modules: $(KERNEL_DEP)
+	$(MAKE) -C $(KDIR) M=$(REPO)/bench/modules LLVM=1 KCFLAGS=-Werror modules
 
 rust-analyzer: $(KERNEL_DEP)
 	$(KMAKE) rust-analyzer
@@ -182,5 +182,5 @@ clippy: $(KERNEL_DEP) sources
 
 clean:
 	-$(KMAKE) clean
-	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/empty-kprobe clean
+	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/modules clean
 	rm -f $(LOAD) $(LOAD_ARM64) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

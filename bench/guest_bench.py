@@ -17,10 +17,13 @@ from lib import D, KO_NAME, read, run, tracefs  # noqa: E402
 import latency  # noqa: E402 - qemu/guest/latency.py: the bpftrace script of the same histograms
 
 # The reference module, empty kprobes on the same symbols: its path in the repository.
-EMPTY_KO = "bench/empty-kprobe/empty_kprobe.ko"
+EMPTY_KO = "bench/modules/empty_kprobe.ko"
 EMPTY_NAME = "empty_kprobe"
 # Empty handlers on the module's own events by its own mechanisms (tracepoints, kprobe, kretprobe).
-EMPTY_PROBES_KO = "bench/empty-kprobe/empty_probes.ko"
+EMPTY_PROBES_KO = "bench/modules/empty_probes.ko"
+# IPIs sent in a loop from the kernel (bench/modules/send_loop.c): the send workloads.
+SEND_LOOP_KO = "bench/modules/send_loop.ko"
+SEND_LOOP = "/sys/kernel/debug/send_loop/run"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 # BENCH_CONFIGS (comma-separated) runs only some configurations, for a quick look; `make bench` runs all.
 CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "module_nolatency", "bpftrace",
@@ -29,7 +32,16 @@ WORKLOADS = {
     "ipi": ["membarrier", "150"],
     "pingpong": ["pingpong", "0", "1", "3000"],
     "switch": ["switch", "0", "6000"],
+    # One operation is one send from CPU 0 (send_loop.c): a reschedule IPI to the idle CPU 2, a
+    # call-function-single IPI to it (waiting for the call), a call-function IPI to CPUs 1-3 (waiting).
+    "res": ["res", "2", "20000"],
+    "cfs": ["cfs", "2", "5000"],
+    "cfm": ["cfm", "0", "3000"],
 }
+SEND_WORKLOADS = {"res", "cfs", "cfm"}
+# BENCH_WORKLOADS (comma-separated) runs only some workloads, for a quick look.
+if os.environ.get("BENCH_WORKLOADS"):
+    WORKLOADS = {w: a for w, a in WORKLOADS.items() if w in os.environ["BENCH_WORKLOADS"].split(",")}
 # What a user writes today: the same probes, count() keyed by cpu (bpftrace's per-CPU maps).
 BPFTRACE = """
 kprobe:native_smp_send_reschedule { @res[cpu] = count(); }
@@ -129,7 +141,12 @@ class Config:
             self.bpf.communicate(timeout=120)
 
     def run(self, workload):
-        cmd = ([self.g.attach] if self.name == "module_attached" else []) + [self.g.load] + WORKLOADS[workload]
+        if workload in SEND_WORKLOADS:
+            cmd = ["taskset", "-c", "0", "sh", "-c", f"echo {' '.join(WORKLOADS[workload])} > {SEND_LOOP} && cat {SEND_LOOP}"]
+        else:
+            cmd = [self.g.load] + WORKLOADS[workload]
+        if self.name == "module_attached":
+            cmd = [self.g.attach] + cmd
         hits0 = probe_hits() if self.name.startswith("module") else 0
         r = run(cmd, timeout=600)
         hits1 = probe_hits() if self.name.startswith("module") else 0
@@ -146,23 +163,27 @@ def main(c, g):
         CONFIGS = [cfg for cfg in CONFIGS if cfg in os.environ["BENCH_CONFIGS"].split(",")]
     samples = {w: {cfg: [] for cfg in CONFIGS} for w in WORKLOADS}
     hits = {w: [] for w in WORKLOADS}
+    # The probe hits per operation are read in the first of the module's configurations run.
+    hits_cfg = next((cfg for cfg in CONFIGS if cfg.startswith("module")), None)
     kprobe_kinds = ""
     errors = []
     start = time.time()
+    subprocess.run(["insmod", f"{g.repo}/{SEND_LOOP_KO}"], check=True)
     for rnd in range(ROUNDS):
         for cfg in CONFIGS:
             try:
                 with Config(cfg, g) as conf:
-                    if cfg == "module" and not kprobe_kinds:
+                    if cfg == hits_cfg and not kprobe_kinds:
                         kprobe_kinds = read("/sys/kernel/debug/kprobes/list")
                     for w in WORKLOADS:
                         ns, h = conf.run(w)
                         samples[w][cfg].append(ns)
-                        if cfg == "module":
+                        if cfg == hits_cfg:
                             hits[w].append(h)
             except Exception as e:  # noqa: BLE001 - recorded and failed below
                 errors.append(f"round {rnd} {cfg}: {e}")
         print(f"# round {rnd + 1}/{ROUNDS} done at {time.time() - start:.0f} s", flush=True)
+    subprocess.run(["rmmod", "send_loop"], check=True)
 
     with open(f"{g.out}/bench.json", "w") as f:
         json.dump({"rounds": ROUNDS, "workloads": WORKLOADS, "samples": samples, "probe_hits_per_op": hits,

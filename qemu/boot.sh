@@ -113,7 +113,7 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" ${qemu_bin:+--qemu "$qemu_bin"} "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root${append_extra:-}" --rwdir "$out" --cwd "$repo" \
-	--exec "env RRP_KO=$ko CHECK_PARTS=$parts SCALE_CPUS=${SCALE_CPUS:-512} BENCH_ROUNDS=${BENCH_ROUNDS:-11} BENCH_CONFIGS=${BENCH_CONFIGS:-} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
+	--exec "env RRP_KO=$ko CHECK_PARTS=$parts SCALE_CPUS=${SCALE_CPUS:-512} BENCH_ROUNDS=${BENCH_ROUNDS:-11} BENCH_CONFIGS=${BENCH_CONFIGS:-} BENCH_WORKLOADS=${BENCH_WORKLOADS:-} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e

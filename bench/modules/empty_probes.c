@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The benchmark's floor for the module as it is: empty handlers on the same events by the same
- * mechanisms (the ipi, csd and sched tracepoints, a kprobe on resched_curr, a kretprobe on
- * ttwu_queue_wakelist), so that the module's cost per event can be set against the cost of being
- * called at all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
+ * The benchmark's floor for the module as it is: empty handlers on every event it handles, by the
+ * same mechanisms (the ipi, csd and sched tracepoints, x86's IPI entry tracepoints, a kprobe on
+ * resched_curr, a kretprobe on ttwu_queue_wakelist), so that the module's cost per event can be set
+ * against the cost of being called at all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
  */
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -20,6 +20,8 @@ static void empty_switch(void *d, bool preempt, struct task_struct *prev, struct
 			 unsigned int prev_state) {}
 static void empty_fork(void *d, struct task_struct *parent, struct task_struct *child) {}
 static void empty_exit(void *d, struct task_struct *p) {}
+static void empty_wakeup(void *d, struct task_struct *p) {}
+static void empty_vector(void *d, int vector) {}
 
 static struct {
 	const char *name;
@@ -32,6 +34,12 @@ static struct {
 	{ "sched_switch", empty_switch },
 	{ "sched_process_fork", empty_fork },
 	{ "sched_process_exit", empty_exit },
+	{ "sched_wakeup", empty_wakeup },
+#ifdef CONFIG_X86
+	{ "reschedule_entry", empty_vector },
+	{ "call_function_single_entry", empty_vector },
+	{ "call_function_entry", empty_vector },
+#endif
 };
 
 static void find_tp(struct tracepoint *tp, void *priv)
