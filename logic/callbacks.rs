@@ -6,13 +6,11 @@
 //!
 //! One queued call is not one IPI: a CPU whose queue is not empty is not sent another (`CFS`), and one
 //! call-function IPI to a mask (`CFM`) delivers one call to each CPU of it. So the counts here are of
-//! calls queued, at least the CFS IPIs sent and the CFM targets, and they name the work.
+//! calls queued, at least the CFS IPIs sent and the CFM targets, and they name the work. The handler
+//! is [`crate::logic::probes::CsdQueue`] (the same tracepoint counts the queued wakeups, WKL).
 
-use crate::logic::engine::Engine;
-use crate::sys::tracepoint::CsdQueueCpu;
 use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use kernel::prelude::*;
-use kernel::sync::Arc;
 
 /// The most distinct functions counted; later ones count as `dropped`.
 pub(crate) const MAX_FUNCS: usize = 64;
@@ -62,17 +60,5 @@ impl Functions {
     /// The function in `slot` (0: free).
     pub(crate) fn func(&self, slot: usize) -> usize {
         self.slots.get(slot).map_or(0, |k| k.load(Relaxed))
-    }
-}
-
-/// `csd:csd_queue_cpu`: counts the queued function on this CPU, in the active window.
-pub(crate) struct CsdQueue {
-    pub(crate) engine: Arc<Engine>,
-}
-
-impl CsdQueueCpu for CsdQueue {
-    fn csd_queue_cpu(&self, _cpu: usize, func: usize) {
-        let window = self.engine.window();
-        window.counters.queued(self.engine.functions().slot(func));
     }
 }

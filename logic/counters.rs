@@ -162,22 +162,28 @@ struct Layout {
 }
 
 impl Layout {
+    #[inline]
     fn to(self, array: PerTarget, target: usize) -> usize {
         array as usize * self.cpus + target
     }
+    #[inline]
     fn local(self, local: Local) -> usize {
         PER_TARGET_ARRAYS * self.cpus + local as usize
     }
+    #[inline]
     fn wakelist_attempts(self) -> usize {
         PER_TARGET_ARRAYS * self.cpus + LOCALS
     }
     /// Slot `MAX_FUNCS` counts the calls whose function found no slot.
+    #[inline]
     fn queued(self, slot: usize) -> usize {
         self.wakelist_attempts() + 1 + slot.min(MAX_FUNCS)
     }
+    #[inline]
     fn hist(self, hist: Hist, word: usize) -> usize {
         self.queued(MAX_FUNCS) + 1 + hist as usize * histogram::WORDS + word
     }
+    #[inline]
     fn len(self) -> usize {
         self.queued(MAX_FUNCS) + 1 + HISTS * histogram::WORDS
     }
@@ -338,14 +344,16 @@ impl Reading<'_> {
     }
 
     /// Probe hits of `tag` over all CPUs: each hit of RES, CFS, CFM and RSC adds exactly one event
-    /// count, WKL has its own.
-    pub(crate) fn hits(&self, tag: Tag) -> u64 {
+    /// count; WKL counts its calls of `ttwu_queue_wakelist` apart when a kretprobe counts it, and is hit
+    /// once per queued wakeup when `csd_queue_cpu` counts it (`wkl_by_csd`).
+    pub(crate) fn hits(&self, tag: Tag, wkl_by_csd: bool) -> u64 {
         let each = |f: &dyn Fn(usize) -> u64| self.senders().map(f).sum::<u64>();
         match tag {
             Tag::Res => each(&|c| self.sent_by(PerTarget::Res, c)),
             Tag::Cfs => each(&|c| self.sent_by(PerTarget::Cfs, c)),
             Tag::Cfm => each(&|c| self.local(c, Local::CfmCalls)),
             Tag::Rsc => each(&|c| self.resched_by(c)),
+            Tag::Wkl if wkl_by_csd => each(&|c| self.sent_by(PerTarget::Wkl, c)),
             Tag::Wkl => each(&|c| self.get(c, self.layout.wakelist_attempts())),
         }
     }

@@ -4,11 +4,11 @@
 //!
 //! IPI sends come from the kernel's own `ipi:ipi_send_cpu` and `ipi:ipi_send_cpumask` tracepoints
 //! (6.4+: a direct call, no register save, no kprobe lookup), with kprobes on the x86 `native_*` send
-//! functions as the fallback where a tracepoint is missing. `resched_curr` and `ttwu_queue_wakelist`
-//! have no tracepoint: kprobe and kretprobe. The probed functions' symbols and typed arguments are in
-//! [`crate::sys::probed`].
+//! functions as the fallback where a tracepoint is missing. `ttwu_queue_wakelist` has no tracepoint, but
+//! each wakeup it queues is queued through `csd:csd_queue_cpu` as a task's wakelist entry: WKL counts
+//! there (a kretprobe on the function is the fallback). `resched_curr` has none: a kprobe. The probed
+//! functions' symbols and typed arguments are in [`crate::sys::probed`].
 
-use crate::logic::callbacks::CsdQueue;
 use crate::logic::counters::{Local, PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
 use crate::logic::latency::Kind;
@@ -20,9 +20,10 @@ use crate::sys::probed::{
 };
 use crate::sys::stacktrace::Stack;
 use crate::sys::tracepoint::{
-    Here, IpiEntry, IpiSendCpu, IpiSendCpumask, TracepointProbe, Vector, VectorEntry,
+    CsdQueueCpu, Here, IpiEntry, IpiSendCpu, IpiSendCpumask, TracepointProbe, Vector, VectorEntry,
 };
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -148,9 +149,31 @@ impl IpiSendCpumask for IpiMask {
     }
 }
 
-/// `bool ttwu_queue_wakelist(struct task_struct *p, int cpu, int wake_flags)`: remembers `cpu` (and the
-/// stack, when stack attribution is on) at entry, and counts the wakeup when the function returns true
-/// (it queued `p` on `cpu`'s wakelist). So WKL stacks are those of queued wakeups, as the WKL rows.
+/// `csd:csd_queue_cpu(cpu, callsite, func, csd)`: a call of `func` queued for `cpu` by this CPU, counted
+/// per function (`callbacks`); when the entry is a task's wakelist entry, a wakeup queued on `cpu`'s
+/// wakelist (WKL): `ttwu_queue_wakelist()` queues exactly one such entry each time it returns true, so
+/// this counts the same events as a kretprobe on it, without one.
+pub(crate) struct CsdQueue {
+    engine: Arc<Engine>,
+}
+
+impl CsdQueueCpu for CsdQueue {
+    fn csd_queue_cpu(&self, cpu: usize, func: usize, wakeup: bool, here: &Here<'_>) {
+        let window = self.engine.window();
+        window.counters.queued(self.engine.functions().slot(func));
+        if wakeup {
+            window.counters.sent(PerTarget::Wkl, cpu);
+            if self.engine.stacks_enabled() {
+                self.engine.record(window, Tag::Wkl, &here.stack());
+            }
+        }
+    }
+}
+
+/// `bool ttwu_queue_wakelist(struct task_struct *p, int cpu, int wake_flags)`, the fallback where
+/// `csd:csd_queue_cpu` is missing: remembers `cpu` (and the stack, when stack attribution is on) at
+/// entry, and counts the wakeup when the function returns true (it queued `p` on `cpu`'s wakelist). So
+/// WKL stacks are those of queued wakeups, as the WKL rows.
 pub(crate) struct Wakelist {
     engine: Arc<Engine>,
 }
@@ -166,17 +189,22 @@ impl RetHandler for Wakelist {
     type Function = TtwuQueueWakelist;
     type Data = WakeCall;
 
-    fn entry(&self, regs: &Regs<'_, TtwuQueueWakelist>) -> Option<WakeCall> {
+    fn entry(&self, regs: &Regs<'_, TtwuQueueWakelist>, data: &mut MaybeUninit<WakeCall>) -> bool {
         self.engine.window().counters.wakelist_attempt();
-        Some(WakeCall {
+        // Only the target and the option's tag are written unless a stack is taken.
+        let call = data.write(WakeCall {
             target: regs.cpu() as u32,
-            stack: self.engine.stacks_enabled().then(|| Stack::from_regs(regs)),
-        })
+            stack: None,
+        });
+        if self.engine.stacks_enabled() {
+            call.stack = Some(Stack::from_regs(regs));
+        }
+        true
     }
 
     /// Counts in the window active at return, where the stack goes too (`record` checks again that
     /// recording is on: it may have been turned off since the entry).
-    fn ret(&self, call: WakeCall, regs: &RetRegs<'_, TtwuQueueWakelist>) {
+    fn ret(&self, call: &WakeCall, regs: &RetRegs<'_, TtwuQueueWakelist>) {
         if regs.queued() {
             let window = self.engine.window();
             window.counters.sent(PerTarget::Wkl, call.target as usize);
@@ -252,14 +280,20 @@ enum ManyTargets {
     Kprobe(Pin<KBox<Kprobe<IpiMany>>>),
 }
 
+/// How queued wakeups (WKL) are counted.
+enum Wakeups {
+    /// `csd:csd_queue_cpu`, which also counts `callbacks`.
+    Tracepoint(TracepointProbe<CsdQueue>),
+    /// A kretprobe on `ttwu_queue_wakelist`, where the tracepoint is missing (no `callbacks` then).
+    Kretprobe(Pin<KBox<Kretprobe<Wakelist>>>),
+}
+
 /// Every probe of the module; dropping it unregisters them all.
 pub(crate) struct Probes {
-    /// `csd:csd_queue_cpu`, for `callbacks` (`None` on a kernel without it).
-    csd: Option<TracepointProbe<CsdQueue>>,
     one: OneTarget,
     many: ManyTargets,
     rsc: Pin<KBox<Kprobe<Resched>>>,
-    wkl: Pin<KBox<Kretprobe<Wakelist>>>,
+    wkl: Wakeups,
     /// The receive side.
     received: Received,
 }
@@ -382,21 +416,32 @@ impl Probes {
                 )?)
             }
         };
-        let csd = TracepointProbe::csd_queue_cpu(Arc::new(
+        let wkl = match TracepointProbe::csd_queue_cpu(Arc::new(
             CsdQueue {
                 engine: engine.clone(),
             },
             GFP_KERNEL,
-        )?)
-        .inspect_err(|e| {
-            pr_info!(
-                "tracepoint csd_queue_cpu: error {}; no callbacks\n",
-                e.to_errno()
-            )
-        })
-        .ok();
+        )?) {
+            Ok(tp) => Wakeups::Tracepoint(tp),
+            Err(e) => {
+                pr_info!(
+                    "tracepoint csd_queue_cpu: error {}; WKL by kretprobe, no callbacks\n",
+                    e.to_errno()
+                );
+                // Calls in flight at once: one per CPU and context (task, softirq, hardirq, NMI), twice
+                // over, so that a lack of instances never drops a wakeup.
+                Wakeups::Kretprobe(KBox::pin_init(
+                    Kretprobe::new(
+                        8 * cpu::nr_cpu_ids() as i32,
+                        Wakelist {
+                            engine: engine.clone(),
+                        },
+                    ),
+                    GFP_KERNEL,
+                )?)
+            }
+        };
         let probes = Self {
-            csd,
             one,
             many,
             rsc: KBox::pin_init(
@@ -405,17 +450,7 @@ impl Probes {
                 }),
                 GFP_KERNEL,
             )?,
-            // Calls in flight at once: one per CPU and context (task, softirq, hardirq, NMI), twice over,
-            // so that a lack of instances never drops a wakeup.
-            wkl: KBox::pin_init(
-                Kretprobe::new(
-                    8 * cpu::nr_cpu_ids() as i32,
-                    Wakelist {
-                        engine: engine.clone(),
-                    },
-                ),
-                GFP_KERNEL,
-            )?,
+            wkl,
             received,
         };
         let mut first_error = None;
@@ -455,9 +490,9 @@ impl Probes {
         matches!(self.received, Received::Vectors(_))
     }
 
-    /// Whether `csd:csd_queue_cpu` counts the queued functions.
+    /// Whether `csd:csd_queue_cpu` counts the queued functions (and the queued wakeups).
     pub(crate) fn has_callbacks(&self) -> bool {
-        self.csd.is_some()
+        matches!(self.wkl, Wakeups::Tracepoint(_))
     }
 
     /// The probes with their tags, in display order ([`Tag::ALL`]); RES and CFS share the
@@ -471,12 +506,16 @@ impl Probes {
             ManyTargets::Tracepoint(tp) => tp,
             ManyTargets::Kprobe(kp) => &**kp,
         };
+        let wkl: &dyn Probe = match &self.wkl {
+            Wakeups::Tracepoint(tp) => tp,
+            Wakeups::Kretprobe(rp) => &**rp,
+        };
         [
             (Tag::Res, res),
             (Tag::Cfs, cfs),
             (Tag::Cfm, cfm),
             (Tag::Rsc, &*self.rsc),
-            (Tag::Wkl, &*self.wkl),
+            (Tag::Wkl, wkl),
         ]
     }
 }

@@ -509,7 +509,7 @@ impl ProbeList {
                 writeln!(
                     out,
                     " hits={} missed={} via={}",
-                    snap.hits(tag),
+                    snap.hits(tag, self.probes.has_callbacks()),
                     probe.missed(),
                     probe.via()
                 )

@@ -12,6 +12,7 @@
 #include <linux/preempt.h>
 #include <linux/rcupdate.h>
 #include <linux/seq_file.h>
+#include <linux/smp_types.h>
 #include <linux/tracepoint.h>
 
 #ifdef CONFIG_X86

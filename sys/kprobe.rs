@@ -10,6 +10,7 @@
 use super::bindings;
 use super::probed::Function;
 use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use kernel::c_str;
 use kernel::ffi::c_int;
@@ -234,12 +235,15 @@ unsafe extern "C" fn pre_handler<H: Handler>(
 pub(crate) trait RetHandler: Sync {
     /// The probed function.
     type Function: Function;
-    /// What is kept from entry to return, in each instance's data.
+    /// What is kept from entry to return, in each instance's data: written there in place by `entry`
+    /// and read there by `ret`, never copied whole (a handler that writes only some fields pays for
+    /// those).
     type Data: Copy;
-    /// Called at function entry; `None` lets the call return unobserved.
-    fn entry(&self, regs: &Regs<'_, Self::Function>) -> Option<Self::Data>;
-    /// Called at function return with what `entry` returned.
-    fn ret(&self, data: Self::Data, regs: &RetRegs<'_, Self::Function>);
+    /// Called at function entry with the instance's data, uninitialised: returns `true` once it has
+    /// written it, `false` to let the call return unobserved.
+    fn entry(&self, regs: &Regs<'_, Self::Function>, data: &mut MaybeUninit<Self::Data>) -> bool;
+    /// Called at function return with what `entry` wrote.
+    fn ret(&self, data: &Self::Data, regs: &RetRegs<'_, Self::Function>);
 }
 
 /// A kretprobe on a function, calling `H` at entry and at return.
@@ -277,7 +281,9 @@ impl<H: RetHandler> Kretprobe<H> {
                         (*rp).kp.symbol_name = symbol.as_char_ptr();
                         (*rp).entry_handler = Some(ret_entry::<H>);
                         (*rp).handler = Some(ret_handler::<H>);
-                        (*rp).data_size = core::mem::size_of::<H::Data>();
+                        // Room to align the data up (see `instance`).
+                        (*rp).data_size =
+                            core::mem::size_of::<H::Data>() + core::mem::align_of::<H::Data>() - 1;
                         (*rp).maxactive = maxactive;
                     },
                     || bindings::register_kretprobe(rp),
@@ -325,7 +331,7 @@ impl<H: RetHandler> Drop for Kretprobe<H> {
     }
 }
 
-/// Recovers the [`Kretprobe`] of an instance and the instance's data.
+/// Recovers the [`Kretprobe`] of an instance and the instance's data, aligned for `H::Data`.
 ///
 /// # Safety
 ///
@@ -339,9 +345,12 @@ unsafe fn instance<'a, H: RetHandler>(
     let this = unsafe {
         &*core::ptr::addr_of!((*bindings::rrp_get_kretprobe(ri).cast::<Kretprobe<H>>()).handler)
     };
-    // SAFETY: `data` has `data_size` bytes (a `H::Data`) after the instance header; it is accessed
-    // unaligned.
-    let data = unsafe { bindings::rrp_kretprobe_data(ri) }.cast::<H::Data>();
+    // SAFETY: `ri` is a live instance; its `data` flexible array holds `data_size` bytes.
+    let raw = unsafe { core::ptr::addr_of_mut!((*ri).data) }.cast::<u8>();
+    // `data_size` has `align_of - 1` bytes more than a `H::Data`, so the aligned pointer still has room
+    // for one (the header before `data` is pointer-aligned: the offset is 0 in practice).
+    let pad = (raw as usize).wrapping_neg() & (core::mem::align_of::<H::Data>() - 1);
+    let data = raw.wrapping_add(pad).cast::<H::Data>();
     (this, data)
 }
 
@@ -360,13 +369,13 @@ unsafe extern "C" fn ret_entry<H: RetHandler>(
         ptr: regs,
         _lifetime: PhantomData,
     };
-    match this.entry(&regs) {
-        Some(value) => {
-            // SAFETY: `data` points to the instance's `H::Data`, ours until the return handler.
-            unsafe { data.write_unaligned(value) };
-            0
-        }
-        None => 1,
+    // SAFETY: `data` is the instance's aligned room for a `H::Data` (see `instance`), ours until the
+    // return handler; `MaybeUninit` makes no claim on its contents.
+    let data = unsafe { &mut *data.cast::<MaybeUninit<H::Data>>() };
+    if this.entry(&regs, data) {
+        0
+    } else {
+        1
     }
 }
 
@@ -381,8 +390,9 @@ unsafe extern "C" fn ret_handler<H: RetHandler>(
 ) -> c_int {
     // SAFETY: The core passes an instance of this kretprobe.
     let (this, data) = unsafe { instance::<H>(ri) };
-    // SAFETY: `ret_entry` wrote `data` for this instance.
-    let data = unsafe { data.read_unaligned() };
+    // SAFETY: `ret_entry` wrote `data` for this instance (its handler returned `true`), and nothing else
+    // touches it until the instance is recycled after this returns.
+    let data = unsafe { &*data };
     this.ret(
         data,
         &RetRegs {

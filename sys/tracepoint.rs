@@ -68,8 +68,9 @@ pub(crate) trait IpiSendCpumask: Send + Sync {
 /// `cpu` (`__smp_call_single_queue()`, `smp_call_function_many_cond()`); `func` is the function that
 /// will run there (`sched_ttwu_pending` for wakelist wakeups).
 pub(crate) trait CsdQueueCpu: Send + Sync {
-    /// `func` queued for `cpu`.
-    fn csd_queue_cpu(&self, cpu: usize, func: usize);
+    /// `func` queued for `cpu`; `wakeup` when the queued entry is a task's wakelist entry (a wakeup
+    /// queued by `ttwu_queue_wakelist()`, `CSD_TYPE_TTWU`). `here` gives the queuing CPU's stack.
+    fn csd_queue_cpu(&self, cpu: usize, func: usize, wakeup: bool, here: &Here<'_>);
 }
 
 /// x86 `irq_vectors:<vector>_entry(vector)` (`reschedule_entry`, `call_function_single_entry`,
@@ -514,11 +515,24 @@ unsafe extern "C" fn csd_queue_cpu_probe<H: CsdQueueCpu>(
     cpu: u32,
     _callsite: usize,
     func: *mut c_void,
-    _csd: *mut c_void,
+    csd: *mut c_void,
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
-    inner.handler.csd_queue_cpu(cpu as usize, func as usize);
+    // Every queued entry starts with a `struct __call_single_node` whose flags hold its type; the
+    // queuing code reads them the same way just after this tracepoint (`CSD_TYPE()`).
+    let node = csd.cast::<bindings::__call_single_node>();
+    // SAFETY: `csd` is the entry being queued, valid and owned by the queuing code for this call; the
+    // flags are an aligned `unsigned int`.
+    let flags = unsafe { core::ptr::addr_of!((*node).__bindgen_anon_1.u_flags).read_volatile() };
+    let wakeup = flags & bindings::CSD_FLAG_TYPE_MASK == bindings::CSD_TYPE_TTWU;
+    let here = Here {
+        tp: inner.tp,
+        _call: PhantomData,
+    };
+    inner
+        .handler
+        .csd_queue_cpu(cpu as usize, func as usize, wakeup, &here);
 }
 
 /// `irq_vectors:*_entry` trampoline.
