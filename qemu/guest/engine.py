@@ -5,9 +5,10 @@ settings that race the load without breaking `stack counts + dropped == hits`.
 
 The oracle is tracefs kprobe events on the architecture's send functions (x86 `native_smp_send_reschedule`,
 `native_send_call_func_single_ipi`, `native_send_call_func_ipi`; arm64 `arch_smp_send_reschedule`, ...)
-and on `resched_curr`, read from the
-trace buffer with the global clock: the module counts IPI sends from the `ipi:*` tracepoints, so the
-two share nothing but the events themselves. The window of a reset is bracketed by two trace_marker
+and on `resched_curr`, and a kretprobe event on `ttwu_queue_wakelist` (a queued wakeup when it returns
+1), read from the trace buffer with the global clock: the module counts IPI sends from the `ipi:*`
+tracepoints and queued wakeups from `csd:csd_queue_cpu`, so the two share nothing but the events
+themselves. The window of a reset is bracketed by two trace_marker
 lines written just before and just after the reset; an event between the two may fall on either side.
 """
 
@@ -19,11 +20,13 @@ import time
 
 from lib import ARG0, STACKS, D, res_load, SEND_CFM, SEND_CFS, SEND_RES, TRACING, parse_matrix, parse_table, read, tracefs, write_errno
 
+# name: kprobe_events definition ("p:" at entry, "r:" at return).
 EVENTS = {
-    "rrp_res": f"{SEND_RES} cpu={ARG0}:s32",
-    "rrp_cfs": f"{SEND_CFS} cpu={ARG0}:s32",
-    "rrp_cfm": SEND_CFM,
-    "rrp_rsc": "resched_curr",
+    "rrp_res": f"p:rrp_res {SEND_RES} cpu={ARG0}:s32",
+    "rrp_cfs": f"p:rrp_cfs {SEND_CFS} cpu={ARG0}:s32",
+    "rrp_cfm": f"p:rrp_cfm {SEND_CFM}",
+    "rrp_rsc": "p:rrp_rsc resched_curr",
+    "rrp_wkl": "r:rrp_wkl ttwu_queue_wakelist ret=$retval:u8",
 }
 N_PING = 1500
 N_MB = 150
@@ -33,8 +36,8 @@ def oracle_on():
     tracefs("tracing_on", "0")
     tracefs("trace_clock", "global")
     tracefs("buffer_size_kb", "8192")
-    for name, spec in EVENTS.items():
-        tracefs("kprobe_events", f"p:{name} {spec}\n", append=True)
+    for spec in EVENTS.values():
+        tracefs("kprobe_events", spec + "\n", append=True)
     for name in EVENTS:
         tracefs(f"events/kprobes/{name}/enable", "1")
     tracefs("trace", "")
@@ -61,8 +64,9 @@ LINE = re.compile(r"\[(\d+)\].*?: (rrp_\w+|tracing_mark_write): ?(.*)$")
 
 def oracle_counts(trace, start, end):
     """Counts of the oracle's events between the markers `start` and `end` (None: from the beginning):
-    {"RES": {(sender, target): n}, "CFS": {sender: n}, "CFM": {sender: n}, "RSC": {sender: n}}."""
-    counts = {"RES": {}, "CFS": {}, "CFM": {}, "RSC": {}}
+    {"RES": {(sender, target): n}, "CFS": {sender: n}, "CFM": {sender: n}, "RSC": {sender: n},
+    "WKL": {sender: n}} (WKL: the calls of ttwu_queue_wakelist that returned 1)."""
+    counts = {"RES": {}, "CFS": {}, "CFM": {}, "RSC": {}, "WKL": {}}
     inside = start is None
     for line in trace.splitlines():
         m = LINE.search(line)
@@ -80,6 +84,9 @@ def oracle_counts(trace, start, end):
         if what == "rrp_res":
             target = int(re.search(r"cpu=(-?\d+)", rest).group(1))
             counts["RES"][(cpu, target)] = counts["RES"].get((cpu, target), 0) + 1
+        elif what == "rrp_wkl":
+            if int(re.search(r"ret=(\d+)", rest).group(1)) != 0:
+                counts["WKL"][cpu] = counts["WKL"].get(cpu, 0) + 1
         else:
             kind = what[4:].upper()
             counts[kind][cpu] = counts[kind].get(cpu, 0) + 1
@@ -87,11 +94,11 @@ def oracle_counts(trace, start, end):
 
 
 def module_counts():
-    """The module's RES (sender, target), CFS, CFM and RSC per sender, read in this process."""
+    """The module's RES (sender, target), CFS, CFM, RSC and WKL per sender, read in this process."""
     ipi = parse_table(read(f"{D}/ipi"))[1]
     mat = parse_matrix(read(f"{D}/matrix"))
     res = {(s, t): n for s, row in mat["RES"].items() for t, n in row.items()}
-    return {"RES": res, "CFS": ipi["CFS"], "CFM": ipi["CFM"], "RSC": ipi["RSC"]}
+    return {"RES": res, "CFS": ipi["CFS"], "CFM": ipi["CFM"], "RSC": ipi["RSC"], "WKL": ipi["WKL"]}
 
 
 def stack_sums():
@@ -138,11 +145,13 @@ def main(c, g):
     # --- Which mechanism counts each tag ---------------------------------------------------------------
     via = {l.split()[0]: dict(kv.split("=") for kv in l.split()[3:]).get("via")
            for l in read(f"{D}/probes").splitlines()}
+    symbols = {l.split()[0]: l.split()[1] for l in read(f"{D}/probes").splitlines()}
     c.check("probes: RES and CFS via the ipi_send_cpu tracepoint, CFM via ipi_send_cpumask, RSC kprobe, "
-            "WKL kretprobe",
+            "WKL via the csd_queue_cpu tracepoint",
             via == {"RES": "tracepoint", "CFS": "tracepoint", "CFM": "tracepoint", "RSC": "kprobe",
-                    "WKL": "kretprobe"}
-            and read(f"{D}/probes").split("\n")[0].split()[1] == "ipi_send_cpu", read(f"{D}/probes"))
+                    "WKL": "tracepoint"}
+            and symbols["RES"] == symbols["CFS"] == "ipi_send_cpu" and symbols["WKL"] == "csd_queue_cpu",
+            read(f"{D}/probes"))
 
     # --- Readings never go backwards while no reset happens -----------------------------------------
     loads = start_load(g)
@@ -215,7 +224,7 @@ def main(c, g):
             and "RRP_END" in trace, profile or trace[-2000:])
     low = oracle_counts(trace, "RRP_AFTER_RESET", "RRP_READ")
     high = oracle_counts(trace, "RRP_BEFORE_RESET", "RRP_END")
-    for kind in ("RES", "CFS", "CFM", "RSC"):
+    for kind in ("RES", "CFS", "CFM", "RSC", "WKL"):
         keys = set(low[kind]) | set(high[kind]) | {k for k, n in ours[kind].items() if n}
         bad = [f"{kind} {k}: ours {ours[kind].get(k, 0)}, oracle {low[kind].get(k, 0)}..{high[kind].get(k, 0)}"
                for k in sorted(keys)
@@ -249,9 +258,10 @@ def callbacks():
 
 
 def callbacks_part(c, g):
-    """`callbacks` against two independent counts: `ipi_mb` queued by membarrier against kprobe events on
-    `ipi_mb` itself (each queued call runs once on its target), and `sched_ttwu_pending` (the queued
-    wakeups) against the WKL row (the kretprobe on `ttwu_queue_wakelist`)."""
+    """`callbacks` against an independent count, `ipi_mb` queued by membarrier against kprobe events on
+    `ipi_mb` itself (each queued call runs once on its target); and `sched_ttwu_pending` (the queued
+    wakeups) against the WKL row, counted by the same csd_queue_cpu hit (the WKL row itself is checked
+    against a kretprobe event on `ttwu_queue_wakelist` in main())."""
     tracefs("kprobe_events", "p:rrp_ipimb ipi_mb\n", append=True)
     tracefs("events/kprobes/rrp_ipimb/trigger", "hist:keys=common_cpu:size=128")
     try:
@@ -279,14 +289,9 @@ def callbacks_part(c, g):
             mb.returncode == 0 and mb_rows.get(0, 0) == ran >= N_MB and sum(mb_rows.values()) == ran,
             f"{rows}\n{hist}")
     tw = rows.get("sched_ttwu_pending", {})
-    # WKL counts a queued wakeup when ttwu_queue_wakelist() returns, callbacks when it queues (inside the
-    # call): a wakeup in flight on a CPU at the reset is in the old window for one and the new for the
-    # other (seen once on arm64: 1 on one CPU). Hence at most 1 apart per CPU, and exactly equal in total
-    # but for such wakeups.
-    apart = {x: wkl[x] - tw.get(x, 0) for x in wkl}
     c.check(f"callbacks: sched_ttwu_pending queued per CPU equals the WKL row (queued wakeups, "
-            f"{sum(wkl.values())}), but for a wakeup in flight at the reset (WKL - callbacks {apart})",
+            f"{sum(wkl.values())}): one csd_queue_cpu hit counts both",
             pp.returncode == 0 and sum(wkl.values()) > N_PING // 2
-            and all(0 <= d <= 1 for d in apart.values()), f"callbacks {tw}\nWKL {wkl}")
+            and all(tw.get(x, 0) == n for x, n in wkl.items()), f"callbacks {tw}\nWKL {wkl}")
     c.check("callbacks names functions, never raw addresses",
             rows and not any(re.search(r"0x[0-9a-f]{8}", k) for k in rows), str(rows))

@@ -73,7 +73,8 @@ def recorded(s):
 
 def hits(tag):
     """What the stacks of `tag` count: the probe's hits (`probes`); for WKL the queued wakeups (the
-    WKL row of `ipi`), whose stacks are taken at entry and kept when the call returns true."""
+    WKL row of `ipi`: with the kretprobe fallback, `hits` are all calls, and the stacks are taken at entry
+    and kept when the call returns true)."""
     if tag == "WKL":
         return sum(parse_table(read(f"{D}/ipi"))[1]["WKL"].values())
     for line in read(f"{D}/probes").splitlines():
