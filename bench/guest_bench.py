@@ -83,6 +83,71 @@ HIST_STACKS = {
 }
 
 
+# The probes of each configuration whose cost per hit is compared, as tracefs can count their events:
+# (tracepoint events, kprobe_events definitions). The module's and empty_probes' are the same set.
+MODULE_TRACEPOINTS = ["ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue_cpu", "sched/sched_switch",
+                      "sched/sched_wakeup", "sched/sched_process_fork", "sched/sched_process_exit",
+                      "irq_vectors/reschedule_entry", "irq_vectors/call_function_single_entry",
+                      "irq_vectors/call_function_entry"]
+HIT_SETS = {
+    "module": (MODULE_TRACEPOINTS, ["p:rrp_hit_rsc resched_curr"]),
+    "empty_kprobe": ([], ["p:rrp_hit_res native_smp_send_reschedule", "p:rrp_hit_cfs native_send_call_func_single_ipi",
+                          "p:rrp_hit_cfm native_send_call_func_ipi", "p:rrp_hit_rsc resched_curr",
+                          "p:rrp_hit_wkl ttwu_queue_wakelist"]),
+}
+HIT_SETS["empty_probes"] = HIT_SETS["module"]
+HIT_TRIGGER = "hist:keys=common_cpu:size=256"
+
+
+def hit_events(cfg):
+    """The tracefs events counting the hits of `cfg`'s probes."""
+    base = "module" if cfg.startswith("module") else cfg
+    tps, kps = HIT_SETS[base]
+    return [t for t in tps if os.path.exists(f"/sys/kernel/tracing/events/{t}")] + \
+        ["kprobes/" + k.split()[0][2:] for k in kps]
+
+
+def count_hits(g):
+    """Probe hits per operation of each configuration in HIT_SETS, on each workload: one untimed run per
+    workload with nothing loaded, each probed event counted by a tracefs hist trigger (the kernel's own
+    count, not the module's). {workload: {cfg: hits per op}}."""
+    kprobes = sorted({k for _, kps in HIT_SETS.values() for k in kps})
+    for k in kprobes:
+        tracefs("kprobe_events", k + "\n", append=True)
+    events = sorted({e for cfg in HIT_SETS for e in hit_events(cfg)})
+    out = {}
+    try:
+        for e in events:
+            tracefs(f"events/{e}/trigger", HIT_TRIGGER)
+        for w in WORKLOADS:
+            for e in events:
+                tracefs(f"events/{e}/trigger", HIT_TRIGGER + ":clear", append=True)
+            r = run(workload_cmd(g, w), timeout=600)
+            m = re.search(r"ops=(\d+) ns_per_op=([\d.]+)", r.stdout)
+            if r.returncode != 0 or not m:
+                raise RuntimeError(f"{w}: {r.stdout} {r.stderr}")
+            ops = int(m.group(1))
+            per = {e: int(re.search(r"Hits: (\d+)", read(f"/sys/kernel/tracing/events/{e}/hist")).group(1)) / ops
+                   for e in events}
+            out[w] = {cfg: sum(per[e] for e in hit_events(cfg)) for cfg in HIT_SETS}
+            print(f"# {w}: probe hits per op: " + ", ".join(f"{e} {n:.2f}" for e, n in per.items() if n), flush=True)
+    finally:
+        for e in events:
+            try:
+                tracefs(f"events/{e}/trigger", "!" + HIT_TRIGGER)
+            except OSError as x:
+                print(f"# cleanup {e}: {x}")
+        tracefs("kprobe_events", "")
+    return out
+
+
+def workload_cmd(g, workload):
+    if workload in SEND_WORKLOADS:
+        spec = " ".join(WORKLOADS[workload])
+        return ["taskset", "-c", "0", "sh", "-c", f"echo {spec} > {SEND_LOOP} && cat {SEND_LOOP}"]
+    return [g.load] + WORKLOADS[workload]
+
+
 def probe_hits():
     return sum(int(m) for m in re.findall(r"hits=(\d+)", read(f"{D}/probes")))
 
@@ -141,10 +206,7 @@ class Config:
             self.bpf.communicate(timeout=120)
 
     def run(self, workload):
-        if workload in SEND_WORKLOADS:
-            cmd = ["taskset", "-c", "0", "sh", "-c", f"echo {' '.join(WORKLOADS[workload])} > {SEND_LOOP} && cat {SEND_LOOP}"]
-        else:
-            cmd = [self.g.load] + WORKLOADS[workload]
+        cmd = workload_cmd(self.g, workload)
         if self.name == "module_attached":
             cmd = [self.g.attach] + cmd
         hits0 = probe_hits() if self.name.startswith("module") else 0
@@ -169,6 +231,7 @@ def main(c, g):
     errors = []
     start = time.time()
     subprocess.run(["insmod", f"{g.repo}/{SEND_LOOP_KO}"], check=True)
+    hits_by_cfg = count_hits(g)
     for rnd in range(ROUNDS):
         for cfg in CONFIGS:
             try:
@@ -187,6 +250,7 @@ def main(c, g):
 
     with open(f"{g.out}/bench.json", "w") as f:
         json.dump({"rounds": ROUNDS, "workloads": WORKLOADS, "samples": samples, "probe_hits_per_op": hits,
+                   "hits_per_op_by_config": hits_by_cfg,
                    "kprobes_list": kprobe_kinds, "cpus": os.cpu_count(), "kernel": os.uname().release}, f)
     c.check(f"every configuration ran on every workload, {ROUNDS} rounds, interleaved", not errors,
             "\n".join(errors))

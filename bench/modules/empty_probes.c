@@ -2,8 +2,8 @@
 /*
  * The benchmark's floor for the module as it is: empty handlers on every event it handles, by the
  * same mechanisms (the ipi, csd and sched tracepoints, x86's IPI entry tracepoints, a kprobe on
- * resched_curr, a kretprobe on ttwu_queue_wakelist), so that the module's cost per event can be set
- * against the cost of being called at all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
+ * resched_curr), so that the module's cost per event can be set against the cost of being called at
+ * all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
  */
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -52,16 +52,8 @@ static void find_tp(struct tracepoint *tp, void *priv)
 }
 
 static int empty_pre(struct kprobe *p, struct pt_regs *regs) { return 0; }
-static int empty_ret(struct kretprobe_instance *ri, struct pt_regs *regs) { return 0; }
 
 static struct kprobe rsc = { .symbol_name = "resched_curr", .pre_handler = empty_pre };
-static struct kretprobe wakelist = {
-	.kp.symbol_name = "ttwu_queue_wakelist",
-	.entry_handler = empty_ret,
-	.handler = empty_ret,
-	.data_size = sizeof(u32),
-	.maxactive = 64,
-};
 
 static void unregister_tps(int n)
 {
@@ -84,13 +76,8 @@ static int __init empty_probes_init(void)
 		}
 	}
 	ret = register_kprobe(&rsc);
-	if (!ret) {
-		ret = register_kretprobe(&wakelist);
-		if (ret)
-			unregister_kprobe(&rsc);
-	}
 	if (ret) {
-		pr_err("empty_probes: kprobes: %d\n", ret);
+		pr_err("empty_probes: kprobe: %d\n", ret);
 		unregister_tps(ARRAY_SIZE(tps));
 	}
 	return ret;
@@ -98,7 +85,6 @@ static int __init empty_probes_init(void)
 
 static void __exit empty_probes_exit(void)
 {
-	unregister_kretprobe(&wakelist);
 	unregister_kprobe(&rsc);
 	unregister_tps(ARRAY_SIZE(tps));
 }
