@@ -161,27 +161,41 @@ struct Layout {
     cpus: usize,
 }
 
+// The offsets use wrapping arithmetic: they cannot overflow for any CPU count the per-cpu allocation
+// accepts, and every access checks its index against the array's length (a wrong offset would be
+// ignored, never written), so the hot paths carry no overflow checks.
 impl Layout {
     #[inline]
     fn to(self, array: PerTarget, target: usize) -> usize {
-        array as usize * self.cpus + target
+        (array as usize)
+            .wrapping_mul(self.cpus)
+            .wrapping_add(target)
     }
     #[inline]
     fn local(self, local: Local) -> usize {
-        PER_TARGET_ARRAYS * self.cpus + local as usize
+        PER_TARGET_ARRAYS
+            .wrapping_mul(self.cpus)
+            .wrapping_add(local as usize)
     }
     #[inline]
     fn wakelist_attempts(self) -> usize {
-        PER_TARGET_ARRAYS * self.cpus + LOCALS
+        PER_TARGET_ARRAYS
+            .wrapping_mul(self.cpus)
+            .wrapping_add(LOCALS)
     }
     /// Slot `MAX_FUNCS` counts the calls whose function found no slot.
     #[inline]
     fn queued(self, slot: usize) -> usize {
-        self.wakelist_attempts() + 1 + slot.min(MAX_FUNCS)
+        self.wakelist_attempts()
+            .wrapping_add(1)
+            .wrapping_add(slot.min(MAX_FUNCS))
     }
     #[inline]
     fn hist(self, hist: Hist, word: usize) -> usize {
-        self.queued(MAX_FUNCS) + 1 + hist as usize * histogram::WORDS + word
+        self.queued(MAX_FUNCS)
+            .wrapping_add(1)
+            .wrapping_add((hist as usize).wrapping_mul(histogram::WORDS))
+            .wrapping_add(word)
     }
     #[inline]
     fn len(self) -> usize {

@@ -11,6 +11,7 @@
 //! clock and make one atomic exchange; nothing is allocated or locked.
 
 use crate::logic::counters::{Counters, Hist, Local};
+use crate::sys::cpu;
 use crate::sys::task::{Task, TaskExt};
 use crate::sys::time::now_ns;
 use core::sync::atomic::{
@@ -211,14 +212,13 @@ impl Latency {
         }
     }
 
-    /// CPU `cpu` switches from `prev`, preempted (`preempt`) or not, `prev_state` its state when the
+    /// This CPU switches from `prev`, preempted (`preempt`) or not, `prev_state` its state when the
     /// switch began (the task blocks when it was not preempted and its state is not 0): ends the
     /// reschedule interval in progress for it, and counts how that switch went.
     #[inline]
     pub(crate) fn switched(
         &self,
         counters: &Counters,
-        cpu: usize,
         prev: &Task,
         preempt: bool,
         prev_state: u32,
@@ -226,7 +226,7 @@ impl Latency {
         if !self.enabled() {
             return;
         }
-        let Some((ns, remote)) = self.slot(cpu, RESCHED).and_then(Self::end) else {
+        let Some((ns, remote)) = self.slot(cpu::this_cpu(), RESCHED).and_then(Self::end) else {
             return;
         };
         counters.record(

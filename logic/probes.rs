@@ -40,6 +40,7 @@ pub(crate) struct IpiOne<F: TargetCpu> {
 impl<F: TargetCpu> Handler for IpiOne<F> {
     type Function = F;
 
+    #[inline]
     fn hit(&self, regs: &Regs<'_, F>) {
         let window = self.engine.window();
         let target = regs.target_cpu();
@@ -54,8 +55,31 @@ impl<F: TargetCpu> Handler for IpiOne<F> {
 #[inline]
 fn record_stack<F: Function>(engine: &Engine, window: &Window, tag: Tag, regs: &Regs<'_, F>) {
     if engine.stacks_enabled() {
-        engine.record(window, tag, &Stack::from_regs(regs));
+        record_regs_stack(engine, window, tag, regs);
     }
+}
+
+/// The recording itself, out of line: the handlers' own frames stay small while recording is off.
+#[cold]
+#[inline(never)]
+fn record_regs_stack<F: Function>(engine: &Engine, window: &Window, tag: Tag, regs: &Regs<'_, F>) {
+    engine.record(window, tag, &Stack::from_regs(regs));
+}
+
+/// Records the stack of a tracepoint hit of `tag` in `window` when stack attribution is on (one load
+/// and a branch when off).
+#[inline]
+fn record_here(engine: &Engine, window: &Window, tag: Tag, here: &Here<'_>) {
+    if engine.stacks_enabled() {
+        record_here_stack(engine, window, tag, here);
+    }
+}
+
+/// The recording itself, out of line (see [`record_regs_stack`]).
+#[cold]
+#[inline(never)]
+fn record_here_stack(engine: &Engine, window: &Window, tag: Tag, here: &Here<'_>) {
+    engine.record(window, tag, &here.stack());
 }
 
 /// `native_send_call_func_ipi(const struct cpumask *mask)`: one send to every CPU in `mask`.
@@ -66,6 +90,7 @@ pub(crate) struct IpiMany {
 impl Handler for IpiMany {
     type Function = SendCallFuncIpi;
 
+    #[inline]
     fn hit(&self, regs: &Regs<'_, SendCallFuncIpi>) {
         let window = self.engine.window();
         sent_many(&self.engine, window, regs.mask().iter());
@@ -97,6 +122,7 @@ pub(crate) struct Resched {
 impl Handler for Resched {
     type Function = ReschedCurr;
 
+    #[inline]
     fn hit(&self, regs: &Regs<'_, ReschedCurr>) {
         let window = self.engine.window();
         let (this, target) = (cpu::this_cpu(), regs.rq_cpu());
@@ -117,6 +143,7 @@ pub(crate) struct IpiCpu {
 }
 
 impl IpiSendCpu for IpiCpu {
+    #[inline]
     fn ipi_send_cpu(&self, target: usize, callback: usize, here: &Here<'_>) {
         let (array, tag, kind) = if callback == 0 {
             (PerTarget::Res, Tag::Res, Kind::Res)
@@ -128,9 +155,7 @@ impl IpiSendCpu for IpiCpu {
         let window = self.engine.window();
         window.counters.sent(array, target);
         self.engine.latency().ipi_sent(kind, target);
-        if self.engine.stacks_enabled() {
-            self.engine.record(window, tag, &here.stack());
-        }
+        record_here(&self.engine, window, tag, here);
     }
 }
 
@@ -140,12 +165,11 @@ pub(crate) struct IpiMask {
 }
 
 impl IpiSendCpumask for IpiMask {
+    #[inline]
     fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, _callback: usize, here: &Here<'_>) {
         let window = self.engine.window();
         sent_many(&self.engine, window, mask.iter());
-        if self.engine.stacks_enabled() {
-            self.engine.record(window, Tag::Cfm, &here.stack());
-        }
+        record_here(&self.engine, window, Tag::Cfm, here);
     }
 }
 
@@ -158,14 +182,13 @@ pub(crate) struct CsdQueue {
 }
 
 impl CsdQueueCpu for CsdQueue {
+    #[inline]
     fn csd_queue_cpu(&self, cpu: usize, func: usize, wakeup: bool, here: &Here<'_>) {
         let window = self.engine.window();
         window.counters.queued(self.engine.functions().slot(func));
         if wakeup {
             window.counters.sent(PerTarget::Wkl, cpu);
-            if self.engine.stacks_enabled() {
-                self.engine.record(window, Tag::Wkl, &here.stack());
-            }
+            record_here(&self.engine, window, Tag::Wkl, here);
         }
     }
 }
@@ -222,6 +245,7 @@ pub(crate) struct IpiReceived {
 }
 
 impl VectorEntry for IpiReceived {
+    #[inline]
     fn vector_entry(&self) {
         let window = self.engine.window();
         self.engine

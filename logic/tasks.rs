@@ -435,8 +435,7 @@ impl SchedSwitch for Engine {
         if preempt {
             counters.local(Local::SwitchesPreempt);
         }
-        self.latency()
-            .switched(counters, cpu::this_cpu(), prev, preempt, prev_state);
+        self.latency().switched(counters, prev, preempt, prev_state);
     }
 }
 

@@ -113,23 +113,61 @@ impl CpuMask<'_> {
     /// The CPUs set in the mask, in increasing order.
     ///
     /// Reads the bitmap a word at a time (no call per CPU: this runs in a probe handler).
-    pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+    pub(crate) fn iter(&self) -> CpuMaskIter<'_> {
+        CpuMaskIter {
+            mask: self,
+            nr: nr_cpu_ids(),
+            next_word: 0,
+            bits: 0,
+            base: 0,
+        }
+    }
+
+    /// Word `w` of the bitmap, `w < nr_cpu_ids().div_ceil(usize::BITS)`.
+    #[inline]
+    fn word(&self, w: usize) -> usize {
+        // SAFETY: A `struct cpumask` holds at least `nr_cpu_ids` bits in whole `unsigned long`s (the
+        // caller keeps `w` below that), and the type invariant keeps it valid while `self` lives.
+        unsafe { self.ptr.cast::<usize>().add(w).read_volatile() }
+    }
+}
+
+/// The CPUs of a [`CpuMask`], in increasing order: [`CpuMask::iter`].
+pub(crate) struct CpuMaskIter<'a> {
+    mask: &'a CpuMask<'a>,
+    nr: usize,
+    /// The next word of the bitmap to read.
+    next_word: usize,
+    /// The bits of the word read last not yet returned.
+    bits: usize,
+    /// The CPU of that word's bit 0.
+    base: usize,
+}
+
+impl Iterator for CpuMaskIter<'_> {
+    type Item = usize;
+
+    #[inline]
+    fn next(&mut self) -> Option<usize> {
         const BITS: usize = usize::BITS as usize;
-        let nr = nr_cpu_ids();
-        (0..nr.div_ceil(BITS)).flat_map(move |w| {
-            // SAFETY: A `struct cpumask` holds at least `nr_cpu_ids` bits in whole `unsigned long`s, and
-            // the type invariant keeps it valid while `self` lives.
-            let mut word = unsafe { self.ptr.cast::<usize>().add(w).read_volatile() };
-            core::iter::from_fn(move || {
-                if word == 0 {
-                    return None;
-                }
-                let bit = word.trailing_zeros() as usize;
-                word &= word - 1;
-                Some(w * BITS + bit)
-            })
-            .take_while(move |&cpu| cpu < nr)
-        })
+        while self.bits == 0 {
+            if self.next_word * BITS >= self.nr {
+                return None;
+            }
+            self.bits = self.mask.word(self.next_word);
+            self.base = self.next_word * BITS;
+            self.next_word += 1;
+        }
+        let cpu = self.base + self.bits.trailing_zeros() as usize;
+        self.bits &= self.bits - 1;
+        if cpu < self.nr {
+            Some(cpu)
+        } else {
+            // Bits past `nr_cpu_ids` in the last word are not CPUs: the end.
+            self.bits = 0;
+            self.next_word = usize::MAX / BITS;
+            None
+        }
     }
 }
 
