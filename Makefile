@@ -28,6 +28,13 @@ MODDIR := $(REPO)
 else
 MODDIR := $(REPO)/.build-$(KCONFIG)
 endif
+# `make fallback` builds, in .build-fallback/, the module that counts with the fallbacks only (kprobes on
+# the send functions, a kretprobe on ttwu_queue_wakelist), as on a kernel without the ipi and csd
+# tracepoints: the boot test checks it too. rustc reads RRP_FALLBACK_ONLY from the environment.
+ifeq ($(RRP_FALLBACK_ONLY),1)
+MODDIR := $(REPO)/.build-fallback
+export RRP_FALLBACK_ONLY
+endif
 export RRP_KO := $(MODDIR)/resched_probe.ko
 # The module's sources: Kbuild, the crate root, and its two folders (logic/, sys/).
 MOD_DIRS := logic sys
@@ -49,7 +56,7 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
+.PHONY: fallback default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
 
 default: modules tool
@@ -95,6 +102,10 @@ check-build: $(KERNEL_DEP) sources
 	cat $(REPO)/.build.log; [ $$rc = 0 ] || exit $$rc; \
 	! grep -iE '(^|[^_])warning:' $(REPO)/.build.log || { echo "error: the module build has warnings" >&2; exit 1; }
 
+# The fallback-only module (see RRP_FALLBACK_ONLY above), with warnings as errors: .build-fallback/.
+fallback:
+	$(MAKE) -C $(REPO) RRP_FALLBACK_ONLY=1 check-build >/dev/null
+
 # The load generator the guest scripts run (a host binary; the guest shares the host's root).
 LOAD := $(REPO)/tools/rrp-load
 $(LOAD): $(REPO)/tools/rrp-load.c
@@ -108,7 +119,7 @@ run: setup
 # Two boots: the boot test, then the scale test (512 possible CPUs, 4 online, under bookworm-backports' QEMU 10:
 # scripts/qemu-x2apic.sh); one `N passed, N failed` over both.
 check: setup
-	$(MAKE) -C $(REPO) fmtcheck clippy check-build tool tool-check $(LOAD)
+	$(MAKE) -C $(REPO) fmtcheck clippy check-build fallback tool tool-check $(LOAD)
 	$(REPO)/scripts/qemu-x2apic.sh build
 	@t=$$(mktemp -d); \
 	for m in check scale; do \
@@ -183,4 +194,5 @@ clippy: $(KERNEL_DEP) sources
 clean:
 	-$(KMAKE) clean
 	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/modules clean
+	rm -rf $(REPO)/.build-fallback
 	rm -f $(LOAD) $(LOAD_ARM64) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

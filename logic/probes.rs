@@ -278,6 +278,22 @@ impl IpiEntry for IpiEntryReceived {
     }
 }
 
+/// Whether this build counts with the fallbacks only (`make fallback`: built with
+/// `RRP_FALLBACK_ONLY=1`), as on a kernel without the `ipi:*` and `csd:*` tracepoints: kprobes on the send
+/// functions and a kretprobe on `ttwu_queue_wakelist`. The boot test checks that build too.
+fn fallback_only() -> bool {
+    option_env!("RRP_FALLBACK_ONLY") == Some("1")
+}
+
+/// The tracepoint probe `register` makes, or `ENOENT` in a fallback-only build.
+fn unless_fallback<T>(register: impl FnOnce() -> Result<T>) -> Result<T> {
+    if fallback_only() {
+        Err(ENOENT)
+    } else {
+        register()
+    }
+}
+
 /// How received IPIs are counted.
 enum Received {
     /// x86 `irq_vectors:*_entry`, one per kind of [`Kind::ALL`] (`None` where the kernel lacks it).
@@ -396,12 +412,13 @@ impl Probes {
                 }
             }
         };
-        let one = match TracepointProbe::ipi_send_cpu(Arc::new(
+        let ipi_cpu = Arc::new(
             IpiCpu {
                 engine: engine.clone(),
             },
             GFP_KERNEL,
-        )?) {
+        )?;
+        let one = match unless_fallback(|| TracepointProbe::ipi_send_cpu(ipi_cpu)) {
             Ok(tp) => OneTarget::Tracepoint(tp),
             Err(e) => {
                 pr_info!(
@@ -420,12 +437,13 @@ impl Probes {
                 }
             }
         };
-        let many = match TracepointProbe::ipi_send_cpumask(Arc::new(
+        let ipi_mask = Arc::new(
             IpiMask {
                 engine: engine.clone(),
             },
             GFP_KERNEL,
-        )?) {
+        )?;
+        let many = match unless_fallback(|| TracepointProbe::ipi_send_cpumask(ipi_mask)) {
             Ok(tp) => ManyTargets::Tracepoint(tp),
             Err(e) => {
                 pr_info!(
@@ -440,12 +458,13 @@ impl Probes {
                 )?)
             }
         };
-        let wkl = match TracepointProbe::csd_queue_cpu(Arc::new(
+        let csd = Arc::new(
             CsdQueue {
                 engine: engine.clone(),
             },
             GFP_KERNEL,
-        )?) {
+        )?;
+        let wkl = match unless_fallback(|| TracepointProbe::csd_queue_cpu(csd)) {
             Ok(tp) => Wakeups::Tracepoint(tp),
             Err(e) => {
                 pr_info!(

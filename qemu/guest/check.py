@@ -14,13 +14,14 @@ import tool
 from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, module_listed, one_byte_reads, read,
                  rmmod, write_errno)
 
-PARTS = [("ipi", ipi.main), ("engine", engine.main), ("latency", latency.main), ("sched", sched.main),
-         ("stacks", stacks.main), ("tool", tool.main), ("arm64", arm64.main)]
+PARTS = [("ipi", ipi.main), ("engine", engine.main), ("fallback", engine.fallback_main), ("latency", latency.main),
+         ("sched", sched.main), ("stacks", stacks.main), ("tool", tool.main), ("arm64", arm64.main)]
 # What runs when CHECK_PARTS is empty. On arm64: not latency (its oracle is bpftrace, which the arm64 root
 # lacks; arm64.py checks the receive side and delivery there), not stacks (not recorded on arm64), not
-# the tool (built for the host).
+# the tool (built for the host), not the fallback-only build (its kprobes are on x86's send functions).
+# `fallback` loads the fallback-only build (make fallback: .build-fallback/) instead of the module.
 DEFAULT_PARTS = (["ipi", "engine", "sched", "arm64"] if os.uname().machine == "aarch64"
-                 else ["ipi", "engine", "latency", "sched", "stacks", "tool"])
+                 else ["ipi", "engine", "fallback", "latency", "sched", "stacks", "tool"])
 
 
 def cat(path):
@@ -84,8 +85,9 @@ def main(c, g):
         if name not in only:
             print(f"# the {name} checks: not run (parts: {' '.join(only)})")
             continue
-        if insmod(g.ko):
-            c.ok(f"insmod for the {name} checks")
+        ko = f"{g.repo}/.build-fallback/{KO_NAME}.ko" if name == "fallback" else g.ko
+        if insmod(ko):
+            c.ok(f"insmod {os.path.relpath(ko, g.repo)} for the {name} checks")
             guarded(c, f"the {name} checks", part, c, g)
             if module_listed():
                 # The sched checks attach this process; a failed one may have left it attached, which
