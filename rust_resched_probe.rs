@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Counts, per CPU, who sends inter-processor interrupts to whom and how often the scheduler asks a
-//! CPU to reschedule (kprobes on the IPI send paths, `resched_curr` and `ttwu_queue_wakelist`), and
-//! when attached tasks are switched out, preempted or blocking (preempt notifiers); on request, from which
-//! kernel stacks each kind of event comes.
+//! CPU to reschedule (the kernel's `ipi:*`, `csd:*` and `sched:*` tracepoints, a kprobe on
+//! `resched_curr`; kprobes on the send functions where the tracepoints are missing), and when attached
+//! tasks are switched out, preempted or blocking (preempt notifiers); on request, from which kernel
+//! stacks each kind of event comes.
 //!
 //! Everything is read with `cat` under `/sys/kernel/debug/resched/` (see README.md for each file).
 //! [`logic`] holds what is counted and shown; [`sys`] the thin safe wrappers over the C it reaches.
