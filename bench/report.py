@@ -172,7 +172,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ws = list(results["workloads"])
 shown = [c for c in CONFIGS if c != "baseline"]
-fig, ax = plt.subplots(figsize=(9, 4.5))
+colors = plt.get_cmap("tab20").colors
+fig, ax = plt.subplots(figsize=(10, 4.8))
 width = 0.8 / len(shown)
 for i, cfg in enumerate(shown):
     vals, lo, hi = [], [], []
@@ -180,16 +181,17 @@ for i, cfg in enumerate(shown):
         r = results["workloads"][w]
         base = r["baseline"]["ns_per_op_median"]
         med = r[cfg]["ns_per_op_median"]
-        vals.append((med / base - 1) * 100)
-        lo.append((med - r[cfg]["ns_per_op_min"]) / base * 100)
-        hi.append((r[cfg]["ns_per_op_max"] - med) / base * 100)
+        vals.append(med / base)
+        lo.append((med - r[cfg]["ns_per_op_min"]) / base)
+        hi.append((r[cfg]["ns_per_op_max"] - med) / base)
     xs = [x + (i - (len(shown) - 1) / 2) * width for x in range(len(ws))]
-    ax.bar(xs, vals, width, yerr=[lo, hi], capsize=3, label=cfg)
-ax.axhline(0, color="black", linewidth=0.8)
+    ax.bar(xs, vals, width, yerr=[lo, hi], capsize=2, label=cfg, color=colors[(2 * i) % 20 + (2 * i) // 20])
+ax.axhline(1, color="black", linewidth=0.8)
+ax.set_yscale("log")
 ax.set_xticks(range(len(ws)), ws)
-ax.set_ylabel("overhead vs baseline, % (median; bars: min-max)")
+ax.set_ylabel("time per operation / baseline (log; median, bars: min-max)")
 ax.set_title(f"rust_resched_probe overhead per workload ({datetime.date.today()}, QEMU TCG, "
              f"{raw['cpus']} vCPUs: ratios only)")
-ax.legend(fontsize=8)
+ax.legend(fontsize=7, ncol=2)
 fig.tight_layout()
 fig.savefig(f"{out}/results.png", dpi=110)
