@@ -10,6 +10,7 @@
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
 #                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
 #   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
+#   make fallback   the module that counts with the fallback kprobes only, in .build-fallback/ (make check uses it)
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
 #   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
 #   make rust-analyzer | fmt | fmtcheck | clippy | clean
