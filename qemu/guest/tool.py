@@ -49,18 +49,21 @@ def save_files(out):
 
 
 def top_session(tool, load, seconds, key=b"q"):
-    """Runs `resched top -d 1` on a pseudo-terminal for `seconds` while `load` runs (if any), then types
-    `key`: (what it drew, its exit code or None if it did not quit, the load's output)."""
+    """Runs `resched top -d 1` on a pseudo-terminal and, once it has drawn its first frame, `load` (if
+    any) for `seconds`, then types `key`: (what it drew, its exit code or None if it did not quit, the
+    load's output)."""
     pid, fd = pty.fork()
     if pid == 0:
         os.execv(tool, [tool, "top", "-d", "1"])
-    p = subprocess.Popen(load or ["true"], stdout=subprocess.PIPE, text=True)
     # The key counts only once top runs in raw mode: wait for its first frame (starting it over 9p
-    # under emulation can take seconds), then `seconds` more.
+    # under emulation can take seconds; the load starts then, so that it runs through every frame
+    # after), then `seconds` more.
+    p = None
     drawn, end, started = b"", time.time() + 60, False
     while time.time() < end:
         if not started and b"resched top" in drawn:
             started, end = True, time.time() + seconds
+            p = subprocess.Popen(load or ["true"], stdout=subprocess.PIPE, text=True)
         r, _, _ = select.select([fd], [], [], 0.2)
         if r:
             try:
@@ -103,7 +106,7 @@ def top_session(tool, load, seconds, key=b"q"):
             break
         drawn += chunk
     os.close(fd)
-    out, _ = p.communicate(timeout=600)
+    out = p.communicate(timeout=600)[0] if p else None
     return drawn.decode(errors="replace"), code, out
 
 
@@ -163,7 +166,8 @@ def main(c, g):
             r.returncode == 2 and "resched:" in r.stderr and not panicked(r.stderr), r.stderr)
 
     # --- top under a pseudo-terminal: rates of the load, quits on q --------------------------------------
-    # The load must outlast the session: its rate from a short run first, then ~12 s of it.
+    # The load must outlast the session (it starts with top's first frame, which is followed by 6 s): its
+    # rate from a short run first, then ~12 s of it.
     m = re.search(r"ns_per_op=([\d.]+)", run([g.load, "pingpong", "2", "3", "2000"]).stdout)
     n = int(12e9 / float(m.group(1))) if m else 20000
     drawn, code, out = top_session(tool, [g.load, "pingpong", "2", "3", str(n)], 6)
