@@ -212,7 +212,11 @@ impl RetHandler for Wakelist {
     type Function = TtwuQueueWakelist;
     type Data = WakeCall;
 
-    fn entry(&self, regs: &Regs<'_, TtwuQueueWakelist>, data: &mut MaybeUninit<WakeCall>) -> bool {
+    fn entry<'d>(
+        &self,
+        regs: &Regs<'_, TtwuQueueWakelist>,
+        data: &'d mut MaybeUninit<WakeCall>,
+    ) -> Option<&'d mut WakeCall> {
         self.engine.window().counters.wakelist_attempt();
         // Only the target and the option's tag are written unless a stack is taken.
         let call = data.write(WakeCall {
@@ -222,7 +226,7 @@ impl RetHandler for Wakelist {
         if self.engine.stacks_enabled() {
             call.stack = Some(Stack::from_regs(regs));
         }
-        true
+        Some(call)
     }
 
     /// Counts in the window active at return, where the stack goes too (`record` checks again that

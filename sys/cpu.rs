@@ -123,9 +123,13 @@ impl CpuMask<'_> {
         }
     }
 
-    /// Word `w` of the bitmap, `w < nr_cpu_ids().div_ceil(usize::BITS)`.
+    /// Word `w` of the bitmap.
+    ///
+    /// # Safety
+    ///
+    /// `w < nr_cpu_ids().div_ceil(usize::BITS)`.
     #[inline]
-    fn word(&self, w: usize) -> usize {
+    unsafe fn word(&self, w: usize) -> usize {
         // SAFETY: A `struct cpumask` holds at least `nr_cpu_ids` bits in whole `unsigned long`s (the
         // caller keeps `w` below that), and the type invariant keeps it valid while `self` lives.
         unsafe { self.ptr.cast::<usize>().add(w).read_volatile() }
@@ -154,7 +158,8 @@ impl Iterator for CpuMaskIter<'_> {
             if self.next_word * BITS >= self.nr {
                 return None;
             }
-            self.bits = self.mask.word(self.next_word);
+            // SAFETY: `next_word * BITS < nr` (just checked), so the word is inside the mask.
+            self.bits = unsafe { self.mask.word(self.next_word) };
             self.base = self.next_word * BITS;
             self.next_word += 1;
         }

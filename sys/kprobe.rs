@@ -239,9 +239,14 @@ pub(crate) trait RetHandler: Sync {
     /// and read there by `ret`, never copied whole (a handler that writes only some fields pays for
     /// those).
     type Data: Copy;
-    /// Called at function entry with the instance's data, uninitialised: returns `true` once it has
-    /// written it, `false` to let the call return unobserved.
-    fn entry(&self, regs: &Regs<'_, Self::Function>, data: &mut MaybeUninit<Self::Data>) -> bool;
+    /// Called at function entry with the instance's data, uninitialised: returns the data it wrote
+    /// (what `MaybeUninit::write` gives back, so it is written), or `None` to let the call return
+    /// unobserved.
+    fn entry<'d>(
+        &self,
+        regs: &Regs<'_, Self::Function>,
+        data: &'d mut MaybeUninit<Self::Data>,
+    ) -> Option<&'d mut Self::Data>;
     /// Called at function return with what `entry` wrote.
     fn ret(&self, data: &Self::Data, regs: &RetRegs<'_, Self::Function>);
 }
@@ -372,10 +377,10 @@ unsafe extern "C" fn ret_entry<H: RetHandler>(
     // SAFETY: `data` is the instance's aligned room for a `H::Data` (see `instance`), ours until the
     // return handler; `MaybeUninit` makes no claim on its contents.
     let data = unsafe { &mut *data.cast::<MaybeUninit<H::Data>>() };
-    if this.entry(&regs, data) {
-        0
-    } else {
-        1
+    match this.entry(&regs, data) {
+        // The handler returned a reference to the written data: the return handler may read it.
+        Some(_) => 0,
+        None => 1,
     }
 }
 
@@ -390,8 +395,9 @@ unsafe extern "C" fn ret_handler<H: RetHandler>(
 ) -> c_int {
     // SAFETY: The core passes an instance of this kretprobe.
     let (this, data) = unsafe { instance::<H>(ri) };
-    // SAFETY: `ret_entry` wrote `data` for this instance (its handler returned `true`), and nothing else
-    // touches it until the instance is recycled after this returns.
+    // SAFETY: `ret_entry` wrote `data` for this instance (its handler returned the written data: the
+    // return handler runs only for an entry that returned 0), and nothing else touches it until the
+    // instance is recycled after this returns.
     let data = unsafe { &*data };
     this.ret(
         data,

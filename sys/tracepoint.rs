@@ -520,10 +520,12 @@ unsafe extern "C" fn csd_queue_cpu_probe<H: CsdQueueCpu>(
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
     // Every queued entry starts with a `struct __call_single_node` whose flags hold its type; the
-    // queuing code reads them the same way just after this tracepoint (`CSD_TYPE()`).
+    // queuing code reads them the same way (`CSD_TYPE()`, just before this tracepoint in
+    // `__smp_call_single_queue()`). The type bits do not change while the entry is queued.
     let node = csd.cast::<bindings::__call_single_node>();
-    // SAFETY: `csd` is the entry being queued, valid and owned by the queuing code for this call; the
-    // flags are an aligned `unsigned int`.
+    // SAFETY: `csd` is the entry being queued, valid for this call (not yet on any list); its flags are
+    // an aligned `unsigned int`, read once as `READ_ONCE()` would (another CPU may set other bits of an
+    // irq_work's flags meanwhile).
     let flags = unsafe { core::ptr::addr_of!((*node).__bindgen_anon_1.u_flags).read_volatile() };
     let wakeup = flags & bindings::CSD_FLAG_TYPE_MASK == bindings::CSD_TYPE_TTWU;
     let here = Here {
