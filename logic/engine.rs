@@ -14,6 +14,7 @@ use crate::logic::callbacks::Functions;
 use crate::logic::counters::{Counters, Tag};
 use crate::logic::latency::Latency;
 use crate::logic::stacks::{Stacks, MAX_ENTRIES};
+use crate::sys::hotplug::Prepare;
 use crate::sys::rcu;
 use crate::sys::stacktrace::Stack;
 use core::sync::atomic::{
@@ -137,6 +138,8 @@ impl Engine {
         let _guard = self.settings.lock();
         let old = self.active.load(Relaxed) & 1;
         self.active.store(1 - old, Release);
+        // An interval in progress now would end in the new window, spanning the reset.
+        self.latency.forget();
         rcu::synchronize();
         // No handler counts into `old` any more; it is the next reset's empty window.
         self.windows[old].clear();
@@ -179,5 +182,12 @@ impl Engine {
     pub(crate) fn read<R>(&self, f: impl FnOnce(&Window) -> R) -> R {
         let _guard = self.settings.lock();
         f(self.window())
+    }
+}
+
+impl Prepare for Engine {
+    /// Forgets the intervals in progress towards `cpu`, which is about to come online.
+    fn prepare(&self, cpu: usize) {
+        self.latency.forget_cpu(cpu);
     }
 }

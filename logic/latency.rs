@@ -106,11 +106,27 @@ impl Latency {
     /// intervals in progress are forgotten then, so that none spans the time it was off.
     pub(crate) fn set_enabled(&self, on: bool) {
         if on {
-            for start in self.starts.iter() {
+            self.forget();
+        }
+        self.on.store(on, SeqCst);
+    }
+
+    /// Forgets every interval in progress (a `reset`: none spans it).
+    pub(crate) fn forget(&self) {
+        for start in self.starts.iter() {
+            start.store(0, Relaxed);
+        }
+    }
+
+    /// Forgets the intervals in progress towards `cpu`, which is offline and about to come up: one begun
+    /// before it went down (an IPI it never took, a request its last switch did not answer) would
+    /// otherwise end at its first IPI or switch after, spanning the time it was offline.
+    pub(crate) fn forget_cpu(&self, cpu: usize) {
+        for which in 0..SLOTS {
+            if let Some(start) = self.slot(cpu, which) {
                 start.store(0, Relaxed);
             }
         }
-        self.on.store(on, SeqCst);
     }
 
     #[inline]

@@ -11,7 +11,7 @@ use crate::logic::latency::Kind;
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::stacks::MAX_ENTRIES;
-use crate::logic::tasks::{Tasks, MAX_ATTACHED};
+use crate::logic::tasks::{Tasks, MAX_ATTACHED, MAX_PENDING};
 use crate::sys::cpu;
 use crate::sys::debugfs::{Dir, File, Node, Text};
 use crate::sys::stacktrace::{self, Symbolizer};
@@ -758,12 +758,18 @@ impl Node for TaskList {
                     None => writeln!(out, "{:>4}", "-")?,
                 }
             }
-            match self.0.full() {
-                0 => Ok(()),
-                n => writeln!(
+            if let n @ 1.. = self.0.full() {
+                writeln!(
                     out,
                     "# {n} tasks not attached: attach_capacity ({}) tasks were attached",
                     self.0.capacity()
+                )?;
+            }
+            match self.0.pending() {
+                0 => Ok(()),
+                n => writeln!(
+                    out,
+                    "# {n} attach/detach works wait for their threads to run (at most {MAX_PENDING})"
                 ),
             }
         })();

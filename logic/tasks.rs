@@ -11,7 +11,8 @@
 
 use crate::logic::counters::{Hist, Local};
 use crate::logic::engine::Engine;
-use crate::sys::cpu;
+use crate::logic::ratelimit::warn_ratelimited;
+use crate::sys::hotplug::CpuPrepare;
 use crate::sys::notifier::{self, Notifiers};
 use crate::sys::task::{Current, NewTask, Task, TaskExt, TaskSlot, Woken, COMM_LEN};
 use crate::sys::taskwork::{self, TaskWork};
@@ -20,7 +21,7 @@ use crate::sys::tracepoint::{
     SchedProcessExit, SchedProcessFork, SchedSwitch, SchedWakeup, TracepointProbe,
 };
 use core::sync::atomic::{
-    AtomicI32, AtomicU32, AtomicU64,
+    AtomicI32, AtomicU32, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use kernel::prelude::*;
@@ -38,6 +39,11 @@ pub(crate) const MAX_ATTACHED: usize = 4096;
 
 /// Tasks that may be attached at once unless `attach_capacity` says otherwise.
 pub(crate) const DEFAULT_ATTACHED: usize = 1024;
+
+/// Attach and detach works (`attach PID`, `detach PID`) that may be pending at once, one per thread:
+/// each is a small allocation holding a module reference until its thread runs it, which a stopped,
+/// traced or blocked thread may put off for as long as it stays so.
+pub(crate) const MAX_PENDING: usize = MAX_ATTACHED;
 
 /// Preemptors each attached task keeps, most frequent shown first; others are counted together.
 pub(crate) const PREEMPTORS: usize = 8;
@@ -247,6 +253,8 @@ pub(crate) struct TaskRow {
 pub(crate) struct Tasks {
     attached: Notifiers<Tracker>,
     engine: Arc<Engine>,
+    /// Attach and detach works queued and not run yet (at most [`MAX_PENDING`]).
+    pending: AtomicUsize,
 }
 
 impl Tasks {
@@ -257,15 +265,15 @@ impl Tasks {
                 Tracker::new(engine.clone())
             })?,
             engine: engine.clone(),
+            pending: AtomicUsize::new(0),
         })
     }
 
     /// `attach` written by the calling task: registers a notifier on it. Attaching twice is a no-op;
     /// `ENOSPC` when `attach_capacity` tasks are attached.
     pub(crate) fn attach_current(&self, me: &Current<'_>) -> Result {
-        let cpu = cpu::this_cpu();
         self.attached
-            .attach(me, |t| {
+            .attach(me, |t, cpu| {
                 t.task.set_current(me);
                 t.start(Some(cpu));
             })
@@ -273,16 +281,24 @@ impl Tasks {
     }
 
     /// `attach PID` / `detach PID`: queues a work on every thread of process `pid` that attaches
-    /// (detaches) the thread in its own context, as soon as it runs. Returns the threads queued;
-    /// `EPERM` for a kernel thread, `ESRCH` when there is no such process.
+    /// (detaches) the thread in its own context, as soon as it runs. Returns the threads queued; `EPERM`
+    /// for a kernel thread, `ESRCH` when there is no such process, `EBUSY` (nothing queued) when the
+    /// process has more threads than [`MAX_PENDING`] leaves room for.
     pub(crate) fn queue_pid(self: &Arc<Self>, pid: i32, attach: bool) -> Result<usize> {
+        let mut threads = 0;
+        taskwork::for_each_thread(pid, |_| threads += 1)?;
+        let mut permits = Permits::reserve(self, threads)?;
         let (mut queued, mut first_error) = (0, None);
         taskwork::for_each_thread(pid, |t| {
-            let work = ByPid {
-                tasks: self.clone(),
-                attach,
+            // A thread created since the count takes a permit of its own, if one is left.
+            let Some(permit) = permits
+                .take()
+                .or_else(|| Permits::reserve(self, 1).ok()?.take())
+            else {
+                first_error.get_or_insert(EBUSY);
+                return;
             };
-            match taskwork::queue(t, work) {
+            match taskwork::queue(t, ByPid { permit, attach }) {
                 Ok(()) => queued += 1,
                 Err(e) => {
                     first_error.get_or_insert(e);
@@ -293,6 +309,11 @@ impl Tasks {
             return Err(first_error.unwrap_or(ESRCH));
         }
         Ok(queued)
+    }
+
+    /// Attach and detach works queued and not run yet.
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.load(Relaxed)
     }
 
     /// `detach` written by the calling task: unregisters its notifier.
@@ -377,19 +398,63 @@ impl Tasks {
     }
 }
 
-/// What a thread of a process attached or detached by pid runs in its own context.
-struct ByPid {
+/// Room for `n` pending attach or detach works in [`Tasks::pending`], given back when dropped.
+struct Permits {
     tasks: Arc<Tasks>,
+    n: usize,
+}
+
+impl Permits {
+    /// Room for `n` more works; `EBUSY` (logged) when that would make more than [`MAX_PENDING`].
+    fn reserve(tasks: &Arc<Tasks>, n: usize) -> Result<Self> {
+        let before = tasks.pending.fetch_add(n, Relaxed);
+        if before.saturating_add(n) > MAX_PENDING {
+            tasks.pending.fetch_sub(n, Relaxed);
+            warn_ratelimited!(
+                "attach: {} attach/detach works already wait for their threads to run (at most {}): refused for {} more threads\n",
+                before,
+                MAX_PENDING,
+                n
+            );
+            return Err(EBUSY);
+        }
+        Ok(Self {
+            tasks: tasks.clone(),
+            n,
+        })
+    }
+
+    /// One of the permits, for one work.
+    fn take(&mut self) -> Option<Permits> {
+        self.n = self.n.checked_sub(1)?;
+        Some(Permits {
+            tasks: self.tasks.clone(),
+            n: 1,
+        })
+    }
+}
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        self.tasks.pending.fetch_sub(self.n, Relaxed);
+    }
+}
+
+/// What a thread of a process attached or detached by pid runs in its own context; its permit is given
+/// back when it has run (or is dropped unrun, at the thread's exit).
+struct ByPid {
+    permit: Permits,
     attach: bool,
 }
 
 impl TaskWork for ByPid {
     /// Attaches (detaches) the calling thread (never an exiting one: [`taskwork`] runs no work then).
     fn run(self, me: &Current<'_>) {
+        let tasks = &self.permit.tasks;
         let _ = if self.attach {
-            self.tasks.attach_current(me)
+            tasks.attach_current(me)
         } else {
-            self.tasks.detach_current(me)
+            tasks.detach_current(me)
         };
     }
 }
@@ -439,25 +504,28 @@ impl SchedSwitch for Engine {
     }
 }
 
-/// The scheduler hooks, in drop order: tracepoints first (no probe runs after), then the attached
-/// tasks (by then none: each attachment holds a module reference).
+/// The scheduler and hotplug hooks, in drop order: tracepoints first (no probe runs after), the hotplug
+/// state, then the attached tasks (by then none: each attachment holds a module reference).
 pub(crate) struct Hooks {
     _fork: TracepointProbe<Tasks>,
     _exit: TracepointProbe<Tasks>,
     _wakeup: TracepointProbe<Tasks>,
     _switch: TracepointProbe<Engine>,
+    _hotplug: CpuPrepare<Engine>,
     tasks: Arc<Tasks>,
 }
 
 impl Hooks {
-    /// Turns preempt notifiers on and registers the fork, exit and switch probes.
+    /// Turns preempt notifiers on and registers the fork, exit, wakeup and switch probes, and the hotplug
+    /// state that forgets a CPU's intervals in progress before it comes back online.
     pub(crate) fn new(engine: Arc<Engine>, module: &'static ThisModule) -> Result<Self> {
         let tasks = Arc::new(Tasks::new(&engine, module)?, GFP_KERNEL)?;
         Ok(Self {
             _fork: TracepointProbe::sched_process_fork(tasks.clone())?,
             _exit: TracepointProbe::sched_process_exit(tasks.clone())?,
             _wakeup: TracepointProbe::sched_wakeup(tasks.clone())?,
-            _switch: TracepointProbe::sched_switch(engine)?,
+            _switch: TracepointProbe::sched_switch(engine.clone())?,
+            _hotplug: CpuPrepare::new(engine)?,
             tasks,
         })
     }

@@ -60,6 +60,17 @@ pub(crate) fn this_cpu() -> usize {
     }
 }
 
+/// Runs `f` with preemption off, passing it the CPU it runs on, which stays so until `f` returns (`f`
+/// must not sleep).
+pub(crate) fn pinned<R>(f: impl FnOnce(usize) -> R) -> R {
+    // SAFETY: No preconditions; balanced below, in the same task.
+    unsafe { bindings::rrp_preempt_disable() };
+    let r = f(this_cpu());
+    // SAFETY: Balances the `preempt_disable()` above.
+    unsafe { bindings::rrp_preempt_enable() };
+    r
+}
+
 /// The per-cpu address of `pcpu_hot.cpu_number` (0: not asked yet).
 #[cfg(target_arch = "x86_64")]
 static CPU_NUMBER: AtomicUsize = AtomicUsize::new(0);

@@ -3,6 +3,7 @@
  * One line of C for each macro or static inline function the Rust code reaches, as the kernel does in
  * rust/helpers/. No counting logic here.
  */
+#include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
 #include <linux/err.h>
 #include <linux/kallsyms.h>
@@ -106,6 +107,24 @@ void rrp_task_comm_nolock(struct task_struct *t, char *buf, size_t len)
  * freed only after an RCU grace period; callers run with preemption off) */
 bool rrp_rq_curr_need_resched(struct rq *rq) { return test_tsk_need_resched(READ_ONCE(rq->curr)); }
 
+/* READ_ONCE(t->on_cpu): whether the task is on a CPU (running, or being switched in or out). Stable while
+ * the caller holds the task's runqueue lock: prepare_task() sets it and finish_task() clears it under that
+ * lock (kernel/sched/core.c). Without SMP only the current task is on the CPU. */
+bool rrp_task_on_cpu(struct task_struct *t)
+{
+#ifdef CONFIG_SMP
+	return READ_ONCE(t->on_cpu);
+#else
+	return t == current;
+#endif
+}
+
+/* preempt_disable() */
+void rrp_preempt_disable(void) { preempt_disable(); }
+
+/* preempt_enable() */
+void rrp_preempt_enable(void) { preempt_enable(); }
+
 /* task_is_running() */
 bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
 
@@ -118,8 +137,8 @@ bool rrp_is_idle_task(struct task_struct *t) { return is_idle_task(t); }
 /* preempt_notifier_init() */
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops) { preempt_notifier_init(n, ops); }
 
-/* preempt_notifier_register() with preemption off, as KVM does: the list must not be walked half-changed */
-void rrp_preempt_notifier_register_current(struct preempt_notifier *n) { preempt_disable(); preempt_notifier_register(n); preempt_enable(); }
+/* preempt_notifier_register(); the caller has preemption off, as KVM does: the list must not be walked half-changed */
+void rrp_preempt_notifier_register_current(struct preempt_notifier *n) { preempt_notifier_register(n); }
 
 /* preempt_notifier_register() for a new task that has not run yet (its list is not walked until then) */
 void rrp_preempt_notifier_register_new(struct preempt_notifier *n, struct task_struct *t) { hlist_add_head(&n->link, &t->preempt_notifiers); }
@@ -137,6 +156,22 @@ struct preempt_notifier *rrp_preempt_notifier_find(struct task_struct *t, struct
 			return n;
 	return NULL;
 }
+
+/* cpuhp_setup_state_multi() on a dynamic state before the CPU is brought up (CPUHP_BP_PREPARE_DYN: the
+ * startup callback runs on a control CPU while the CPU is still offline); the state number, or an errno */
+int rrp_cpuhp_setup_prepare(const char *name, int (*startup)(unsigned int cpu, struct hlist_node *node))
+{
+	return cpuhp_setup_state_multi(CPUHP_BP_PREPARE_DYN, name, startup, NULL);
+}
+
+/* cpuhp_state_add_instance_nocalls() */
+int rrp_cpuhp_add_instance(int state, struct hlist_node *node) { return cpuhp_state_add_instance_nocalls(state, node); }
+
+/* cpuhp_state_remove_instance_nocalls() */
+int rrp_cpuhp_remove_instance(int state, struct hlist_node *node) { return cpuhp_state_remove_instance_nocalls(state, node); }
+
+/* cpuhp_remove_multi_state() */
+void rrp_cpuhp_remove_state(int state) { cpuhp_remove_multi_state(state); }
 
 /* tracepoint_synchronize_unregister() */
 void rrp_tracepoint_synchronize_unregister(void) { tracepoint_synchronize_unregister(); }

@@ -6,6 +6,7 @@
 #include <linux/types.h>
 
 struct cpumask;
+struct hlist_node;
 struct kretprobe;
 struct kretprobe_instance;
 struct pt_regs;
@@ -40,6 +41,13 @@ void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
 void rrp_task_comm_nolock(struct task_struct *t, char *buf, size_t len);
 bool rrp_rq_curr_need_resched(struct rq *rq);
 bool rrp_task_is_running(struct task_struct *t);
+bool rrp_task_on_cpu(struct task_struct *t);
+void rrp_preempt_disable(void);
+void rrp_preempt_enable(void);
+int rrp_cpuhp_setup_prepare(const char *name, int (*startup)(unsigned int cpu, struct hlist_node *node));
+int rrp_cpuhp_add_instance(int state, struct hlist_node *node);
+int rrp_cpuhp_remove_instance(int state, struct hlist_node *node);
+void rrp_cpuhp_remove_state(int state);
 bool rrp_is_idle_task(struct task_struct *t);
 bool rrp_task_is_exiting(struct task_struct *t);
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops);

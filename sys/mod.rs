@@ -8,6 +8,7 @@
 mod bindings;
 pub(crate) mod cpu;
 pub(crate) mod debugfs;
+pub(crate) mod hotplug;
 pub(crate) mod kprobe;
 pub(crate) mod module;
 pub(crate) mod notifier;

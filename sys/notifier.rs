@@ -12,6 +12,7 @@
 //! C header: [`include/linux/preempt.h`](srctree/include/linux/preempt.h)
 
 use super::bindings;
+use super::cpu;
 use super::module::ModuleRef;
 use super::task::{self, Current, NewTask, Task, Woken};
 use core::sync::atomic::{
@@ -175,13 +176,15 @@ impl<H: Handler> Notifiers<H> {
         (!n.is_null()).then(|| unsafe { &*n.cast::<PreemptNotifier<H>>() })
     }
 
-    /// The handler of this table's notifier on a task being woken, if it carries one (no walk at all
-    /// while no task is attached).
+    /// The handler of this table's notifier on a task being woken, if it carries one and is off its CPU
+    /// (no walk at all while no task is attached). A task still on its CPU may be changing its list
+    /// (`Woken`); its next switch out forgets the wakeup anyway.
     pub(crate) fn find_woken(&self, woken: &Woken<'_>) -> Option<&H> {
-        if self.attached.load(Relaxed) == 0 {
+        if self.attached.load(Relaxed) == 0 || !woken.is_off_cpu() {
             return None;
         }
-        // SAFETY: A task being woken is not changing its own list (`Woken`), and nobody else changes it.
+        // SAFETY: A task being woken off its CPU cannot change its own list until the wakeup is over
+        // (`Woken`), and nobody else changes it.
         let n = unsafe { bindings::rrp_preempt_notifier_find(woken.as_raw(), self.ops) };
         // SAFETY: A notifier with our `ops` is the first field of one of our slots (type invariants),
         // which live as long as `self`.
@@ -242,18 +245,23 @@ impl<H: Handler> Notifiers<H> {
         unsafe { ModuleRef::put_held(self.module) };
     }
 
-    /// Registers a notifier on the calling task, first calling `start` with its handler; `Ok(false)` if
-    /// it carries one of this table already. No allocation, no lock.
-    pub(crate) fn attach(&self, me: &Current<'_>, start: impl FnOnce(&H)) -> Result<bool> {
+    /// Registers a notifier on the calling task, first calling `start` with its handler and the CPU the
+    /// task runs on, with preemption off until the notifier is registered (so the task cannot move to
+    /// another CPU, or spend time off it, between the two); `Ok(false)` if it carries one of this table
+    /// already. No allocation, no lock; `start` must not sleep.
+    pub(crate) fn attach(&self, me: &Current<'_>, start: impl FnOnce(&H, usize)) -> Result<bool> {
         if self.is_attached(me) {
             return Ok(false);
         }
         let slot = self.claim()?;
-        start(&slot.handler);
-        // SAFETY: The slot is claimed (so not registered) and pinned; `Current` is the calling task in
-        // a context where it may change its own list; it stays claimed until this task unregistered it
-        // in `detach` (type invariant).
-        unsafe { bindings::rrp_preempt_notifier_register_current(slot.n.get()) };
+        cpu::pinned(|cpu| {
+            start(&slot.handler, cpu);
+            // SAFETY: The slot is claimed (so not registered) and pinned; `Current` is the calling task
+            // in a context where it may change its own list, with preemption off as
+            // `preempt_notifier_register()` wants; it stays claimed until this task unregistered it in
+            // `detach` (type invariant).
+            unsafe { bindings::rrp_preempt_notifier_register_current(slot.n.get()) };
+        });
         Ok(true)
     }
 

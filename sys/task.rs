@@ -164,10 +164,15 @@ impl<'a> NewTask<'a> {
     }
 }
 
-/// A task being woken (`sched_wakeup`): its state matched a sleeping state (it may still be on its CPU
-/// between `set_current_state()` and `schedule()`, and the probe may run on the target CPU for a
-/// wakelist wakeup). A task changes its own notifier list only while `TASK_RUNNING` ([`Current`]), so
-/// its list is not changing now and may be walked.
+/// A task being woken (`sched_wakeup`): its state matched a sleeping state, and the waker holds its
+/// runqueue lock unless it is the calling task.
+///
+/// Its notifier list may be walked only while it is off its CPU ([`Self::is_off_cpu`]): then it cannot
+/// start running (it is switched in only under that lock) and so cannot change its own list
+/// ([`Current`]) until the wakeup is over, and nobody else changes it. A task still on its CPU may be
+/// between `set_current_state()` and `schedule()`: `ttwu_runnable()` wakes it where it runs, after which
+/// it runs on and may change its own list while the waker walks it (KVM's `vcpu_put()` unlinks its
+/// notifier, and `hlist_del()` poisons the link).
 pub(crate) struct Woken<'a> {
     task: &'a Task,
     _not_send: PhantomData<*mut ()>,
@@ -179,12 +184,20 @@ impl<'a> Woken<'a> {
     /// # Safety
     ///
     /// `task` must be a task that `try_to_wake_up()` is waking (its state matched a sleeping state), for
-    /// `'a`.
+    /// `'a`, and the caller must hold its runqueue lock unless it is the calling task: `p->on_cpu` only
+    /// changes under that lock (`prepare_task()` and `finish_task()` in kernel/sched/core.c run within
+    /// `__schedule()`'s hold of it).
     pub(super) unsafe fn new(task: &'a Task) -> Self {
         Self {
             task,
             _not_send: PhantomData,
         }
+    }
+
+    /// Whether the task is off its CPU (`p->on_cpu` is 0), which stays so until the wakeup is over.
+    pub(super) fn is_off_cpu(&self) -> bool {
+        // SAFETY: `task` is live; the read is a `READ_ONCE()`.
+        !unsafe { bindings::rrp_task_on_cpu(raw(self.task)) }
     }
 
     /// The C task.

@@ -407,8 +407,11 @@ unsafe extern "C" fn wakeup_probe<H: SchedWakeup>(
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
-    // SAFETY: The waker holds `p` for the duration of the wakeup, and `p`'s state matched a sleeping
-    // state (`ttwu_state_match()`), so it is not changing its own notifier list (`Woken`).
+    // SAFETY: The waker holds `p` for the duration of the wakeup; its state matched a sleeping state
+    // (`ttwu_state_match()`), and `try_to_wake_up()` calls `ttwu_do_wakeup()` either for `p == current`
+    // (on its CPU) or with `p`'s runqueue lock held (`ttwu_runnable()`, `ttwu_do_activate()` from
+    // `ttwu_queue()` and `sched_ttwu_pending()`, kernel/sched/core.c: 3672-3675, 3756-3774, 3783-3803,
+    // 3969-3979, 4160-4181 in 6.12).
     let woken = unsafe { Woken::new(task::from_raw(p)) };
     handler.sched_wakeup(&woken);
 }
@@ -505,28 +508,31 @@ unsafe extern "C" fn ipi_send_cpumask_probe<H: IpiSendCpumask>(
         .ipi_send_cpumask(&mask, callback as usize, &here);
 }
 
-/// `csd_queue_cpu` trampoline.
+/// `csd_queue_cpu` trampoline, with the tracepoint's own prototype (`smp_call_func_t func`,
+/// `call_single_data_t *csd`): with kCFI the tracepoint's iterator checks it at every indirect call.
 ///
 /// # Safety
 ///
-/// Registered by [`TracepointProbe::csd_queue_cpu`]: `data` is its live `Inner<H>`.
+/// Registered by [`TracepointProbe::csd_queue_cpu`]: `data` is its live `Inner<H>`; `func` is never
+/// NULL (kernel/smp.c fires the tracepoint with the function of a call it queues, or with
+/// `sched_ttwu_pending` for a wakelist entry).
 unsafe extern "C" fn csd_queue_cpu_probe<H: CsdQueueCpu>(
     data: *mut c_void,
     cpu: u32,
     _callsite: usize,
-    func: *mut c_void,
-    csd: *mut c_void,
+    func: unsafe extern "C" fn(*mut c_void),
+    csd: *mut bindings::__call_single_data,
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
     // Every queued entry starts with a `struct __call_single_node` whose flags hold its type; the
     // queuing code reads them the same way (`CSD_TYPE()`, just before this tracepoint in
     // `__smp_call_single_queue()`). The type bits do not change while the entry is queued.
-    let node = csd.cast::<bindings::__call_single_node>();
     // SAFETY: `csd` is the entry being queued, valid for this call (not yet on any list); its flags are
     // an aligned `unsigned int`, read once as `READ_ONCE()` would (another CPU may set other bits of an
     // irq_work's flags meanwhile).
-    let flags = unsafe { core::ptr::addr_of!((*node).__bindgen_anon_1.u_flags).read_volatile() };
+    let flags =
+        unsafe { core::ptr::addr_of!((*csd).node.__bindgen_anon_1.u_flags).read_volatile() };
     let wakeup = flags & bindings::CSD_FLAG_TYPE_MASK == bindings::CSD_TYPE_TTWU;
     let here = Here {
         tp: inner.tp,

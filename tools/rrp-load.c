@@ -31,6 +31,22 @@
  *   rrp-load churn N ATTACH_FILE      fork N children in turn; each writes `attach` to ATTACH_FILE
  *                                     (waiting while the module is away), runs a thread and exits;
  *                                     exits 1 if any child failed
+ *
+ * For the race tests (issue 21):
+ *
+ *   rrp-load notifier DIR SECONDS     what KVM does to a vCPU thread: two threads churn their own preempt
+ *                                     notifiers in the test module qemu/modules/notifier_churn (DIR is its
+ *                                     debugfs folder) while two others wake them through DIR/wake and a
+ *                                     fifth signals them, for SECONDS; prints `notifier rounds=R
+ *                                     wakeups=W woken=K signals=S` (the module's stats and the signals)
+ *   rrp-load attachmig N ATTACH_FILE TASKS_FILE
+ *                                     N rounds: a thread attaches itself (odd rounds `attach`, even ones
+ *                                     `attach PID`, which it runs on its way back from the write) while
+ *                                     another moves it between CPUs 0 and 1 as fast as it can; then the
+ *                                     mover stops, with it pinned, and its row in TASKS_FILE must show the
+ *                                     CPU it runs on (a spurious migration would leave the CPU it was on
+ *                                     before it was attached); then it detaches. Prints `attachmig
+ *                                     rounds=N moves=M mismatches=X` and the first mismatches
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -425,6 +441,206 @@ static int renice(int cpu_a, int cpu_b, long n)
 	return 0;
 }
 
+/* --- notifier: KVM's notifier churn against wakers --------------------------------------------------- */
+
+static atomic_int churn_stop;
+static atomic_long signals;
+static const char *churn_dir;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+}
+
+static int open_in(const char *dir, const char *name, int flags)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return open(path, flags);
+}
+
+static void *churner(void *arg)
+{
+	int fd = open_in(churn_dir, "run", O_WRONLY);
+
+	pin((int)(long)arg);
+	if (fd < 0)
+		die("open run");
+	while (!atomic_load(&churn_stop))
+		if (write(fd, "2000", 4) < 0 && errno != EINTR)
+			die("write run");
+	close(fd);
+	return NULL;
+}
+
+static void *waker(void *arg)
+{
+	int fd = open_in(churn_dir, "wake", O_WRONLY);
+
+	pin((int)(long)arg);
+	if (fd < 0)
+		die("open wake");
+	while (!atomic_load(&churn_stop))
+		if (write(fd, "1", 1) < 0)
+			die("write wake");
+	close(fd);
+	return NULL;
+}
+
+static int notifier(const char *dir, long seconds)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	pthread_t churners[2], wakers[2];
+	long long end = now_ns() + seconds * 1000000000LL;
+	char stats[128] = "";
+	int fd;
+
+	churn_dir = dir;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGUSR1, &sa, NULL))
+		die("sigaction");
+	for (long i = 0; i < 2; i++)
+		if (pthread_create(&churners[i], NULL, churner, (void *)(1 + i)) ||
+		    pthread_create(&wakers[i], NULL, waker, (void *)(i ? 3L : 0L)))
+			die("pthread_create");
+	while (now_ns() < end) {
+		for (int i = 0; i < 2; i++)
+			pthread_kill(churners[i], SIGUSR1);
+		atomic_fetch_add(&signals, 2);
+		usleep(20000);
+	}
+	atomic_store(&churn_stop, 1);
+	for (int i = 0; i < 2; i++) {
+		pthread_kill(churners[i], SIGUSR1);
+		pthread_join(churners[i], NULL);
+		pthread_join(wakers[i], NULL);
+	}
+	fd = open_in(dir, "stats", O_RDONLY);
+	if (fd < 0 || read(fd, stats, sizeof(stats) - 1) < 0)
+		die("read stats");
+	close(fd);
+	stats[strcspn(stats, "\n")] = 0;
+	printf("notifier %s signals=%ld\n", stats, atomic_load(&signals));
+	return 0;
+}
+
+/* --- attachmig: attaching while being moved between CPUs --------------------------------------------- */
+
+static atomic_int mover_run, mover_idle;
+static atomic_long moves;
+static pid_t mover_target;
+
+static void set_cpu(pid_t tid, int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (sched_setaffinity(tid, sizeof(set), &set))
+		die("sched_setaffinity");
+}
+
+/* Moves the target between CPUs 0 and 1 while mover_run is set; pins it to CPU 0 and says so when it is
+ * cleared. Runs on CPU 2. */
+static void *mover(void *arg)
+{
+	int cpu = 0;
+
+	(void)arg;
+	pin(2);
+	for (;;) {
+		while (!atomic_load(&mover_run)) {
+			if (atomic_load(&mover_idle) < 0)
+				return NULL;
+			atomic_store(&mover_idle, 1);
+		}
+		atomic_store(&mover_idle, 0);
+		while (atomic_load(&mover_run)) {
+			cpu ^= 1;
+			set_cpu(mover_target, cpu);
+			atomic_fetch_add(&moves, 1);
+		}
+		set_cpu(mover_target, 0);
+		atomic_store(&mover_idle, 1);
+	}
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t w;
+
+	if (fd < 0)
+		return -1;
+	w = write(fd, text, strlen(text));
+	close(fd);
+	return w == (ssize_t)strlen(text) ? 0 : -1;
+}
+
+/* The CPU column of thread `tid`'s row in the tasks file, -2 if the row is missing, -1 for "-". */
+static int row_cpu(const char *tasks, pid_t tid)
+{
+	static char text[1 << 20];
+	int fd = open(tasks, O_RDONLY);
+	ssize_t n, len = 0;
+	char *line;
+
+	if (fd < 0)
+		die("open tasks");
+	while ((n = read(fd, text + len, sizeof(text) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	text[len] = 0;
+	for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		int pid;
+		char comm[32], cpu[16];
+		unsigned long long f[5];
+
+		if (sscanf(line, "%d %31s %llu %llu %llu %llu %llu %15s", &pid, comm, &f[0], &f[1], &f[2], &f[3],
+			   &f[4], cpu) == 8 && pid == tid)
+			return strcmp(cpu, "-") ? atoi(cpu) : -1;
+	}
+	return -2;
+}
+
+static int attachmig(long n, const char *attach, const char *tasks)
+{
+	pthread_t t;
+	long mismatches = 0;
+	char by_pid[64], detach_pid[64];
+
+	mover_target = (pid_t)syscall(SYS_gettid);
+	snprintf(by_pid, sizeof(by_pid), "attach %d", getpid());
+	snprintf(detach_pid, sizeof(detach_pid), "detach %d", getpid());
+	set_cpu(mover_target, 0);
+	if (pthread_create(&t, NULL, mover, NULL))
+		die("pthread_create");
+	for (long i = 0; i < n; i++) {
+		int want, got;
+
+		atomic_store(&mover_run, 1);
+		while (atomic_load(&mover_idle))
+			;
+		if (write_text(attach, i % 2 ? "attach" : by_pid))
+			die("write attach");
+		atomic_store(&mover_run, 0);
+		while (!atomic_load(&mover_idle))
+			;
+		want = sched_getcpu();
+		got = row_cpu(tasks, mover_target);
+		if (got != want && mismatches++ < 5)
+			printf("# round %ld (%s): the row says CPU %d, the task runs on CPU %d\n", i,
+			       i % 2 ? "attach" : "attach PID", got, want);
+		if (write_text(attach, i % 2 ? "detach" : detach_pid))
+			die("write detach");
+	}
+	atomic_store(&mover_idle, -1);
+	pthread_join(t, NULL);
+	printf("attachmig rounds=%ld moves=%ld mismatches=%ld\n", n, atomic_load(&moves), mismatches);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -448,7 +664,12 @@ int main(int argc, char **argv)
 		return tree();
 	if (argc == 4 && !strcmp(argv[1], "churn"))
 		return churn(atol(argv[2]), argv[3]);
+	if (argc == 4 && !strcmp(argv[1], "notifier"))
+		return notifier(argv[2], atol(argv[3]));
+	if (argc == 5 && !strcmp(argv[1], "attachmig"))
+		return attachmig(atol(argv[2]), argv[3], argv[4]);
 	fprintf(stderr, "usage: rrp-load pingpong|busypong|renice CPU_A CPU_B N | switch CPU N | membarrier N |\n"
-		"       spin CPU MS | sleeper N USEC | migrate N | tree | churn N ATTACH_FILE\n");
+		"       spin CPU MS | sleeper N USEC | migrate N | tree | churn N ATTACH_FILE |\n"
+		"       notifier DIR SECONDS | attachmig N ATTACH_FILE TASKS_FILE\n");
 	return 2;
 }

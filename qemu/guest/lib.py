@@ -56,6 +56,8 @@ class Guest:
         # The load generator: the host's build, or on arm64 the static cross-build (make check-arm64).
         self.load = f"{repo}/tools/rrp-load" + ("-arm64" if os.uname().machine == "aarch64" else "")
         self.attach = f"{repo}/tools/resched-attach"
+        # The race checks' test module (qemu/modules), built for this kernel (make testmod).
+        self.testmod = os.environ.get("RRP_TESTMOD", "")
 
 
 class Checks:

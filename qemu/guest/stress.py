@@ -13,15 +13,14 @@ import subprocess
 import threading
 import time
 
+import races
 from lib import D, KO_NAME, dmesg, module_symbols, module_tags, parse_matrix, parse_table, read, write_errno
 
 CYCLES = int(os.environ.get("STRESS_CYCLES", "200"))
 CHURN = int(os.environ.get("STRESS_CHURN", "2000"))
 HOTPLUG = int(os.environ.get("STRESS_HOTPLUG", "10"))
 CONCURRENT_S = int(os.environ.get("STRESS_CONCURRENT_S", "20"))
-# The files every reader reads; main() adds stacks/<tag> for each tag the module offers.
-FILES = ["cpus", "ipi", "targets", "matrix", "pairs", "callbacks", "probes", "sched", "tasks", "stacks_enable",
-         "stacks_capacity", "attach_capacity", "received", "latency_enable", "latency/resched", "latency/ipi"]
+NOTIFIER_S = int(os.environ.get("STRESS_NOTIFIER_S", "120"))
 # The load is paced (spinners busy STRESS_DUTY% of the time, a pause after each ping-pong round trip and
 # membarrier): under single-threaded emulation four always-busy vCPUs leave the rest a quarter of one
 # host core, and a debug-kernel load/unload cycle then took minutes.
@@ -175,6 +174,11 @@ def main(c, g):
     t_start = time.time()
     kasan = [l for l in dmesg().splitlines() if "KernelAddressSanitizer initialized" in l]
     print(kasan[0] if kasan else "guest: no KASAN in this kernel")
+    cfi = races.kcfi()
+    print(f"guest: kCFI {'on' if cfi else 'off'} in this kernel")
+    if kasan:
+        c.check("the debug kernel has kCFI (CONFIG_CFI_CLANG: __cfi_ symbols)", cfi)
+    print(f"# trace events on beside the module's probes (their iterators in use): {' '.join(races.iterators())}")
 
     # What the module offers, from the module: a first load reads its probes, whose tags name the
     # stacks/<tag> files the readers read.
@@ -248,6 +252,10 @@ def main(c, g):
     time.sleep(0.2)
     rows = read(f"{D}/tasks").splitlines()[1:]
     c.check("after the churn no task is attached", not rows, "\n".join(rows))
+
+    # --- KVM's notifier churn against wakers, tasks attached (issue 21) ------------------------------------
+    races.notifier(c, g, NOTIFIER_S)
+    print(f"# [{time.time() - t_start:.0f} s] notifier churn done")
 
     # --- CPU hotplug while probes fire and files are read -----------------------------------------------
     reader = Loop(read_files)

@@ -1,0 +1,206 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Race checks (issue 21), run with the module loaded, each written to fail on the code before its fix:
+
+- `notifier`: what KVM does to a vCPU thread, with tasks attached: threads churn their own preempt
+  notifiers (qemu/modules/notifier_churn) while others wake them, so that a wakeup handler walking a
+  list that is changing would crash (the kernel log check at the end of the run catches it);
+- `attachmig`: a task attached while it is moved between CPUs shows the CPU it runs on (a migration
+  between reading the CPU and registering left the old CPU and counted a spurious MIG);
+- `stopped`: `attach PID` written thousands of times on a stopped multi-threaded process: refused once
+  the pending works reach their bound, memory bounded, logged, and everything released when it continues;
+- `hotplug`: a CPU offline for longer than any real interval: no interval recorded spans that time;
+- kCFI: with a trace event enabled on every tracepoint the module probes, the kernel calls the module's
+  probes through each tracepoint's iterator, an indirect call that kCFI checks against the tracepoint's
+  prototype (the debug kernel has kCFI; a mismatch traps and the kernel log check reports it).
+
+Also run by the stress test (stress.py), longer and on the debug kernel."""
+
+import errno
+import os
+import re
+import signal
+import subprocess
+import time
+
+from latency import parse_hists
+from lib import D, TRACING, dmesg, read, run, tracefs, write_errno
+
+CHURN_DIR = "/sys/kernel/debug/notifier_churn"
+# The bound on pending attach/detach works (logic/tasks.rs MAX_PENDING).
+MAX_PENDING = 4096
+# The tracepoints the module probes (its counting probes and its scheduler hooks). A trace event enabled on
+# each adds a second probe, so that the kernel calls the module's through the tracepoint's iterator (an
+# indirect call, checked by kCFI) rather than the static call it makes to a lone probe on x86.
+EVENTS = ["sched/sched_switch", "sched/sched_wakeup", "sched/sched_process_fork", "sched/sched_process_exit",
+          "ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue_cpu", "irq_vectors/reschedule_entry",
+          "irq_vectors/call_function_entry", "irq_vectors/call_function_single_entry", "ipi/ipi_entry"]
+
+
+def kcfi():
+    """Whether the kernel has kCFI: every function then has a `__cfi_` preamble symbol."""
+    with open("/proc/kallsyms") as f:
+        return any(" __cfi_" in l for l in f)
+
+
+def iterators(on=True):
+    """Enables (disables) the trace event of each tracepoint the module probes (with tracing off: nothing
+    is recorded, the events' probes still run); returns those changed."""
+    tracefs("tracing_on", "0" if on else "1")
+    changed = []
+    for e in EVENTS:
+        if os.path.exists(f"{TRACING}/events/{e}/enable"):
+            tracefs(f"events/{e}/enable", "1" if on else "0")
+            changed.append(e)
+    return changed
+
+
+def notifier(c, g, seconds):
+    """KVM's notifier churn against wakers and signals, for `seconds`, the churning threads attached."""
+    if not g.testmod or not os.path.exists(g.testmod):
+        c.not_ok("notifier churn: the test module was built (make testmod)", g.testmod)
+        return
+    if not c.check("insmod notifier_churn.ko", run(["insmod", g.testmod]).returncode == 0):
+        return
+    try:
+        r = run([g.attach, g.load, "notifier", CHURN_DIR, str(seconds)], timeout=seconds + 300)
+        print(f"# {r.stdout.strip()}")
+        m = re.search(r"rounds=(\d+) wakeups=(\d+) woken=(\d+) signals=(\d+)", r.stdout)
+        rounds, _, woken, signals = (int(x) for x in m.groups()) if m else (0, 0, 0, 0)
+        wakeup = parse_hists(read(f"{D}/latency/wakeup")).get("wakeup", {})
+        c.check(f"notifier churn for {seconds} s with the churning threads attached: ran, woken while "
+                f"churning ({rounds} rounds, {woken} wakeups, {signals} signals)",
+                r.returncode == 0 and rounds > 0 and woken > 0 and signals > 0, r.stdout + r.stderr)
+        c.check("the attached churners' wakeups were measured (latency/wakeup not empty)",
+                sum(wakeup.values()) > 0, read(f"{D}/latency/wakeup"))
+    finally:
+        c.check("rmmod notifier_churn", run(["rmmod", "notifier_churn"]).returncode == 0)
+
+
+def attachmig(c, g, rounds):
+    r = run([g.load, "attachmig", str(rounds), f"{D}/attach", f"{D}/tasks"], timeout=600)
+    print(f"# {r.stdout.strip()}")
+    m = re.search(r"rounds=(\d+) moves=(\d+) mismatches=(\d+)", r.stdout)
+    c.check(f"{rounds} attaches (by itself and by PID) while moved between CPUs: the row shows the CPU "
+            "the task runs on, no migration counted from before it was attached",
+            r.returncode == 0 and m is not None and int(m.group(1)) == rounds and int(m.group(2)) > 0
+            and int(m.group(3)) == 0, r.stdout + r.stderr)
+    rows = read(f"{D}/tasks").splitlines()[1:]
+    c.check("after attachmig nothing is attached", not [l for l in rows if not l.startswith("#")], rows)
+
+
+def meminfo(field):
+    m = re.search(rf"^{field}:\s+(\d+) kB", read("/proc/meminfo"), re.M)
+    return int(m.group(1))
+
+
+def footer_pending():
+    m = re.search(r"^# (\d+) attach/detach works wait", read(f"{D}/tasks"), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def tids(pid):
+    return sorted(int(t) for t in os.listdir(f"/proc/{pid}/task"))
+
+
+def attached_tids():
+    return sorted(int(l.split()[0]) for l in read(f"{D}/tasks").splitlines()[1:] if l and not l.startswith("#"))
+
+
+def wait_for(cond, timeout):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+def stopped(c, g, writes=5000, threads=8):
+    """`attach PID` on a stopped process with `threads` threads, `writes` times."""
+    prog = ("import threading, time\n"
+            f"for _ in range({threads - 1}): threading.Thread(target=time.sleep, args=(1000,), daemon=True).start()\n"
+            "print('ready', flush=True)\ntime.sleep(1000)\n")
+    p = subprocess.Popen(["/usr/bin/python3", "-c", prog], stdout=subprocess.PIPE, text=True)
+    try:
+        p.stdout.readline()
+        c.check(f"a process with {threads} threads", len(tids(p.pid)) == threads, tids(p.pid))
+        os.kill(p.pid, signal.SIGSTOP)
+        wait_for(lambda: all(read(f"/proc/{p.pid}/task/{t}/stat").split()[2] == "T" for t in tids(p.pid)), 10)
+        logged_before = dmesg().count("already wait for their threads")
+        slab0 = meminfo("Slab")
+        results = {}
+        for _ in range(writes):
+            e = write_errno(f"{D}/attach", f"attach {p.pid}".encode())
+            results[e] = results.get(e, 0) + 1
+        slab1 = meminfo("Slab")
+        pending = footer_pending()
+        accepted = results.get(0, 0)
+        grown = slab1 - slab0
+        print(f"# {writes} x attach {p.pid} (stopped, {threads} threads): {results} (errno: count), slab "
+              f"{slab0} -> {slab1} kB, {pending} works pending")
+        c.check(f"{writes} x `attach PID` on a stopped {threads}-thread process: the first "
+                f"{MAX_PENDING // threads} accepted, every later one EBUSY",
+                accepted == MAX_PENDING // threads and results.get(errno.EBUSY, 0) == writes - accepted, results)
+        c.check(f"... {MAX_PENDING} works pending (tasks says so), slab grown by at most 1 MiB "
+                f"({grown} kB; 64 bytes a work)", pending == MAX_PENDING and grown < 1024, f"{pending} {grown}")
+        logged = dmesg().count("already wait for their threads") - logged_before
+        c.check(f"... the refusal is logged, rate-limited ({logged} lines for {writes - accepted} refusals)",
+                1 <= logged <= 20, logged)
+        rm = run(["rmmod", "resched_probe"])
+        c.check("... rmmod refused while works are pending (they hold the module)", rm.returncode != 0,
+                rm.stdout + rm.stderr)
+        os.kill(p.pid, signal.SIGCONT)
+        drained = wait_for(lambda: footer_pending() == 0, 60)
+        c.check(f"once it continues, every work runs ({footer_pending()} pending) and attaches its thread",
+                drained and wait_for(lambda: set(tids(p.pid)) <= set(attached_tids()), 10),
+                f"{tids(p.pid)} vs {attached_tids()}")
+        c.check("detach PID detaches them all", write_errno(f"{D}/attach", f"detach {p.pid}".encode()) == 0
+                and wait_for(lambda: not set(tids(p.pid)) & set(attached_tids()), 30), attached_tids())
+    finally:
+        p.kill()
+        p.wait()
+
+
+def hotplug(c, g, cpu=3, offline_s=8):
+    """CPU `cpu` offline for `offline_s` under load: no recorded interval is that long."""
+    loads = [subprocess.Popen([g.load, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for a in (["busypong", "0", "1", "1000000000"], ["pingpong", "2", str(cpu), "1000000000"],
+                       ["membarrier", "1000000000"])]
+    try:
+        time.sleep(1)
+        with open(f"{D}/reset", "w") as f:
+            f.write("1")
+        time.sleep(0.5)
+        with open(f"/sys/devices/system/cpu/cpu{cpu}/online", "w") as f:
+            f.write("0")
+        time.sleep(offline_s)
+        with open(f"/sys/devices/system/cpu/cpu{cpu}/online", "w") as f:
+            f.write("1")
+        time.sleep(3)
+    finally:
+        for p in loads:
+            p.kill()
+            p.wait()
+    hists = {}
+    for f in ("latency/resched", "latency/ipi"):
+        for name, h in parse_hists(read(f"{D}/{f}")).items():
+            hists[f"{f} @{name}"] = h
+    longest = {k: max((lo for lo, n in h.items() if n), default=0) for k, h in hists.items()}
+    total = sum(sum(h.values()) for h in hists.values())
+    # An interval of offline_s (8 s) lands in a bucket starting at 4 s or more.
+    bound = 1 << (int(offline_s * 1e9).bit_length() - 1)
+    c.check(f"CPU{cpu} offline {offline_s} s under load: {total} intervals recorded, none in a bucket from "
+            f"{bound / 1e9:.1f} s up (longest buckets start at {max(longest.values(), default=0) / 1e6:.1f} ms)",
+            total > 0 and all(lo < bound for lo in longest.values()), longest)
+    c.check(f"CPU{cpu} online again", read("/sys/devices/system/cpu/online").strip() == "0-3")
+
+
+def main(c, g):
+    print(f"# kCFI {'on' if kcfi() else 'off'}; trace events on beside the module's probes: {' '.join(iterators())}")
+    try:
+        notifier(c, g, int(os.environ.get("RACES_NOTIFIER_S", "20")))
+        attachmig(c, g, int(os.environ.get("RACES_ATTACHMIG", "2000")))
+        stopped(c, g)
+        hotplug(c, g)
+    finally:
+        iterators(False)
