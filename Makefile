@@ -11,29 +11,36 @@
 #                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
 #   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
 #   make fallback   the module that counts with the fallback kprobes only, in .build-fallback/ (make check uses it)
+#   make testmod    the race checks' test module (qemu/modules), for KCONFIG's kernel, in .build-testmod-KCONFIG/
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
+#   KVER=7.3        any of these against Debian's 7.3 kernel (trixie-backports' linux-source-7.3, fetched by
+#                   scripts/linux-source.sh) instead of 6.12: its module builds in .build-7.3-<config>/
 #   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
 #   make rust-analyzer | fmt | fmtcheck | clippy | clean
 
 KCONFIG ?= default
 export KCONFIG
+KVER ?= 6.12
+export KVER
 REPO := $(abspath $(dir $(lastword $(MAKEFILE_LIST))))
-CACHED_KDIR := $(shell $(REPO)/scripts/kernel.sh kdir $(KCONFIG))
+CACHED_KDIR := $(shell KVER=$(KVER) $(REPO)/scripts/kernel.sh kdir $(KCONFIG))
 KDIR ?= $(CACHED_KDIR)
 
-# The module builds in the repo for the default kernel; for another configuration, in a copy of the
+# The module builds in the repo for the default 6.12 kernel; for another configuration, in a copy of the
 # sources in .build-<config>/ of this clone (not in git), so that each build and each clone keeps its
-# own objects.
-ifeq ($(KCONFIG),default)
+# own objects. On 7.3 every folder of this kind has `7.3-` before its configuration (.build-7.3-default/,
+# .build-7.3-fallback/, .build-testmod-7.3-debug/): no object is shared with a 6.12 build.
+KTAG := $(if $(filter-out 6.12,$(KVER)),$(KVER)-)
+ifeq ($(KTAG)$(KCONFIG),default)
 MODDIR := $(REPO)
 else
-MODDIR := $(REPO)/.build-$(KCONFIG)
+MODDIR := $(REPO)/.build-$(KTAG)$(KCONFIG)
 endif
 # `make fallback` builds, in .build-fallback/, the module that counts with the fallbacks only (kprobes on
 # the send functions, a kretprobe on ttwu_queue_wakelist), as on a kernel without the ipi and csd
 # tracepoints: the boot test checks it too. rustc reads RRP_FALLBACK_ONLY from the environment.
 ifeq ($(RRP_FALLBACK_ONLY),1)
-MODDIR := $(REPO)/.build-fallback
+MODDIR := $(REPO)/.build-$(KTAG)fallback
 export RRP_FALLBACK_ONLY
 endif
 export RRP_KO := $(MODDIR)/resched_probe.ko
@@ -57,7 +64,7 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: fallback default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
+.PHONY: testmod fallback default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
 
 default: modules tool
@@ -107,6 +114,15 @@ check-build: $(KERNEL_DEP) sources
 fallback:
 	$(MAKE) -C $(REPO) RRP_FALLBACK_ONLY=1 check-build >/dev/null
 
+# The race checks' test module (qemu/modules/notifier_churn.c: KVM's preempt-notifier churn), built with
+# warnings as errors for KCONFIG's kernel in a folder of its own (not in git); the guest gets its path.
+TESTMOD_DIR := $(REPO)/.build-testmod-$(KTAG)$(KCONFIG)
+export RRP_TESTMOD := $(TESTMOD_DIR)/notifier_churn.ko
+testmod: $(KERNEL_DEP)
+	mkdir -p $(TESTMOD_DIR)
+	cp -p $(REPO)/qemu/modules/Kbuild $(REPO)/qemu/modules/*.c $(TESTMOD_DIR)/
+	$(MAKE) -C $(KDIR) M=$(TESTMOD_DIR) $(KARCH) LLVM=1 KCFLAGS=-Werror modules
+
 # The load generator the guest scripts run (a host binary; the guest shares the host's root).
 LOAD := $(REPO)/tools/rrp-load
 $(LOAD): $(REPO)/tools/rrp-load.c
@@ -120,7 +136,7 @@ run: setup
 # Two boots: the boot test, then the scale test (512 possible CPUs, 4 online, under bookworm-backports' QEMU 10:
 # scripts/qemu-x2apic.sh); one `N passed, N failed` over both.
 check: setup
-	$(MAKE) -C $(REPO) fmtcheck clippy check-build fallback tool tool-check $(LOAD)
+	$(MAKE) -C $(REPO) fmtcheck clippy check-build fallback testmod tool tool-check $(LOAD)
 	$(REPO)/scripts/qemu-x2apic.sh build
 	@t=$$(mktemp -d); \
 	for m in check scale; do \
@@ -158,8 +174,9 @@ check-arm64:
 stress: KCONFIG := $(if $(filter command line,$(origin KCONFIG)),$(KCONFIG),debug)
 stress:
 	$(REPO)/scripts/setup.sh
-	$(MAKE) -C $(REPO) KCONFIG=$(KCONFIG) modules $(LOAD)
+	$(MAKE) -C $(REPO) KCONFIG=$(KCONFIG) modules testmod $(LOAD)
 	KCONFIG=$(KCONFIG) RRP_KO=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=$(KCONFIG) ko) \
+		RRP_TESTMOD=$(REPO)/.build-testmod-$(KTAG)$(KCONFIG)/notifier_churn.ko \
 		BOOT_TIMEOUT=$${BOOT_TIMEOUT:-7200} $(REPO)/qemu/boot.sh stress
 
 # The module built for KCONFIG.
@@ -195,5 +212,5 @@ clippy: $(KERNEL_DEP) sources
 clean:
 	-$(KMAKE) clean
 	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/modules clean
-	rm -rf $(REPO)/.build-fallback
+	rm -rf $(REPO)/.build-$(KTAG)fallback $(REPO)/.build-testmod-*
 	rm -f $(LOAD) $(LOAD_ARM64) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

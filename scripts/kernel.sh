@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# The Rust-enabled 6.12 kernel this module is built and tested against, cached outside the repo.
+# The Rust-enabled kernel this module is built and tested against, cached outside the repo: 6.12, or 7.3
+# with KVER=7.3 (the source tarball comes from scripts/linux-source.sh).
 #
 #   scripts/kernel.sh kdir   [KCONFIG]   print the build tree path (whether or not it is built yet)
 #   scripts/kernel.sh kimage [KCONFIG]   print the kernel image path (bzImage; arm64: Image)
@@ -10,12 +11,15 @@
 # KCONFIG is `default` (tinyconfig + qemu/kernel.config), `debug` (+ qemu/debug.config) or `arm64`
 # (ARCH=arm64, tinyconfig + qemu/arm64.config, cross-built by clang and rustc's aarch64 target). The cache
 # entry is keyed by the linux-source package version and a hash of the fragments and the toolchain, so an
-# unchanged fragment never rebuilds and a changed one gets a tree of its own.
+# unchanged fragment never rebuilds and a changed one gets a tree of its own. KVER (environment) is 6.12
+# (default) or 7.3; on 7.3 the fragments' CONFIG_PROC_SYSCTL=y (an option 7.3 no longer has) becomes
+# CONFIG_SYSCTL=y, and the key hashes the fragment as substituted.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cmd=${1:-build}
 kconfig=${2:-${KCONFIG:-default}}
+kver=${KVER:-6.12}
 
 fragments=("$here/qemu/kernel.config")
 arch=x86
@@ -27,15 +31,23 @@ case "$kconfig" in
 	arm64) fragments=("$here/qemu/arm64.config"); arch=arm64; image=arch/arm64/boot/Image; target=Image ;;
 	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug or arm64)" >&2; exit 2 ;;
 esac
+# The fragment as the kernel gets it: the files as they are on 6.12; on 7.3, CONFIG_PROC_SYSCTL=y is
+# CONFIG_SYSCTL=y (7.3 dropped PROC_SYSCTL; SYSCTL is what the fragment needs from it).
+case "$kver" in
+	6.12) fragment() { cat "${fragments[@]}"; } ;;
+	7.3) fragment() { sed 's/^CONFIG_PROC_SYSCTL=y$/CONFIG_SYSCTL=y/' "${fragments[@]}"; } ;;
+	*) echo "kernel.sh: unknown KVER '$kver' (6.12 or 7.3)" >&2; exit 2 ;;
+esac
 
-tarball=/usr/src/linux-source-6.12.tar.xz
 cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
 export PATH="/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH"
 BINDGEN=$(command -v bindgen || echo bindgen)
 KMAKE=(make ARCH="$arch" LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "BINDGEN=$BINDGEN")
 
-pkgver=$(dpkg-query -W -f='${Version}' linux-source-6.12 2>/dev/null || echo missing)
-key=$( { echo "$pkgver"; cat "${fragments[@]}"; /usr/bin/rustc --version 2>/dev/null; } | sha256sum | cut -c1-12)
+# 6.12: the installed linux-source-6.12's version (`missing` if it is not); 7.3: that of the tarball,
+# fetched on first use (if that fails, the paths say `missing` and a build stops).
+pkgver=$("$here/scripts/linux-source.sh" version "$kver") || { [ "$cmd" != build ] || exit 1; pkgver=missing; }
+key=$( { echo "$pkgver"; fragment; /usr/bin/rustc --version 2>/dev/null; } | sha256sum | cut -c1-12)
 tree="$cache/linux-${pkgver%%-*}-$kconfig-$key"
 
 case "$cmd" in
@@ -51,6 +63,7 @@ if [ -f "$tree/.rrp-built" ] && [ -f "$tree/$image" ]; then
 	log "cached: $tree"
 	exit 0
 fi
+tarball=$("$here/scripts/linux-source.sh" tarball "$kver")
 [ -f "$tarball" ] || { log "error: $tarball missing (run scripts/setup.sh)"; exit 1; }
 
 if [ ! -f "$tree/Makefile" ]; then
@@ -70,7 +83,7 @@ esac
 
 log "configuring: tinyconfig + ${fragments[*]##*/}"
 "${KMAKE[@]}" -s tinyconfig
-cat "${fragments[@]}" > .rrp-fragment
+fragment > .rrp-fragment
 scripts/kconfig/merge_config.sh -m -O . .config .rrp-fragment >/dev/null
 "${KMAKE[@]}" -s olddefconfig
 

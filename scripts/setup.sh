@@ -19,6 +19,7 @@ APT_PKGS=(
 )
 # bpftrace: the latency checks' independent measurement (and the benchmark's comparison);
 # prometheus-node-exporter and prometheus (promtool): the `resched export` checks.
+# The 7.3 kernel's source (KVER=7.3) is not installed: scripts/linux-source.sh fetches it into the cache.
 
 # `setup.sh --bench` adds what `make bench` needs beyond: matplotlib (the chart).
 [ "${1:-}" = --bench ] && APT_PKGS+=(python3-matplotlib)
