@@ -138,10 +138,11 @@ impl Engine {
         let _guard = self.settings.lock();
         let old = self.active.load(Relaxed) & 1;
         self.active.store(1 - old, Release);
-        // An interval in progress now would end in the new window, spanning the reset.
-        self.latency.forget();
         rcu::synchronize();
-        // No handler counts into `old` any more; it is the next reset's empty window.
+        // No handler counts into `old` any more; it is the next reset's empty window. An interval begun
+        // before would end in the new window, spanning the reset: forget them (those begun since the
+        // switch too: a few lost, none spanning).
+        self.latency.forget();
         self.windows[old].clear();
     }
 

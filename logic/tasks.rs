@@ -511,7 +511,9 @@ pub(crate) struct Hooks {
     _exit: TracepointProbe<Tasks>,
     _wakeup: TracepointProbe<Tasks>,
     _switch: TracepointProbe<Engine>,
-    _hotplug: CpuPrepare<Engine>,
+    /// `None` if the kernel had no dynamic hotplug state left (logged: intervals towards a CPU that went
+    /// offline may then span its offline time).
+    _hotplug: Option<CpuPrepare<Engine>>,
     tasks: Arc<Tasks>,
 }
 
@@ -525,7 +527,14 @@ impl Hooks {
             _exit: TracepointProbe::sched_process_exit(tasks.clone())?,
             _wakeup: TracepointProbe::sched_wakeup(tasks.clone())?,
             _switch: TracepointProbe::sched_switch(engine.clone())?,
-            _hotplug: CpuPrepare::new(engine)?,
+            _hotplug: CpuPrepare::new(engine)
+                .inspect_err(|e| {
+                    pr_warn!(
+                        "no CPU hotplug state ({:?}): an interval towards a CPU that goes offline may span its offline time\n",
+                        e
+                    )
+                })
+                .ok(),
             tasks,
         })
     }

@@ -42,11 +42,11 @@
  *   rrp-load attachmig N ATTACH_FILE TASKS_FILE
  *                                     N rounds: a thread attaches itself (odd rounds `attach`, even ones
  *                                     `attach PID`, which it runs on its way back from the write) while
- *                                     another moves it between CPUs 0 and 1 as fast as it can; then the
- *                                     mover stops, with it pinned, and its row in TASKS_FILE must show the
- *                                     CPU it runs on (a spurious migration would leave the CPU it was on
- *                                     before it was attached); then it detaches. Prints `attachmig
- *                                     rounds=N moves=M mismatches=X` and the first mismatches
+ *                                     another moves it once, between CPUs 0 and 1, at a random instant of
+ *                                     that write; then its row in TASKS_FILE must show the CPU it runs on
+ *                                     (a move between reading the CPU and registering would leave the CPU
+ *                                     it was on before); then it detaches. Prints `attachmig rounds=N
+ *                                     moves=M mismatches=X` and the first mismatches
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -450,6 +450,7 @@ static const char *churn_dir;
 static void on_signal(int sig)
 {
 	(void)sig;
+	atomic_fetch_add(&signals, 1);
 }
 
 static int open_in(const char *dir, const char *name, int flags)
@@ -507,7 +508,6 @@ static int notifier(const char *dir, long seconds)
 	while (now_ns() < end) {
 		for (int i = 0; i < 2; i++)
 			pthread_kill(churners[i], SIGUSR1);
-		atomic_fetch_add(&signals, 2);
 		usleep(20000);
 	}
 	atomic_store(&churn_stop, 1);
@@ -521,13 +521,14 @@ static int notifier(const char *dir, long seconds)
 		die("read stats");
 	close(fd);
 	stats[strcspn(stats, "\n")] = 0;
-	printf("notifier %s signals=%ld\n", stats, atomic_load(&signals));
+	printf("notifier %s signals=%ld (handled)\n", stats, atomic_load(&signals));
 	return 0;
 }
 
 /* --- attachmig: attaching while being moved between CPUs --------------------------------------------- */
 
-static atomic_int mover_run, mover_idle;
+static atomic_int move_go, move_done, mover_exit;
+static atomic_llong move_from, move_span;
 static atomic_long moves;
 static pid_t mover_target;
 
@@ -541,28 +542,29 @@ static void set_cpu(pid_t tid, int cpu)
 		die("sched_setaffinity");
 }
 
-/* Moves the target between CPUs 0 and 1 while mover_run is set; pins it to CPU 0 and says so when it is
- * cleared. Runs on CPU 2. */
+/* Once per round: waits for the go, then at a random instant within the span the target's last attach
+ * write took, moves it to the other of CPUs 0 and 1 (sched_setaffinity returns once it has moved). Runs
+ * on CPU 2. */
 static void *mover(void *arg)
 {
 	int cpu = 0;
+	unsigned int seed = 1;
 
 	(void)arg;
 	pin(2);
 	for (;;) {
-		while (!atomic_load(&mover_run)) {
-			if (atomic_load(&mover_idle) < 0)
+		while (!atomic_load(&move_go))
+			if (atomic_load(&mover_exit))
 				return NULL;
-			atomic_store(&mover_idle, 1);
-		}
-		atomic_store(&mover_idle, 0);
-		while (atomic_load(&mover_run)) {
-			cpu ^= 1;
-			set_cpu(mover_target, cpu);
-			atomic_fetch_add(&moves, 1);
-		}
-		set_cpu(mover_target, 0);
-		atomic_store(&mover_idle, 1);
+		atomic_store(&move_go, 0);
+		long long at = atomic_load(&move_from) + rand_r(&seed) % (atomic_load(&move_span) + 1);
+
+		while (now_ns() < at)
+			;
+		cpu ^= 1;
+		set_cpu(mover_target, cpu);
+		atomic_fetch_add(&moves, 1);
+		atomic_store(&move_done, 1);
 	}
 }
 
@@ -604,6 +606,10 @@ static int row_cpu(const char *tasks, pid_t tid)
 	return -2;
 }
 
+/* Each round: the mover moves this thread once, at a random instant of its attach write; then its row
+ * must show the CPU it runs on. A move that lands between the module reading the CPU and registering
+ * the notifier leaves the CPU it was on before in the row (and counts a migration at its next switch
+ * in): the race the fix closes by attaching with preemption off. */
 static int attachmig(long n, const char *attach, const char *tasks)
 {
 	pthread_t t;
@@ -614,19 +620,21 @@ static int attachmig(long n, const char *attach, const char *tasks)
 	snprintf(by_pid, sizeof(by_pid), "attach %d", getpid());
 	snprintf(detach_pid, sizeof(detach_pid), "detach %d", getpid());
 	set_cpu(mover_target, 0);
+	atomic_store(&move_span, 100000);
 	if (pthread_create(&t, NULL, mover, NULL))
 		die("pthread_create");
 	for (long i = 0; i < n; i++) {
 		int want, got;
+		long long t0 = now_ns();
 
-		atomic_store(&mover_run, 1);
-		while (atomic_load(&mover_idle))
-			;
+		atomic_store(&move_from, t0);
+		atomic_store(&move_go, 1);
 		if (write_text(attach, i % 2 ? "attach" : by_pid))
 			die("write attach");
-		atomic_store(&mover_run, 0);
-		while (!atomic_load(&mover_idle))
+		atomic_store(&move_span, now_ns() - t0);
+		while (!atomic_load(&move_done))
 			;
+		atomic_store(&move_done, 0);
 		want = sched_getcpu();
 		got = row_cpu(tasks, mover_target);
 		if (got != want && mismatches++ < 5)
@@ -635,7 +643,7 @@ static int attachmig(long n, const char *attach, const char *tasks)
 		if (write_text(attach, i % 2 ? "detach" : detach_pid))
 			die("write detach");
 	}
-	atomic_store(&mover_idle, -1);
+	atomic_store(&mover_exit, 1);
 	pthread_join(t, NULL);
 	printf("attachmig rounds=%ld moves=%ld mismatches=%ld\n", n, atomic_load(&moves), mismatches);
 	return 0;

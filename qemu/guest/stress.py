@@ -21,6 +21,9 @@ CHURN = int(os.environ.get("STRESS_CHURN", "2000"))
 HOTPLUG = int(os.environ.get("STRESS_HOTPLUG", "10"))
 CONCURRENT_S = int(os.environ.get("STRESS_CONCURRENT_S", "20"))
 NOTIFIER_S = int(os.environ.get("STRESS_NOTIFIER_S", "120"))
+# The files every reader reads; main() adds stacks/<tag> for each tag the module offers.
+FILES = ["cpus", "ipi", "targets", "matrix", "pairs", "callbacks", "probes", "sched", "tasks", "stacks_enable",
+         "stacks_capacity", "attach_capacity", "received", "latency_enable", "latency/resched", "latency/ipi"]
 # The load is paced (spinners busy STRESS_DUTY% of the time, a pause after each ping-pong round trip and
 # membarrier): under single-threaded emulation four always-busy vCPUs leave the rest a quarter of one
 # host core, and a debug-kernel load/unload cycle then took minutes.
@@ -256,6 +259,9 @@ def main(c, g):
     # --- KVM's notifier churn against wakers, tasks attached (issue 21) ------------------------------------
     races.notifier(c, g, NOTIFIER_S)
     print(f"# [{time.time() - t_start:.0f} s] notifier churn done")
+    # attach PID on a stopped process: task work and the thread walk (their callbacks under kCFI too).
+    races.stopped(c, g)
+    print(f"# [{time.time() - t_start:.0f} s] attach PID on a stopped process done")
 
     # --- CPU hotplug while probes fire and files are read -----------------------------------------------
     reader = Loop(read_files)

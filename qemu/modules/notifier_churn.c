@@ -11,8 +11,9 @@
  * still running (every 16th time it sleeps up to a jiffy instead), sets TASK_RUNNING and unregisters
  * them; the write fails with -EINTR if a signal came before the first round. Write anything to
  * .../wake: every thread inside `run` is woken (wake_up_process(), as kvm_vcpu_kick() wakes a vCPU
- * thread through rcuwait_wake_up()). Read .../stats: "rounds=R wakeups=W woken=K": rounds done, wake
- * calls made on churners, and those that found one in a sleeping state.
+ * thread through rcuwait_wake_up()). Read .../stats: "rounds=R wakeups=W woken=K oncpu=C": rounds done,
+ * wake calls made on churners, those that found one in a sleeping state, and of those the ones that found
+ * it still on its CPU (the KVM case).
  */
 #include <linux/atomic.h>
 #include <linux/debugfs.h>
@@ -30,7 +31,7 @@
 
 static struct dentry *dir;
 static struct task_struct __rcu *churners[CHURNERS];
-static atomic64_t rounds, wakeups, woken;
+static atomic64_t rounds, wakeups, woken, oncpu;
 
 static void nop_in(struct preempt_notifier *n, int cpu) {}
 static void nop_out(struct preempt_notifier *n, struct task_struct *next) {}
@@ -88,12 +89,13 @@ static ssize_t run_write(struct file *file, const char __user *buf, size_t count
 	done = churn(n);
 	if (done < 0)
 		return done;
-	return done ? count : -EINTR;
+	return done || !n ? count : -EINTR;
 }
 
 static ssize_t wake_write(struct file *file, const char __user *buf, size_t count, loff_t *ppos)
 {
 	struct task_struct *t;
+	bool hot;
 	int slot;
 
 	rcu_read_lock();
@@ -101,9 +103,15 @@ static ssize_t wake_write(struct file *file, const char __user *buf, size_t coun
 		t = rcu_dereference(churners[slot]);
 		if (!t)
 			continue;
+		/* The case of the crash: woken while still on its CPU (between set_current_state() and the
+		 * unregistering), where the waker's wakeup probes run while it goes on changing its list. */
+		hot = READ_ONCE(t->on_cpu) && READ_ONCE(t->__state) != TASK_RUNNING;
 		atomic64_inc(&wakeups);
-		if (wake_up_process(t))
+		if (wake_up_process(t)) {
 			atomic64_inc(&woken);
+			if (hot)
+				atomic64_inc(&oncpu);
+		}
 	}
 	rcu_read_unlock();
 	return count;
@@ -111,9 +119,10 @@ static ssize_t wake_write(struct file *file, const char __user *buf, size_t coun
 
 static ssize_t stats_read(struct file *file, char __user *buf, size_t count, loff_t *ppos)
 {
-	char text[96];
-	int len = scnprintf(text, sizeof(text), "rounds=%lld wakeups=%lld woken=%lld\n",
-			    atomic64_read(&rounds), atomic64_read(&wakeups), atomic64_read(&woken));
+	char text[128];
+	int len = scnprintf(text, sizeof(text), "rounds=%lld wakeups=%lld woken=%lld oncpu=%lld\n",
+			    atomic64_read(&rounds), atomic64_read(&wakeups), atomic64_read(&woken),
+			    atomic64_read(&oncpu));
 
 	return simple_read_from_buffer(buf, count, ppos, text, len);
 }
@@ -134,7 +143,7 @@ static int __init churn_init(void)
 
 static void __exit churn_exit(void)
 {
-	/* Removing the files waits for writers in progress (debugfs's file removal). */
+	/* No writer is inside `run` now: an open file holds the module (.owner). */
 	debugfs_remove(dir);
 	preempt_notifier_dec();
 }
