@@ -114,10 +114,10 @@ check-build: $(KERNEL_DEP) sources
 fallback:
 	$(MAKE) -C $(REPO) RRP_FALLBACK_ONLY=1 check-build >/dev/null
 
-# The race checks' test module (qemu/modules/notifier_churn.c: KVM's preempt-notifier churn), built with
+# The race checks' test module (qemu/modules/rrp_races.c: KVM's notifier churn, a move while attaching), built with
 # warnings as errors for KCONFIG's kernel in a folder of its own (not in git); the guest gets its path.
 TESTMOD_DIR := $(REPO)/.build-testmod-$(KTAG)$(KCONFIG)
-export RRP_TESTMOD := $(TESTMOD_DIR)/notifier_churn.ko
+export RRP_TESTMOD := $(TESTMOD_DIR)/rrp_races.ko
 testmod: $(KERNEL_DEP)
 	mkdir -p $(TESTMOD_DIR)
 	cp -p $(REPO)/qemu/modules/Kbuild $(REPO)/qemu/modules/*.c $(TESTMOD_DIR)/
@@ -176,7 +176,7 @@ stress:
 	$(REPO)/scripts/setup.sh
 	$(MAKE) -C $(REPO) KCONFIG=$(KCONFIG) modules testmod $(LOAD)
 	KCONFIG=$(KCONFIG) RRP_KO=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=$(KCONFIG) ko) \
-		RRP_TESTMOD=$(REPO)/.build-testmod-$(KTAG)$(KCONFIG)/notifier_churn.ko \
+		RRP_TESTMOD=$(REPO)/.build-testmod-$(KTAG)$(KCONFIG)/rrp_races.ko \
 		BOOT_TIMEOUT=$${BOOT_TIMEOUT:-7200} $(REPO)/qemu/boot.sh stress
 
 # The module built for KCONFIG.

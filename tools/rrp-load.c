@@ -35,18 +35,10 @@
  * For the race tests (issue 21):
  *
  *   rrp-load notifier DIR SECONDS     what KVM does to a vCPU thread: two threads churn their own preempt
- *                                     notifiers in the test module qemu/modules/notifier_churn (DIR is its
+ *                                     notifiers in the test module qemu/modules/rrp_races.c (DIR is its
  *                                     debugfs folder) while two others wake them through DIR/wake and a
  *                                     fifth signals them, for SECONDS; prints `notifier rounds=R
  *                                     wakeups=W woken=K signals=S` (the module's stats and the signals)
- *   rrp-load attachmig N ATTACH_FILE TASKS_FILE
- *                                     N rounds: a thread attaches itself (odd rounds `attach`, even ones
- *                                     `attach PID`, which it runs on its way back from the write) while
- *                                     another moves it once, between CPUs 0 and 1, at a random instant of
- *                                     that write; then its row in TASKS_FILE must show the CPU it runs on
- *                                     (a move between reading the CPU and registering would leave the CPU
- *                                     it was on before); then it detaches. Prints `attachmig rounds=N
- *                                     moves=M mismatches=X` and the first mismatches
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -463,14 +455,14 @@ static int open_in(const char *dir, const char *name, int flags)
 
 static void *churner(void *arg)
 {
-	int fd = open_in(churn_dir, "run", O_WRONLY);
+	int fd = open_in(churn_dir, "churn", O_WRONLY);
 
 	pin((int)(long)arg);
 	if (fd < 0)
-		die("open run");
+		die("open churn");
 	while (!atomic_load(&churn_stop))
 		if (write(fd, "2000", 4) < 0 && errno != EINTR)
-			die("write run");
+			die("write churn");
 	close(fd);
 	return NULL;
 }
@@ -525,130 +517,6 @@ static int notifier(const char *dir, long seconds)
 	return 0;
 }
 
-/* --- attachmig: attaching while being moved between CPUs --------------------------------------------- */
-
-static atomic_int move_go, move_done, mover_exit;
-static atomic_llong move_from, move_span;
-static atomic_long moves;
-static pid_t mover_target;
-
-static void set_cpu(pid_t tid, int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	if (sched_setaffinity(tid, sizeof(set), &set))
-		die("sched_setaffinity");
-}
-
-/* Once per round: waits for the go, then at a random instant within the span the target's last attach
- * write took, moves it to the other of CPUs 0 and 1 (sched_setaffinity returns once it has moved). Runs
- * on CPU 2. */
-static void *mover(void *arg)
-{
-	int cpu = 0;
-	unsigned int seed = 1;
-
-	(void)arg;
-	pin(2);
-	for (;;) {
-		while (!atomic_load(&move_go))
-			if (atomic_load(&mover_exit))
-				return NULL;
-		atomic_store(&move_go, 0);
-		long long at = atomic_load(&move_from) + rand_r(&seed) % (atomic_load(&move_span) + 1);
-
-		while (now_ns() < at)
-			;
-		cpu ^= 1;
-		set_cpu(mover_target, cpu);
-		atomic_fetch_add(&moves, 1);
-		atomic_store(&move_done, 1);
-	}
-}
-
-static int write_text(const char *path, const char *text)
-{
-	int fd = open(path, O_WRONLY);
-	ssize_t w;
-
-	if (fd < 0)
-		return -1;
-	w = write(fd, text, strlen(text));
-	close(fd);
-	return w == (ssize_t)strlen(text) ? 0 : -1;
-}
-
-/* The CPU column of thread `tid`'s row in the tasks file, -2 if the row is missing, -1 for "-". */
-static int row_cpu(const char *tasks, pid_t tid)
-{
-	static char text[1 << 20];
-	int fd = open(tasks, O_RDONLY);
-	ssize_t n, len = 0;
-	char *line;
-
-	if (fd < 0)
-		die("open tasks");
-	while ((n = read(fd, text + len, sizeof(text) - 1 - len)) > 0)
-		len += n;
-	close(fd);
-	text[len] = 0;
-	for (line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
-		int pid;
-		char comm[32], cpu[16];
-		unsigned long long f[5];
-
-		if (sscanf(line, "%d %31s %llu %llu %llu %llu %llu %15s", &pid, comm, &f[0], &f[1], &f[2], &f[3],
-			   &f[4], cpu) == 8 && pid == tid)
-			return strcmp(cpu, "-") ? atoi(cpu) : -1;
-	}
-	return -2;
-}
-
-/* Each round: the mover moves this thread once, at a random instant of its attach write; then its row
- * must show the CPU it runs on. A move that lands between the module reading the CPU and registering
- * the notifier leaves the CPU it was on before in the row (and counts a migration at its next switch
- * in): the race the fix closes by attaching with preemption off. */
-static int attachmig(long n, const char *attach, const char *tasks)
-{
-	pthread_t t;
-	long mismatches = 0;
-	char by_pid[64], detach_pid[64];
-
-	mover_target = (pid_t)syscall(SYS_gettid);
-	snprintf(by_pid, sizeof(by_pid), "attach %d", getpid());
-	snprintf(detach_pid, sizeof(detach_pid), "detach %d", getpid());
-	set_cpu(mover_target, 0);
-	atomic_store(&move_span, 100000);
-	if (pthread_create(&t, NULL, mover, NULL))
-		die("pthread_create");
-	for (long i = 0; i < n; i++) {
-		int want, got;
-		long long t0 = now_ns();
-
-		atomic_store(&move_from, t0);
-		atomic_store(&move_go, 1);
-		if (write_text(attach, i % 2 ? "attach" : by_pid))
-			die("write attach");
-		atomic_store(&move_span, now_ns() - t0);
-		while (!atomic_load(&move_done))
-			;
-		atomic_store(&move_done, 0);
-		want = sched_getcpu();
-		got = row_cpu(tasks, mover_target);
-		if (got != want && mismatches++ < 5)
-			printf("# round %ld (%s): the row says CPU %d, the task runs on CPU %d\n", i,
-			       i % 2 ? "attach" : "attach PID", got, want);
-		if (write_text(attach, i % 2 ? "detach" : detach_pid))
-			die("write detach");
-	}
-	atomic_store(&mover_exit, 1);
-	pthread_join(t, NULL);
-	printf("attachmig rounds=%ld moves=%ld mismatches=%ld\n", n, atomic_load(&moves), mismatches);
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -674,10 +542,8 @@ int main(int argc, char **argv)
 		return churn(atol(argv[2]), argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "notifier"))
 		return notifier(argv[2], atol(argv[3]));
-	if (argc == 5 && !strcmp(argv[1], "attachmig"))
-		return attachmig(atol(argv[2]), argv[3], argv[4]);
 	fprintf(stderr, "usage: rrp-load pingpong|busypong|renice CPU_A CPU_B N | switch CPU N | membarrier N |\n"
 		"       spin CPU MS | sleeper N USEC | migrate N | tree | churn N ATTACH_FILE |\n"
-		"       notifier DIR SECONDS | attachmig N ATTACH_FILE TASKS_FILE\n");
+		"       notifier DIR SECONDS\n");
 	return 2;
 }

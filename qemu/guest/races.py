@@ -2,13 +2,15 @@
 """Race checks (issue 21), run with the module loaded, each written to fail on the code before its fix:
 
 - `notifier`: what KVM does to a vCPU thread, with tasks attached: threads churn their own preempt
-  notifiers (qemu/modules/notifier_churn) while others wake them, so that a wakeup handler walking a
-  list that is changing would crash (the kernel log check at the end of the run catches it);
-- `attachmig`: a task attached while it is moved between CPUs shows the CPU it runs on (a migration
-  between reading the CPU and registering left the old CPU and counted a spurious MIG);
+  notifiers (the test module qemu/modules/rrp_races.c) while others wake them, so that a wakeup handler
+  walking a list that is changing would crash (the kernel log check at the end of the run catches it);
+- `attach_move`: a task moved to another CPU in the middle of attaching (the test module's kprobe in
+  the module's own code between reading the CPU and registering) shows the CPU it runs on (before the
+  fix the move landed there, left the old CPU in its row and counted a spurious MIG);
 - `stopped`: `attach PID` written thousands of times on a stopped multi-threaded process: refused once
   the pending works reach their bound, memory bounded, logged, and everything released when it continues;
-- `hotplug`: a CPU offline for longer than any real interval: no interval recorded spans that time;
+- `hotplug`: a CPU offline for longer than any real interval, with a send it never took (the test
+  module fires the send's tracepoint without the IPI): no interval recorded spans the offline time;
 - kCFI: with a trace event enabled on every tracepoint the module probes, the kernel calls the module's
   probes through each tracepoint's iterator, an indirect call that kCFI checks against the tracepoint's
   prototype (the debug kernel has kCFI; a mismatch traps and the kernel log check reports it).
@@ -20,12 +22,13 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 
 from latency import parse_hists
 from lib import D, TRACING, dmesg, read, run, tracefs, write_errno
 
-CHURN_DIR = "/sys/kernel/debug/notifier_churn"
+HELPER = "/sys/kernel/debug/rrp_races"
 # The bound on pending attach/detach works (logic/tasks.rs MAX_PENDING).
 MAX_PENDING = 4096
 # The tracepoints the module probes (its counting probes and its scheduler hooks). A trace event enabled on
@@ -54,39 +57,69 @@ def iterators(on=True):
     return changed
 
 
+def load_helper(c, g):
+    """insmod the test module (after resched_probe: its `move` probes resched_probe's code)."""
+    if not g.testmod or not os.path.exists(g.testmod):
+        return c.not_ok("the race checks' test module was built (make testmod)", g.testmod)
+    return c.check("insmod rrp_races.ko", run(["insmod", g.testmod]).returncode == 0)
+
+
+def unload_helper(c):
+    c.check("rmmod rrp_races", run(["rmmod", "rrp_races"]).returncode == 0)
+
+
 def notifier(c, g, seconds):
     """KVM's notifier churn against wakers and signals, for `seconds`, the churning threads attached."""
-    if not g.testmod or not os.path.exists(g.testmod):
-        c.not_ok("notifier churn: the test module was built (make testmod)", g.testmod)
-        return
-    if not c.check("insmod notifier_churn.ko", run(["insmod", g.testmod]).returncode == 0):
-        return
-    try:
-        r = run([g.attach, g.load, "notifier", CHURN_DIR, str(seconds)], timeout=seconds + 300)
-        print(f"# {r.stdout.strip()}")
-        m = re.search(r"rounds=(\d+) wakeups=(\d+) woken=(\d+) oncpu=(\d+) signals=(\d+)", r.stdout)
-        rounds, _, woken, oncpu, signals = (int(x) for x in m.groups()) if m else (0, 0, 0, 0, 0)
-        wakeup = parse_hists(read(f"{D}/latency/wakeup")).get("wakeup", {})
-        c.check(f"notifier churn for {seconds} s with the churning threads attached: {rounds} rounds, "
-                f"{woken} wakeups in a sleeping state, {oncpu} of them still on their CPU (the KVM case), "
-                f"{signals} signals handled", r.returncode == 0 and rounds >= 1000 and oncpu >= 100
-                and signals > 0, r.stdout + r.stderr)
-        c.check("wakeups of the attached churners off their CPU were measured (latency/wakeup not empty)",
-                sum(wakeup.values()) > 0, read(f"{D}/latency/wakeup"))
-    finally:
-        c.check("rmmod notifier_churn", run(["rmmod", "notifier_churn"]).returncode == 0)
-
-
-def attachmig(c, g, rounds):
-    r = run([g.load, "attachmig", str(rounds), f"{D}/attach", f"{D}/tasks"], timeout=600)
+    r = run([g.attach, g.load, "notifier", HELPER, str(seconds)], timeout=seconds + 300)
     print(f"# {r.stdout.strip()}")
-    m = re.search(r"rounds=(\d+) moves=(\d+) mismatches=(\d+)", r.stdout)
-    c.check(f"{rounds} attaches (by itself and by PID) while moved between CPUs: the row shows the CPU "
-            "the task runs on, no migration counted from before it was attached",
-            r.returncode == 0 and m is not None and int(m.group(1)) == rounds and int(m.group(2)) > 0
-            and int(m.group(3)) == 0, r.stdout + r.stderr)
-    rows = read(f"{D}/tasks").splitlines()[1:]
-    c.check("after attachmig nothing is attached", not [l for l in rows if not l.startswith("#")], rows)
+    m = re.search(r"rounds=(\d+) wakeups=(\d+) woken=(\d+) oncpu=(\d+) signals=(\d+)", r.stdout)
+    rounds, _, woken, oncpu, signals = (int(x) for x in m.groups()) if m else (0, 0, 0, 0, 0)
+    wakeup = parse_hists(read(f"{D}/latency/wakeup")).get("wakeup", {})
+    c.check(f"notifier churn for {seconds} s with the churning threads attached: {rounds} rounds, "
+            f"{woken} wakeups in a sleeping state, {oncpu} of them still on their CPU (the KVM case), "
+            f"{signals} signals handled", r.returncode == 0 and rounds >= 1000 and oncpu >= 100
+            and signals > 0, r.stdout + r.stderr)
+    c.check("wakeups of the attached churners off their CPU were measured (latency/wakeup not empty)",
+            sum(wakeup.values()) > 0, read(f"{D}/latency/wakeup"))
+
+
+def processor():
+    """The CPU this thread runs on (field 39 of /proc/thread-self/stat)."""
+    return int(read("/proc/thread-self/stat").rsplit(")", 1)[1].split()[36])
+
+
+def row_cpu(tid):
+    for line in read(f"{D}/tasks").splitlines()[1:]:
+        f = line.split()
+        if f and f[0] == str(tid):
+            return f[-1]
+    return None
+
+
+def attach_move(c, rounds=6):
+    """Attaches this thread `rounds` times (by itself and by PID), each time moved to another CPU from
+    the middle of attaching (the test module's `move`)."""
+    tid, everywhere = threading.get_native_id(), os.sched_getaffinity(0)
+    moved0 = int(re.search(r"moved=(\d+)", read(f"{HELPER}/move")).group(1))
+    bad = []
+    try:
+        for i in range(rounds):
+            os.sched_setaffinity(0, everywhere)
+            how = "attach" if i % 2 else f"attach {os.getpid()}"
+            if write_errno(f"{HELPER}/move", str(tid).encode()) or write_errno(f"{D}/attach", how.encode()):
+                bad.append(f"round {i}: cannot arm or attach")
+                continue
+            here, row = processor(), row_cpu(tid)
+            if row != str(here):
+                bad.append(f"round {i} ({how}): the row says CPU {row}, the thread runs on CPU {here}")
+            write_errno(f"{D}/attach", b"detach")
+    finally:
+        write_errno(f"{HELPER}/move", b"0")
+        os.sched_setaffinity(0, everywhere)
+    moved = int(re.search(r"moved=(\d+)", read(f"{HELPER}/move")).group(1)) - moved0
+    c.check(f"{rounds} attaches (by itself and by PID), each moved to another CPU from its middle ({moved} "
+            "moves): the row shows the CPU the thread runs on (no migration from before it was attached)",
+            moved == rounds and not bad, "\n".join(bad))
 
 
 def meminfo(field):
@@ -174,13 +207,16 @@ def hotplug(c, g, cpu=3, offline_s=8):
         time.sleep(0.5)
         with open(f"/sys/devices/system/cpu/cpu{cpu}/online", "w") as f:
             f.write("0")
+        # A reschedule IPI it never takes: its start must not outlive the offline time.
+        c.check(f"a reschedule send to offline CPU{cpu} without its IPI (the test module's `send`)",
+                write_errno(f"{HELPER}/send", str(cpu).encode()) == 0)
         time.sleep(offline_s)
         with open(f"/sys/devices/system/cpu/cpu{cpu}/online", "w") as f:
             f.write("1")
         # The CPU's own load again (its pinned processes lost it at offline): a start left from before
         # would end at its first IPI or switch now.
-        loads.append(subprocess.Popen([g.load, "pingpong", "2", str(cpu), "1000000000"],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        loads += [subprocess.Popen([g.load, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  for a in (["pingpong", "2", str(cpu), "1000000000"], ["busypong", "1", str(cpu), "1000000000"])]
         time.sleep(3)
     finally:
         for p in loads:
@@ -203,9 +239,13 @@ def hotplug(c, g, cpu=3, offline_s=8):
 def main(c, g):
     print(f"# kCFI {'on' if kcfi() else 'off'}; trace events on beside the module's probes: {' '.join(iterators())}")
     try:
-        notifier(c, g, int(os.environ.get("RACES_NOTIFIER_S", "20")))
-        attachmig(c, g, int(os.environ.get("RACES_ATTACHMIG", "2000")))
+        if load_helper(c, g):
+            try:
+                notifier(c, g, int(os.environ.get("RACES_NOTIFIER_S", "20")))
+                attach_move(c)
+                hotplug(c, g)
+            finally:
+                unload_helper(c)
         stopped(c, g)
-        hotplug(c, g)
     finally:
         iterators(False)

@@ -257,7 +257,11 @@ def main(c, g):
     c.check("after the churn no task is attached", not rows, "\n".join(rows))
 
     # --- KVM's notifier churn against wakers, tasks attached (issue 21) ------------------------------------
-    races.notifier(c, g, NOTIFIER_S)
+    if races.load_helper(c, g):
+        try:
+            races.notifier(c, g, NOTIFIER_S)
+        finally:
+            races.unload_helper(c)
     print(f"# [{time.time() - t_start:.0f} s] notifier churn done")
     # attach PID on a stopped process: task work and the thread walk (their callbacks under kCFI too).
     races.stopped(c, g)
