@@ -197,9 +197,13 @@ def stopped(c, g, writes=5000, threads=8):
 
 def hotplug(c, g, cpu=3, offline_s=8):
     """CPU `cpu` offline for `offline_s` under load: no recorded interval is that long."""
-    loads = [subprocess.Popen([g.load, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for a in (["busypong", "0", "1", "1000000000"], ["pingpong", "2", str(cpu), "1000000000"],
-                       ["membarrier", "1000000000"])]
+    def start(*args):
+        # A session of its own: busypong's SCHED_IDLE spinners outlive their parent, the group goes whole.
+        return subprocess.Popen([g.load, *args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+
+    loads = [start(*a) for a in (["busypong", "0", "1", "1000000000"], ["pingpong", "2", str(cpu), "1000000000"],
+                                 ["membarrier", "1000000000"])]
     try:
         time.sleep(1)
         with open(f"{D}/reset", "w") as f:
@@ -215,12 +219,12 @@ def hotplug(c, g, cpu=3, offline_s=8):
             f.write("1")
         # The CPU's own load again (its pinned processes lost it at offline): a start left from before
         # would end at its first IPI or switch now.
-        loads += [subprocess.Popen([g.load, *a], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                  for a in (["pingpong", "2", str(cpu), "1000000000"], ["busypong", "1", str(cpu), "1000000000"])]
+        loads += [start(*a) for a in (["pingpong", "2", str(cpu), "1000000000"],
+                                      ["busypong", "1", str(cpu), "1000000000"])]
         time.sleep(3)
     finally:
         for p in loads:
-            p.kill()
+            os.killpg(p.pid, signal.SIGKILL)
             p.wait()
     hists = {}
     for f in ("latency/resched", "latency/ipi"):
