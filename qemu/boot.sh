@@ -32,7 +32,9 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mode=${1:-check}
 kconfig=${KCONFIG:-default}
 case "$mode" in
-	check | run | bench | stress) ;;
+	# The boot test: ~7 min of guest alone (with the race checks), over 15 min beside two other guests.
+	check) : "${BOOT_TIMEOUT:=1800}" ;;
+	run | bench | stress) ;;
 	# 6.12 takes the possible CPUs from the firmware, possible_cpus= only lowers them, and it ignores
 	# QEMU's absent (hot-pluggable) CPUs on bare metal and under TCG (acpi_is_processor_usable()). So
 	# the guest gets SCALE_CPUS present vCPUs (512) and brings up only CPUS of them (maxcpus=): nr_cpu_ids
