@@ -4,8 +4,9 @@
 #
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
-#   make check      set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
-#                   the scale boot (512 possible CPUs, 4 online)
+#   make check      for both kernels (6.12 and 7.3; CHECK_KERNELS=...: some): set-up, kernel, warning-free
+#                   module, fmtcheck, clippy, then the QEMU boot test and the scale boot (512 possible CPUs,
+#                   4 online)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
 #                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
@@ -44,6 +45,8 @@ MODDIR := $(REPO)/.build-$(KTAG)fallback
 export RRP_FALLBACK_ONLY
 endif
 export RRP_KO := $(MODDIR)/resched_probe.ko
+# The fallback-only build for this kernel, which the boot test loads for its `fallback` part.
+export RRP_FALLBACK_KO := $(REPO)/.build-$(KTAG)fallback/resched_probe.ko
 # The module's sources: Kbuild, the crate root, and its two folders (logic/, sys/).
 MOD_DIRS := logic sys
 MOD_SRCS := Kbuild rust_resched_probe.rs $(foreach d,$(MOD_DIRS),$(filter-out %/bindings_generated.rs, \
@@ -64,7 +67,7 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: testmod fallback default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
+.PHONY: testmod testmod-ko fallback default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
 
 default: modules tool
@@ -123,6 +126,10 @@ testmod: $(KERNEL_DEP)
 	cp -p $(REPO)/qemu/modules/Kbuild $(REPO)/qemu/modules/*.c $(TESTMOD_DIR)/
 	$(MAKE) -C $(KDIR) M=$(TESTMOD_DIR) $(KARCH) LLVM=1 KCFLAGS=-Werror modules
 
+# The test module's path, for scripts/check.sh.
+testmod-ko:
+	@echo $(RRP_TESTMOD)
+
 # The load generator the guest scripts run (a host binary; the guest shares the host's root).
 LOAD := $(REPO)/tools/rrp-load
 $(LOAD): $(REPO)/tools/rrp-load.c
@@ -133,18 +140,13 @@ run: setup
 	$(MAKE) -C $(REPO) modules tool $(LOAD)
 	$(REPO)/qemu/boot.sh run
 
-# Two boots: the boot test, then the scale test (512 possible CPUs, 4 online, under bookworm-backports' QEMU 10:
-# scripts/qemu-x2apic.sh); one `N passed, N failed` over both.
+# Every kernel of CHECK_KERNELS (both: 6.12 and 7.3), each with its build checks and two boots: the boot
+# test, then the scale test (512 possible CPUs, 4 online, under bookworm-backports' QEMU 10:
+# scripts/qemu-x2apic.sh); the kernels' boots side by side (scripts/check.sh). One `N passed, N failed`.
+# `make check CHECK_KERNELS=7.3`: one kernel only.
+CHECK_KERNELS ?= 6.12 7.3
 check: setup
-	$(MAKE) -C $(REPO) fmtcheck clippy check-build fallback testmod tool tool-check $(LOAD)
-	$(REPO)/scripts/qemu-x2apic.sh build
-	@t=$$(mktemp -d); \
-	for m in check scale; do \
-		{ $(REPO)/qemu/boot.sh $$m; echo $$? > $$t/$$m.rc; } 2>&1 | tee $$t/$$m.log; \
-	done; \
-	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; n++ } \
-		END { if (n < 2) f++; print p " passed, " f " failed" }' $$t/check.log $$t/scale.log; \
-	rc=$$(cat $$t/check.rc $$t/scale.rc | sort -n | tail -1); rm -rf $$t; exit $$rc
+	CHECK_KERNELS="$(CHECK_KERNELS)" $(REPO)/scripts/check.sh
 
 # The arm64 boot test: the arm64 kernel (cached like the others), the module built for it with warnings as
 # errors, the load generator cross-built static in a sysroot of Debian arm64 packages, an initramfs of

@@ -21,6 +21,16 @@ use logic::probes::Probes;
 use logic::report::Files;
 use logic::tasks::Hooks;
 
+// `authors: [..]` on 7.x, `author:` on 6.12 (Kbuild's `rrp_module_authors`, found in the kernel tree).
+#[cfg(rrp_module_authors)]
+module! {
+    type: ReschedProbe,
+    name: "resched_probe",
+    authors: ["rust_resched_probe developers"],
+    description: "Counts IPIs and reschedule requests per CPU, read through debugfs",
+    license: "GPL",
+}
+#[cfg(not(rrp_module_authors))]
 module! {
     type: ReschedProbe,
     name: "resched_probe",

@@ -62,7 +62,7 @@ kprobe:ttwu_queue_wakelist { @wkl[kstack] = count(); }
 """
 # The module's latency histograms (latency/ipi, latency/resched) as bpftrace computes them: the
 # script the boot test compares them with (qemu/guest/latency.py).
-BPFTRACE_LATENCY = latency.ALWAYS + latency.BPFTRACE
+BPFTRACE_LATENCY = latency.ALWAYS + latency.bpftrace_program()
 
 # The in-kernel alternative without BPF: ftrace hist triggers doing the same counting (sender x target
 # and callback for the one-CPU IPIs, sender for the mask IPIs, resched_curr and queued wakelist wakeups

@@ -6,8 +6,10 @@
 //! (6.4+: a direct call, no register save, no kprobe lookup), with kprobes on the x86 `native_*` send
 //! functions as the fallback where a tracepoint is missing. `ttwu_queue_wakelist` has no tracepoint, but
 //! each wakeup it queues is queued through `csd:csd_queue_cpu` as a task's wakelist entry: WKL counts
-//! there (a kretprobe on the function is the fallback). `resched_curr` has none: a kprobe. The probed
-//! functions' symbols and typed arguments are in [`crate::sys::probed`].
+//! there (a kretprobe on the function is the fallback). Reschedule requests come from
+//! `sched_set_need_resched_tp` where the kernel has it (6.16+: each need-resched flag newly set, lazy or
+//! not), else from a kprobe on `__resched_curr` or `resched_curr` (each call, flag already set or not).
+//! The probed functions' symbols and typed arguments are in [`crate::sys::probed`].
 
 use crate::logic::counters::{Local, PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
@@ -20,7 +22,8 @@ use crate::sys::probed::{
 };
 use crate::sys::stacktrace::Stack;
 use crate::sys::tracepoint::{
-    CsdQueueCpu, Here, IpiEntry, IpiSendCpu, IpiSendCpumask, TracepointProbe, Vector, VectorEntry,
+    CsdQueueCpu, Here, IpiEntry, IpiSendCpu, IpiSendCpumask, SetNeedResched, TracepointProbe,
+    Vector, VectorEntry,
 };
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -131,6 +134,25 @@ impl Handler for Resched {
             .latency()
             .resched_requested(this, target, || regs.already_marked());
         record_stack(&self.engine, window, Tag::Rsc, regs);
+    }
+}
+
+/// `sched_set_need_resched_tp(tsk, cpu, tif)`: this CPU newly set a need-resched flag (lazy or not) of
+/// `cpu`'s current task, which was not marked before (so a reschedule interval starts or restarts).
+pub(crate) struct NeedResched {
+    engine: Arc<Engine>,
+}
+
+impl SetNeedResched for NeedResched {
+    #[inline]
+    fn set_need_resched(&self, target: usize, _lazy: bool, here: &Here<'_>) {
+        let window = self.engine.window();
+        let this = cpu::this_cpu();
+        window.counters.resched(this, target);
+        self.engine
+            .latency()
+            .resched_requested(this, target, || false);
+        record_here(&self.engine, window, Tag::Rsc, here);
     }
 }
 
@@ -266,8 +288,8 @@ pub(crate) struct IpiEntryReceived {
 }
 
 impl IpiEntry for IpiEntryReceived {
-    fn ipi_entry(&self, reason: &CStr) {
-        let kind = match reason.as_bytes() {
+    fn ipi_entry(&self, reason: &[u8]) {
+        let kind = match reason {
             b"Rescheduling interrupts" => Kind::Res,
             b"Function call interrupts" => Kind::Cfs,
             _ => return,
@@ -332,11 +354,19 @@ enum Wakeups {
     Kretprobe(Pin<KBox<Kretprobe<Wakelist>>>),
 }
 
+/// How reschedule requests (RSC) are counted.
+enum Requests {
+    /// `sched_set_need_resched_tp`: each flag newly set.
+    Tracepoint(TracepointProbe<NeedResched>),
+    /// A kprobe on `__resched_curr` or `resched_curr`, where the tracepoint is missing: each call.
+    Kprobe(Pin<KBox<Kprobe<Resched>>>),
+}
+
 /// Every probe of the module; dropping it unregisters them all.
 pub(crate) struct Probes {
     one: OneTarget,
     many: ManyTargets,
-    rsc: Pin<KBox<Kprobe<Resched>>>,
+    rsc: Requests,
     wkl: Wakeups,
     /// The receive side.
     received: Received,
@@ -488,15 +518,31 @@ impl Probes {
                 )?)
             }
         };
+        let need = Arc::new(
+            NeedResched {
+                engine: engine.clone(),
+            },
+            GFP_KERNEL,
+        )?;
+        let rsc = match unless_fallback(|| TracepointProbe::set_need_resched(need)) {
+            Ok(tp) => Requests::Tracepoint(tp),
+            Err(e) => {
+                pr_info!(
+                    "tracepoint sched_set_need_resched_tp: error {}; RSC by kprobe\n",
+                    e.to_errno()
+                );
+                Requests::Kprobe(KBox::pin_init(
+                    Kprobe::new(Resched {
+                        engine: engine.clone(),
+                    }),
+                    GFP_KERNEL,
+                )?)
+            }
+        };
         let probes = Self {
             one,
             many,
-            rsc: KBox::pin_init(
-                Kprobe::new(Resched {
-                    engine: engine.clone(),
-                }),
-                GFP_KERNEL,
-            )?,
+            rsc,
             wkl,
             received,
         };
@@ -553,6 +599,10 @@ impl Probes {
             ManyTargets::Tracepoint(tp) => tp,
             ManyTargets::Kprobe(kp) => &**kp,
         };
+        let rsc: &dyn Probe = match &self.rsc {
+            Requests::Tracepoint(tp) => tp,
+            Requests::Kprobe(kp) => &**kp,
+        };
         let wkl: &dyn Probe = match &self.wkl {
             Wakeups::Tracepoint(tp) => tp,
             Wakeups::Kretprobe(rp) => &**rp,
@@ -561,7 +611,7 @@ impl Probes {
             (Tag::Res, res),
             (Tag::Cfs, cfs),
             (Tag::Cfm, cfm),
-            (Tag::Rsc, &*self.rsc),
+            (Tag::Rsc, rsc),
             (Tag::Wkl, wkl),
         ]
     }

@@ -3,8 +3,8 @@
 //! Rate limiting for kernel log lines that user input can trigger, as C's `printk_ratelimited` does:
 //! at most [`BURST`] lines per [`INTERVAL_MS`], then one line saying how many were suppressed.
 
+use crate::sys::time::now_ms;
 use core::sync::atomic::{AtomicI64, AtomicU32, Ordering::Relaxed};
-use kernel::time::Ktime;
 
 /// Length of one interval, in milliseconds (`DEFAULT_RATELIMIT_INTERVAL`).
 pub(crate) const INTERVAL_MS: i64 = 5000;
@@ -32,7 +32,7 @@ impl RateLimit {
     /// Whether a line may be printed now: `Some(n)` with the lines suppressed since the last one
     /// printed, or `None` when this one is suppressed.
     pub(crate) fn allow(&self) -> Option<u32> {
-        let now = Ktime::ktime_get().to_ms();
+        let now = now_ms();
         let start = self.start_ms.load(Relaxed);
         if start == i64::MIN || now.saturating_sub(start) >= INTERVAL_MS {
             self.start_ms.store(now, Relaxed);

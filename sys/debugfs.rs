@@ -14,7 +14,7 @@ use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-use kernel::uaccess::UserSlice;
+use kernel::uaccess::{UserPtr, UserSlice};
 
 /// The longest write a file accepts; anything longer is `-EINVAL` without being read.
 pub(crate) const MAX_WRITE: usize = 64;
@@ -123,12 +123,12 @@ impl fmt::Write for Text {
 pub(crate) trait Node: Sync + Sized {
     /// Writes the file's whole text to `out`.
     fn show(&self, _out: &mut Text) -> Result {
-        kernel::build_error(VTABLE_DEFAULT_ERROR)
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Handles one write of `input` (at most [`MAX_WRITE`] bytes, at offset 0) by the task `writer`.
     fn store(&self, _input: &[u8], _writer: &Current<'_>) -> Result {
-        kernel::build_error(VTABLE_DEFAULT_ERROR)
+        kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
 }
 
@@ -185,7 +185,7 @@ impl<T: Node> File<T> {
         // SAFETY: `name` is NUL-terminated, `dir.dentry()` is a live directory, and `inner`
         // lives at a fixed address until after the file is removed in `drop`.
         let dentry = check_ptr(unsafe {
-            bindings::debugfs_create_file(
+            bindings::rrp_debugfs_create_file(
                 name.as_char_ptr(),
                 mode,
                 dir.dentry(),
@@ -249,6 +249,14 @@ unsafe extern "C" fn show<T: Node>(m: *mut bindings::seq_file, _v: *mut c_void) 
     }
 }
 
+/// The user-space address `addr` as `UserSlice` takes it (a struct on 7.x, `usize` on 6.12).
+fn user_ptr(addr: usize) -> UserPtr {
+    #[cfg(rrp_user_ptr_struct)]
+    return UserPtr::from_addr(addr);
+    #[cfg(not(rrp_user_ptr_struct))]
+    return addr;
+}
+
 /// `write`: copies at most [`MAX_WRITE`] bytes from user space and hands them to the node.
 ///
 /// # Safety
@@ -266,7 +274,7 @@ unsafe extern "C" fn write<T: Node>(
             return Err(EINVAL);
         }
         let mut input = [0u8; MAX_WRITE];
-        UserSlice::new(buf as usize, count)
+        UserSlice::new(user_ptr(buf as usize), count)
             .reader()
             .read_slice(&mut input[..count])?;
         // SAFETY: `open` made `private_data` a `seq_file` whose `private` is the file's `T`, alive while

@@ -5,6 +5,7 @@
  */
 #include <linux/cpuhotplug.h>
 #include <linux/cpumask.h>
+#include <linux/debugfs.h>
 #include <linux/err.h>
 #include <linux/kallsyms.h>
 #include <linux/kprobes.h>
@@ -75,8 +76,13 @@ int rrp_rq_cpu(struct rq *rq) { return cpu_of(rq); }
 unsigned long rrp_rq_cpu_offset(void) { return offsetof(struct rq, cpu); }
 
 #ifdef CONFIG_X86_64
-/* &pcpu_hot.cpu_number: the per-cpu address raw_smp_processor_id() reads through %gs */
+/* the per-cpu address raw_smp_processor_id() reads through %gs: pcpu_hot.cpu_number on 6.12, the per-cpu
+ * variable cpu_number of its own on 7.x (RRP_PCPU_HOT: Kbuild found struct pcpu_hot in the tree) */
+#ifdef RRP_PCPU_HOT
 unsigned long rrp_cpu_number_ptr(void) { return (unsigned long)&pcpu_hot.cpu_number; }
+#else
+unsigned long rrp_cpu_number_ptr(void) { return (unsigned long)&cpu_number; }
+#endif
 #endif
 
 /* IS_ERR() */
@@ -88,8 +94,13 @@ struct task_struct *rrp_current(void) { return current; }
 /* task->pid (the thread id): read in C, as the kernel crate's own layout of task_struct gives 0 for it here */
 int rrp_task_pid(struct task_struct *t) { return t->pid; }
 
-/* get_task_comm() into a buffer of any size */
-void rrp_task_comm(struct task_struct *t, char *buf, size_t len) { __get_task_comm(buf, len, t); }
+/* get_task_comm() into a buffer of any size (6.12's __get_task_comm(), which 7.x no longer has) */
+void rrp_task_comm(struct task_struct *t, char *buf, size_t len)
+{
+	task_lock(t);
+	strscpy_pad(buf, t->comm, len);
+	task_unlock(t);
+}
 
 /* t->comm without task_lock(), which the scheduler must not take (a task may be renaming itself: the
  * copy may mix two names, and is NUL-terminated) */
@@ -118,6 +129,9 @@ bool rrp_task_on_cpu(struct task_struct *t)
 	return t == current;
 #endif
 }
+
+/* TIF_NEED_RESCHED (its bit number; the lazy flag is another) */
+int rrp_tif_need_resched(void) { return TIF_NEED_RESCHED; }
 
 /* preempt_disable() */
 void rrp_preempt_disable(void) { preempt_disable(); }
@@ -175,6 +189,28 @@ void rrp_cpuhp_remove_state(int state) { cpuhp_remove_multi_state(state); }
 
 /* tracepoint_synchronize_unregister() */
 void rrp_tracepoint_synchronize_unregister(void) { tracepoint_synchronize_unregister(); }
+
+/*
+ * Waits until every probe handler running now has returned. Kprobe handlers and preempt notifiers run
+ * with preemption off (RCU readers: synchronize_rcu() waits for them). Tracepoint probes did too until
+ * 6.12; 7.x calls them under SRCU-fast (guard(srcu_fast_notrace)(&tracepoint_srcu) in __DECLARE_TRACE,
+ * include/linux/tracepoint.h), whose readers only tracepoint_synchronize_unregister() waits for
+ * (RRP_TRACEPOINT_SRCU: Kbuild found srcu_fast in the tree's include/linux/tracepoint.h).
+ */
+void rrp_synchronize_handlers(void)
+{
+	synchronize_rcu();
+#ifdef RRP_TRACEPOINT_SRCU
+	tracepoint_synchronize_unregister();
+#endif
+}
+
+/* debugfs_create_file() (a _Generic macro over debugfs_create_file_full() in 7.x) */
+struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct dentry *parent, void *data,
+				       const struct file_operations *fops)
+{
+	return debugfs_create_file(name, mode, parent, data, fops);
+}
 
 /* tracepoint->name */
 const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }

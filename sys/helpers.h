@@ -56,6 +56,10 @@ void rrp_preempt_notifier_register_new(struct preempt_notifier *n, struct task_s
 void rrp_preempt_notifier_unregister_current(struct preempt_notifier *n);
 struct preempt_notifier *rrp_preempt_notifier_find(struct task_struct *t, struct preempt_ops *ops);
 void rrp_tracepoint_synchronize_unregister(void);
+void rrp_synchronize_handlers(void);
+int rrp_tif_need_resched(void);
+struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct dentry *parent, void *data,
+				       const struct file_operations *fops);
 const char *rrp_tracepoint_name(struct tracepoint *tp);
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs);
 bool rrp_unwind_done(struct unwind_state *state);

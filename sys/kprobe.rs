@@ -14,9 +14,12 @@ use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
 use kernel::c_str;
 use kernel::ffi::c_int;
+#[cfg(not(rrp_pin_init_crate))]
 use kernel::init::pin_init_from_closure;
 use kernel::prelude::*;
 use kernel::types::Opaque;
+#[cfg(rrp_pin_init_crate)]
+use pin_init::pin_init_from_closure;
 
 /// The registers of probed function `F` at its entry (`pre_handler`, a kretprobe's `entry_handler`).
 ///
@@ -160,7 +163,9 @@ impl<H: Handler> Kprobe<H> {
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
                 addr_of_mut!((*slot).handler).write(handler);
-                let kp = Opaque::raw_get(addr_of_mut!((*slot).kp));
+                // `Opaque<T>` is `#[repr(transparent)]` over `T`'s storage (6.12's `raw_get` and
+                // 7.x's `cast_into` return this pointer).
+                let kp = addr_of_mut!((*slot).kp).cast::<bindings::kprobe>();
                 let (symbol, status) = register_first(
                     symbols,
                     |symbol| {
@@ -278,7 +283,8 @@ impl<H: RetHandler> Kretprobe<H> {
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
                 addr_of_mut!((*slot).handler).write(handler);
-                let rp = Opaque::raw_get(addr_of_mut!((*slot).rp));
+                // As in `Kprobe::new`.
+                let rp = addr_of_mut!((*slot).rp).cast::<bindings::kretprobe>();
                 let (symbol, status) = register_first(
                     symbols,
                     |symbol| {

@@ -57,7 +57,7 @@ impl<H: Handler> PreemptNotifier<H> {
     /// An unregistered notifier with `ops`.
     fn new(index: usize, handler: H, ops: *mut bindings::preempt_ops) -> impl PinInit<Self> {
         // The trampolines cast a pointer to `n` into one to `Self`.
-        kernel::build_assert!(core::mem::offset_of!(Self, n) == 0);
+        build_assert!(core::mem::offset_of!(Self, n) == 0);
         // INVARIANT: `n` is initialised with `ops`, which the caller takes from its `Notifiers`.
         pin_init!(Self {
             // SAFETY: `n` is writable storage for a notifier; `preempt_notifier_init` only stores `ops`.

@@ -7,6 +7,16 @@
 //! constructor of [`TracepointProbe`] that registers the matching trampoline; the probe owns its
 //! handler and unregisters before dropping it.
 //!
+//! Where each handler runs. Until 6.12 every tracepoint probe ran with preemption off
+//! (`preempt_disable_notrace()` in `__DO_TRACE`); on 7.x probes run under SRCU-fast
+//! (`guard(srcu_fast_notrace)` in `__DECLARE_TRACE`, include/linux/tracepoint.h), in the context of the
+//! code that fires the tracepoint. Each trait below says what that context is, from the callers in
+//! 7.3.4 (the same in 6.12). The two fired from preemptible code, `sched_process_fork` and
+//! `sched_process_exit`, are called here with preemption off, so that every handler runs with
+//! preemption off on both kernels, and [`super::cpu::this_cpu`] is exact in every handler. Unloading
+//! waits for the handlers in flight with `tracepoint_synchronize_unregister()`, which waits for
+//! SRCU-fast readers on 7.x and for preemption-off ones on 6.12; [`super::rcu::synchronize`] too.
+//!
 //! C header: [`include/linux/tracepoint.h`](srctree/include/linux/tracepoint.h), prototypes in
 //! [`include/trace/events/sched.h`](srctree/include/trace/events/sched.h)
 
@@ -17,11 +27,12 @@ use super::stacktrace::Stack;
 use super::task::{self, Current, NewTask, Task, Woken};
 use core::marker::PhantomData;
 use kernel::c_str;
-use kernel::ffi::{c_char, c_void};
+use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// `sched_switch(preempt, prev, next, prev_state)`: every context switch, on its CPU.
+/// `sched_switch(preempt, prev, next, prev_state)`: every context switch, on its CPU (`__schedule()`,
+/// IRQs off, the runqueue locked).
 pub(crate) trait SchedSwitch: Send + Sync {
     /// `prev` is switched out for `next`; `preempt` when `prev` was preempted (it stays runnable);
     /// `prev_state` is `prev`'s state when the switch began: when not preempted, 0 if it stays runnable
@@ -36,37 +47,42 @@ pub(crate) trait SchedWakeup: Send + Sync {
     fn sched_wakeup(&self, task: &Woken<'_>);
 }
 
-/// `sched_process_fork(parent, child)`: in the parent, before the child first runs, with preemption off
-/// (no sleeping, `GFP_ATOMIC` only).
+/// `sched_process_fork(parent, child)`: in the parent, before the child first runs (`kernel_clone()`,
+/// preemptible: the trampoline turns preemption off; no sleeping, `GFP_ATOMIC` only).
 pub(crate) trait SchedProcessFork: Send + Sync {
     /// `parent` (the calling task) created `child`.
     fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>);
 }
 
-/// `sched_process_exit(p)`: in the exiting task, with preemption off.
+/// `sched_process_exit(p)` (7.x: `(p, group_dead)`): in the exiting task (`do_exit()`, preemptible: the
+/// trampoline turns preemption off).
 pub(crate) trait SchedProcessExit: Send + Sync {
     /// The calling task exits.
     fn sched_process_exit(&self, task: &Current<'_>);
 }
 
-/// `ipi_send_cpu(cpu, callsite, callback)` (may run in NMI: no locks): an IPI to one CPU is about to be sent, from
-/// `smp_send_reschedule()` (callback NULL), `send_call_function_single_ipi()` (callback
-/// `generic_smp_call_function_single_interrupt`) or `irq_work_raise()` (a self-IPI, callback the work).
+/// `ipi_send_cpu(cpu, callsite, callback)` (may run in NMI: no locks): an IPI to one CPU is about to be
+/// sent, from `smp_send_reschedule()` (callback NULL; its callers hold a runqueue lock or have
+/// preemption off), `send_call_function_single_ipi()` (callback
+/// `generic_smp_call_function_single_interrupt`; from `__smp_call_single_queue()`, whose callers have
+/// preemption off) or `irq_work_raise()` (a self-IPI, callback the work; preemption off).
 pub(crate) trait IpiSendCpu: Send + Sync {
     /// An IPI to `cpu`; `callback` is 0 for NULL. `here` gives the sender's stack.
     fn ipi_send_cpu(&self, cpu: usize, callback: usize, here: &Here<'_>);
 }
 
 /// `ipi_send_cpumask(mask, callsite, callback)`: call-function IPIs to the CPUs of `mask` are about to be
-/// sent (`send_call_function_ipi_mask()`).
+/// sent (`send_call_function_ipi_mask()`, from `smp_call_function_many_cond()` after its `get_cpu()`).
 pub(crate) trait IpiSendCpumask: Send + Sync {
     /// IPIs to the CPUs of `mask`. `here` gives the sender's stack.
     fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, callback: usize, here: &Here<'_>);
 }
 
 /// `csd_queue_cpu(cpu, callsite, func, csd)` (may run in NMI: no locks): a function call is queued for
-/// `cpu` (`__smp_call_single_queue()`, `smp_call_function_many_cond()`); `func` is the function that
-/// will run there (`sched_ttwu_pending` for wakelist wakeups).
+/// `cpu` (`__smp_call_single_queue()`, whose callers have preemption off: `generic_exec_single()`,
+/// `irq_work_queue_on()`, `ttwu_queue_wakelist()` under `p->pi_lock`; `smp_call_function_many_cond()`
+/// after its `get_cpu()`); `func` is the function that will run there (`sched_ttwu_pending` for
+/// wakelist wakeups).
 pub(crate) trait CsdQueueCpu: Send + Sync {
     /// `func` queued for `cpu`; `wakeup` when the queued entry is a task's wakelist entry (a wakeup
     /// queued by `ttwu_queue_wakelist()`, `CSD_TYPE_TTWU`). `here` gives the queuing CPU's stack.
@@ -86,10 +102,30 @@ pub(crate) trait VectorEntry: Send + Sync {
 /// `reason` the IPI's line in `/proc/interrupts` (`"Rescheduling interrupts"`, `"Function call
 /// interrupts"`, ...). Other architectures (x86 among them) have the tracepoint but never fire it.
 pub(crate) trait IpiEntry: Send + Sync {
-    /// An IPI whose `/proc/interrupts` name is `reason` is received on this CPU. An implementation must
-    /// look at `reason` before doing anything else and do nothing for IPIs it does not count: this also
-    /// runs in NMI context.
-    fn ipi_entry(&self, reason: &CStr);
+    /// An IPI whose `/proc/interrupts` name is `reason` (without its NUL) is received on this CPU. An
+    /// implementation must look at `reason` before doing anything else and do nothing for IPIs it does
+    /// not count: this also runs in NMI context.
+    fn ipi_entry(&self, reason: &[u8]);
+}
+
+/// `sched_set_need_resched_tp(tsk, cpu, tif)` (6.16+: a bare tracepoint, no tracefs event): a
+/// need-resched flag, immediate (`TIF_NEED_RESCHED`) or lazy (`TIF_NEED_RESCHED_LAZY`), is newly set on
+/// `tsk`, the current task of `cpu`. Fired by `__resched_curr()` (the runqueue locked), before it decides
+/// whether an IPI is needed, and by `set_tsk_need_resched()` through `__trace_set_need_resched()`
+/// (`cpu` its `smp_processor_id()`, which requires preemption off), kernel/sched/core.c.
+pub(crate) trait SetNeedResched: Send + Sync {
+    /// This CPU asks `cpu` to reschedule (`lazy`: at its next tick or return to user space). `here`
+    /// gives the asking CPU's stack.
+    fn set_need_resched(&self, cpu: usize, lazy: bool, here: &Here<'_>);
+}
+
+/// The bytes of `s`, without its NUL (6.12's `kernel::str::CStr` calls this `as_bytes`, 7.x's
+/// `core::ffi::CStr` `to_bytes`).
+fn cstr_bytes(s: &CStr) -> &[u8] {
+    #[cfg(rrp_core_cstr)]
+    return s.to_bytes();
+    #[cfg(not(rrp_core_cstr))]
+    return s.as_bytes();
 }
 
 /// Where a tracepoint fired, for the duration of its probe.
@@ -166,7 +202,7 @@ unsafe extern "C" fn match_name(tp: *mut bindings::tracepoint, priv_: *mut c_voi
     let search = unsafe { &mut *priv_.cast::<Search<'_>>() };
     // SAFETY: A tracepoint's name is a NUL-terminated string in kernel data.
     let name = unsafe { CStr::from_char_ptr(bindings::rrp_tracepoint_name(tp)) };
-    if name.as_bytes() == search.name.as_bytes() {
+    if cstr_bytes(name) == cstr_bytes(search.name) {
         search.found = tp;
     }
 }
@@ -256,11 +292,29 @@ impl<H: SchedProcessFork> TracepointProbe<H> {
 impl<H: SchedProcessExit> TracepointProbe<H> {
     /// Calls `handler` at every `sched_process_exit`.
     pub(crate) fn sched_process_exit(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `exit_probe` has `sched_process_exit`'s prototype after the data pointer.
+        // SAFETY: `exit_probe` has `sched_process_exit`'s prototype after the data pointer (with
+        // `group_dead` where the tree's include/trace/events/sched.h has it: Kbuild's
+        // `rrp_exit_group_dead`).
         unsafe {
             Self::register(
                 c_str!("sched_process_exit"),
                 exit_probe::<H> as *mut c_void,
+                handler,
+            )
+        }
+    }
+}
+
+impl<H: SetNeedResched> TracepointProbe<H> {
+    /// Calls `handler` at every `sched_set_need_resched_tp` (`ENOENT` where the kernel has no such
+    /// tracepoint: before 6.16).
+    pub(crate) fn set_need_resched(handler: Arc<H>) -> Result<Self> {
+        // SAFETY: `need_resched_probe` has `sched_set_need_resched_tp`'s prototype after the data
+        // pointer (the only one it has had since it was added).
+        unsafe {
+            Self::register(
+                c_str!("sched_set_need_resched_tp"),
+                need_resched_probe::<H> as *mut c_void,
                 handler,
             )
         }
@@ -438,7 +492,8 @@ unsafe extern "C" fn fork_probe<H: SchedProcessFork>(
     let parent = unsafe { Current::new(me) };
     // SAFETY: The creator holds `child`, which is not woken before the tracepoint returns.
     let child = unsafe { NewTask::new(task::from_raw(child)) };
-    handler.sched_process_fork(&parent, &child);
+    // Preemption off, as on 6.12 (see the module documentation).
+    super::cpu::pinned(|_| handler.sched_process_fork(&parent, &child));
 }
 
 /// `sched_process_exit` trampoline.
@@ -449,6 +504,7 @@ unsafe extern "C" fn fork_probe<H: SchedProcessFork>(
 unsafe extern "C" fn exit_probe<H: SchedProcessExit>(
     data: *mut c_void,
     p: *mut bindings::task_struct,
+    #[cfg(rrp_exit_group_dead)] _group_dead: bool,
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
@@ -458,7 +514,33 @@ unsafe extern "C" fn exit_probe<H: SchedProcessExit>(
         return;
     }
     // SAFETY: `me` is the calling task, in one of its own tracepoints (not a notifier callback).
-    handler.sched_process_exit(&unsafe { Current::new(me) });
+    let me = unsafe { Current::new(me) };
+    // Preemption off, as on 6.12 (see the module documentation).
+    super::cpu::pinned(|_| handler.sched_process_exit(&me));
+}
+
+/// `sched_set_need_resched_tp` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::set_need_resched`]: `data` is its live `Inner<H>`.
+unsafe extern "C" fn need_resched_probe<H: SetNeedResched>(
+    data: *mut c_void,
+    _tsk: *mut bindings::task_struct,
+    cpu: c_int,
+    tif: c_int,
+) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    let here = Here {
+        tp: inner.tp,
+        _call: PhantomData,
+    };
+    // SAFETY: No preconditions: a constant.
+    let lazy = tif != unsafe { bindings::rrp_tif_need_resched() };
+    inner
+        .handler
+        .set_need_resched(cpu as u32 as usize, lazy, &here);
 }
 
 /// `ipi_send_cpu` trampoline.
@@ -569,5 +651,5 @@ unsafe extern "C" fn ipi_entry_probe<H: IpiEntry>(data: *mut c_void, reason: *co
     // SAFETY: `reason` is a NUL-terminated string literal (the function's safety requirements), which
     // lives as long as the kernel; reading it is safe in any context, NMI included.
     let reason = unsafe { CStr::from_char_ptr(reason) };
-    inner.handler.ipi_entry(reason);
+    inner.handler.ipi_entry(cstr_bytes(reason));
 }

@@ -5,10 +5,14 @@ settings that race the load without breaking `stack counts + dropped == hits`.
 
 The oracle is tracefs kprobe events on the architecture's send functions (x86 `native_smp_send_reschedule`,
 `native_send_call_func_single_ipi`, `native_send_call_func_ipi`; arm64 `arch_smp_send_reschedule`, ...)
-and on `resched_curr`, and a kretprobe event on `ttwu_queue_wakelist` (a queued wakeup when it returns
-1), read from the trace buffer with the global clock: the module counts IPI sends from the `ipi:*`
-tracepoints and queued wakeups from `csd:csd_queue_cpu`, so the two share nothing but the events
-themselves. The window of a reset is bracketed by two trace_marker
+and a kretprobe event on `ttwu_queue_wakelist` (a queued wakeup when it returns 1), read from the trace
+buffer with the global clock: the module counts IPI sends from the `ipi:*` tracepoints and queued wakeups
+from `csd:csd_queue_cpu`, so the two share nothing but the events themselves. RSC: where the module
+counts it from `sched_set_need_resched_tp` (7.x), kprobe events on `__resched_curr(rq, tif)` that fetch
+the runqueue's current task's flags, pid and `tif` (a request counts when it sets a flag anew, by the
+kernel's own test; offsets from the test module's `layout`) and on `__trace_set_need_resched` (called
+only for a flag set anew); where the module has a kprobe (6.12, the fallback-only build), the same kprobe
+event on its symbol. The window of a reset is bracketed by two trace_marker
 lines written just before and just after the reset; an event between the two may fall on either side.
 """
 
@@ -18,30 +22,52 @@ import subprocess
 import threading
 import time
 
-from lib import ARG0, STACKS, D, res_load, SEND_CFM, SEND_CFS, SEND_RES, TRACING, parse_matrix, parse_table, read, tracefs, write_errno
+from lib import ARG0, ARG1, STACKS, D, res_load, SEND_CFM, SEND_CFS, SEND_RES, TRACING, parse_matrix, parse_table, read, testmod_layout, tracefs, write_errno
 
 # name: kprobe_events definition ("p:" at entry, "r:" at return).
 EVENTS = {
     "rrp_res": f"p:rrp_res {SEND_RES} cpu={ARG0}:s32",
     "rrp_cfs": f"p:rrp_cfs {SEND_CFS} cpu={ARG0}:s32",
     "rrp_cfm": f"p:rrp_cfm {SEND_CFM}",
-    "rrp_rsc": "p:rrp_rsc resched_curr",
     "rrp_wkl": "r:rrp_wkl ttwu_queue_wakelist ret=$retval:u8",
 }
 # The oracle of the fallback-only build (`make fallback`), which counts with kprobes on the send
-# functions and a kretprobe on ttwu_queue_wakelist: the kernel's own tracepoints, and the same kprobe
-# event on resched_curr (which has no tracepoint).
+# functions and a kretprobe on ttwu_queue_wakelist: the kernel's own tracepoints, and the RSC events.
 FALLBACK_TRACEPOINTS = ["ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue_cpu"]
-FALLBACK_EVENTS = {"rrp_rsc": EVENTS["rrp_rsc"]}
+# The RSC events' layout (rsc_events() sets it when the module counts RSC from the tracepoint).
+RSC_LAYOUT = {}
+
+
+def rsc_events(g, via, symbol):
+    """The oracle's RSC events for how the module counts RSC (`via`, `symbol` from `probes`)."""
+    if via != "tracepoint":
+        return {"rrp_rsc": f"p:rrp_rsc {symbol}"}
+    RSC_LAYOUT.clear()
+    RSC_LAYOUT.update(testmod_layout(g.testmod) or {})
+    o = RSC_LAYOUT
+    curr = f"+{o['rq_curr']}({ARG0})"
+    return {"rrp_rsc": f"p:rrp_rsc __resched_curr cpu=+{o['rq_cpu']}({ARG0}):s32 flags=+0({curr}):x64 "
+                       f"pid=+{o['task_pid']}({curr}):s32 tif={ARG1}:s32",
+            "rrp_rsct": "p:rrp_rsct __trace_set_need_resched"}
+
+
+def rsc_anew(rest):
+    """Whether an rrp_rsc event's request sets a flag anew (__resched_curr's own test: the idle task gets
+    the immediate flag for a lazy request; nothing is set if the flag or the immediate one is)."""
+    if "flags=" not in rest:
+        return True
+    f = {k: int(v, 0) for k, v in re.findall(r"(\w+)=(0x[0-9a-f]+|-?\d+)", rest)}
+    nr, lazy = RSC_LAYOUT["tif_need_resched"], RSC_LAYOUT["tif_need_resched_lazy"]
+    tif = nr if f["pid"] == 0 and f["tif"] == lazy else f["tif"]
+    return not f["flags"] & ((1 << tif) | (1 << nr))
 N_PING = 1500
 N_MB = 150
 
 
-def oracle_on(fallback=False):
+def oracle_on(events, fallback=False):
     tracefs("tracing_on", "0")
     tracefs("trace_clock", "global")
     tracefs("buffer_size_kb", "8192")
-    events = FALLBACK_EVENTS if fallback else EVENTS
     for spec in events.values():
         tracefs("kprobe_events", spec + "\n", append=True)
     for name in events:
@@ -52,9 +78,9 @@ def oracle_on(fallback=False):
     tracefs("tracing_on", "1")
 
 
-def oracle_off():
+def oracle_off(events):
     tracefs("tracing_on", "0")
-    for name in EVENTS:
+    for name in events:
         try:
             tracefs(f"events/kprobes/{name}/enable", "0")
         except OSError:
@@ -91,6 +117,10 @@ def oracle_counts(trace, start, end):
             continue
         if not inside:
             continue
+        if what == "rrp_rsc" and not rsc_anew(rest):
+            continue
+        if what == "rrp_rsct":
+            what = "rrp_rsc"
         if what == "rrp_res":
             target = int(re.search(r"cpu=(-?\d+)", rest).group(1))
             counts["RES"][(cpu, target)] = counts["RES"].get((cpu, target), 0) + 1
@@ -175,6 +205,8 @@ def main(c, g, fallback=False):
     via = {l.split()[0]: dict(kv.split("=") for kv in l.split()[3:]).get("via")
            for l in read(f"{D}/probes").splitlines()}
     symbols = {l.split()[0]: l.split()[1] for l in read(f"{D}/probes").splitlines()}
+    # Where the kernel has sched_set_need_resched_tp (kallsyms: its iterator), RSC comes from it.
+    rsc_tp = "__traceiter_sched_set_need_resched_tp" in read("/proc/kallsyms")
     if fallback:
         c.check(f"fallback build: probes: RES, CFS, CFM kprobes on {SEND_RES}, {SEND_CFS}, {SEND_CFM}, RSC "
                 "kprobe, WKL kretprobe on ttwu_queue_wakelist; callbacks not counted",
@@ -184,12 +216,18 @@ def main(c, g, fallback=False):
                 and read(f"{D}/callbacks").startswith("# no csd:csd_queue_cpu"),
                 read(f"{D}/probes") + read(f"{D}/callbacks"))
     else:
-        c.check("probes: RES and CFS via the ipi_send_cpu tracepoint, CFM via ipi_send_cpumask, RSC kprobe, "
-                "WKL via the csd_queue_cpu tracepoint",
-                via == {"RES": "tracepoint", "CFS": "tracepoint", "CFM": "tracepoint", "RSC": "kprobe",
-                        "WKL": "tracepoint"}
-                and symbols["RES"] == symbols["CFS"] == "ipi_send_cpu" and symbols["WKL"] == "csd_queue_cpu",
+        c.check("probes: RES and CFS via the ipi_send_cpu tracepoint, CFM via ipi_send_cpumask, RSC "
+                + ("via sched_set_need_resched_tp" if rsc_tp else "kprobe") + ", WKL via the csd_queue_cpu tracepoint",
+                via == {"RES": "tracepoint", "CFS": "tracepoint", "CFM": "tracepoint",
+                        "RSC": "tracepoint" if rsc_tp else "kprobe", "WKL": "tracepoint"}
+                and symbols["RES"] == symbols["CFS"] == "ipi_send_cpu" and symbols["WKL"] == "csd_queue_cpu"
+                and (symbols["RSC"] == "sched_set_need_resched_tp") == rsc_tp,
                 read(f"{D}/probes"))
+
+    rsc = rsc_events(g, via["RSC"], symbols["RSC"])
+    if via["RSC"] == "tracepoint":
+        c.check("the test module gave the RSC oracle's layout", bool(RSC_LAYOUT), str(RSC_LAYOUT))
+    events = {**({} if fallback else EVENTS), **rsc}
 
     # --- Readings never go backwards while no reset happens -----------------------------------------
     loads = start_load(g)
@@ -207,7 +245,7 @@ def main(c, g, fallback=False):
     c.check("under load, 40 readings of ipi never go backwards", not back, "\n".join(back[:10]))
 
     # --- Resets and stack settings racing the load, then a reset racing the load against the oracle ---
-    oracle_on(fallback)
+    oracle_on(events, fallback)
     try:
         stop = threading.Event()
         resets, toggles, caps = [], [], []
@@ -251,14 +289,16 @@ def main(c, g, fallback=False):
         trace = read(f"{TRACING}/trace")
         profile = read(f"{TRACING}/kprobe_profile")
     finally:
-        oracle_off()
+        oracle_off(events)
     c.check("the reset under load was accepted", e == 0, f"errno {e}")
     # kprobe_profile: name, hits, missed (a kprobe skips a hit that comes while another kprobe handler
     # runs on that CPU). A missed oracle event widens the bound by one.
-    events = FALLBACK_EVENTS if fallback else EVENTS
     prof = {l.split()[0]: (int(l.split()[1]), int(l.split()[2])) for l in profile.splitlines()
             if l.split() and l.split()[0] in events}
-    lost = {name[4:].upper(): m for name, (_, m) in prof.items()}
+    lost = {}
+    for name, (_, m) in prof.items():
+        kind = "RSC" if name.startswith("rrp_rsc") else name[4:].upper()
+        lost[kind] = lost.get(kind, 0) + m
     c.check("the oracle's kprobe events missed at most 1 hit, plus 1 in 10,000, each",
             len(prof) == len(events) and all(m <= 1 + h // 10000 for h, m in prof.values())
             and "RRP_END" in trace, profile or trace[-2000:])
@@ -266,6 +306,8 @@ def main(c, g, fallback=False):
     # lower bound by as much.
     ours_lost = {l.split()[0]: int(re.search(r"missed=(\d+)", l).group(1)) for l in probes_text.splitlines()}
     oracle = ("the tracepoint events (RSC: the kprobe event)" if fallback else "the kprobe events")
+    if via["RSC"] == "tracepoint":
+        oracle += " (RSC: flags set anew at __resched_curr, and __trace_set_need_resched)"
     low = oracle_counts(trace, "RRP_AFTER_RESET", "RRP_READ")
     high = oracle_counts(trace, "RRP_BEFORE_RESET", "RRP_END")
     for kind in ("RES", "CFS", "CFM", "RSC", "WKL"):

@@ -26,11 +26,11 @@ PREFIX = "resched_probe: "
 if os.uname().machine == "aarch64":
     SEND_RES, SEND_CFS, SEND_CFM = ("arch_smp_send_reschedule", "arch_send_call_function_single_ipi",
                                     "arch_send_call_function_ipi_mask")
-    ARG0 = "%x0"
+    ARG0, ARG1 = "%x0", "%x1"
 else:
     SEND_RES, SEND_CFS, SEND_CFM = ("native_smp_send_reschedule", "native_send_call_func_single_ipi",
                                     "native_send_call_func_ipi")
-    ARG0 = "%di"
+    ARG0, ARG1 = "%di", "%si"
 # Stack recording (stacks/<tag>) is x86-64 only: arm64 refuses stacks_enable with EOPNOTSUPP.
 STACKS = os.uname().machine != "aarch64"
 
@@ -164,6 +164,28 @@ def module_tags():
 def module_symbols():
     """The kernel functions the module probes (second word of each `probes` line)."""
     return [sym for _, sym in module_probes()]
+
+
+def testmod_layout(testmod):
+    """The offsets and flag bits of the RSC oracle, from the test module's `layout` (loaded for the
+    reading, then unloaded): {"rq_cpu": O, "rq_curr": O, "task_pid": O, "tif_need_resched": B,
+    "tif_need_resched_lazy": B or -1}; None if the test module would not load."""
+    loaded = "rrp_races" in read("/proc/modules")
+    if not loaded and subprocess.run(["insmod", testmod]).returncode != 0:
+        return None
+    try:
+        text = read("/sys/kernel/debug/rrp_races/layout")
+    finally:
+        if not loaded:
+            subprocess.run(["rmmod", "rrp_races"])
+    return {k: int(v) for k, v in (kv.split("=") for kv in text.split())}
+
+
+def resched_function():
+    """The function every reschedule request goes through: `__resched_curr` where the kernel has it out
+    of line (7.x: `resched_curr()` and `resched_curr_lazy()` both call it), else `resched_curr`."""
+    names = {l.split()[2] for l in read("/proc/kallsyms").splitlines() if l.endswith("resched_curr")}
+    return "__resched_curr" if "__resched_curr" in names else "resched_curr"
 
 
 def module_listed():

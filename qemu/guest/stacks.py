@@ -10,7 +10,7 @@ import subprocess
 import time
 from itertools import zip_longest
 
-from lib import D, PREFIX, dmesg, module_tags, one_byte_reads, parse_table, read, run, write_errno
+from lib import D, PREFIX, dmesg, module_tags, one_byte_reads, parse_table, read, resched_function, run, write_errno
 
 N_PING = 1500
 N_MB = 300
@@ -18,7 +18,7 @@ N_MB = 300
 # A tag counted from a tracepoint (`via=tracepoint` in `probes`) has stacks that start in the function
 # that fired the tracepoint: kernel code, never the module's own frames or the tracepoint's iterator.
 PROBED = {"RES": "native_smp_send_reschedule", "CFS": "native_send_call_func_single_ipi",
-          "CFM": "native_send_call_func_ipi", "RSC": "resched_curr", "WKL": "ttwu_queue_wakelist"}
+          "CFM": "native_send_call_func_ipi", "RSC": resched_function(), "WKL": "ttwu_queue_wakelist"}
 
 
 def via():
@@ -162,9 +162,9 @@ def main(c, g):
             all(starts_right(t, mech.get(t), fr) for t in tags for fr, _, _ in s[t]["stacks"]),
             "\n".join(f"{t}: {s[t]['stacks'][0][0][:2]}" for t in tags if s[t]["stacks"]))
     if mech.get("RES") == "tracepoint":
-        c.check("busy ping-pong: the most counted RES stack starts in resched_curr (smp_send_reschedule "
+        c.check(f"busy ping-pong: the most counted RES stack starts in {PROBED['RSC']} (smp_send_reschedule "
                 "fires ipi_send_cpu there)",
-                bool(s["RES"]["stacks"]) and s["RES"]["stacks"][0][0][0].startswith("resched_curr+"),
+                bool(s["RES"]["stacks"]) and s["RES"]["stacks"][0][0][0].startswith(PROBED["RSC"] + "+"),
                 str(s["RES"]["stacks"][:1]))
 
     c.check("busy ping-pong: the most counted RES stack comes through the wakeup path (try_to_wake_up)",

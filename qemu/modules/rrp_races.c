@@ -27,6 +27,12 @@
  * A send a CPU never took before it went offline.
  *   send   write "CPU": fires ipi:ipi_send_cpu(CPU) as smp_send_reschedule() does, without the IPI: a
  *          reschedule start that no handler on CPU ends (the case of an IPI lost to CPU hotplug).
+ *
+ * The layout the guest's kprobe events need to tell, at __resched_curr(rq, tif)'s entry, whether it sets
+ * a flag anew (the oracle of RSC where resched_probe counts from sched_set_need_resched_tp).
+ *   layout "rq_cpu=O rq_curr=O task_pid=O tif_need_resched=B tif_need_resched_lazy=B": offsets in struct
+ *          rq and struct task_struct, and the flags' bit numbers (-1: no lazy flag). The flags are the
+ *          first word of the task (thread_info, CONFIG_THREAD_INFO_IN_TASK).
  */
 #include <linux/atomic.h>
 #include <linux/cpumask.h>
@@ -44,6 +50,9 @@
 #include <linux/uaccess.h>
 #include <linux/workqueue.h>
 #include <trace/events/ipi.h>
+
+#include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
+#include "sched.h"	/* kernel/sched/sched.h: struct rq */
 
 #define NODES 4
 #define CHURNERS 8
@@ -240,11 +249,30 @@ static ssize_t send_write(struct file *file, const char __user *buf, size_t coun
 	return count;
 }
 
+/* --- The layout of the RSC oracle ------------------------------------------------------------------- */
+
+#ifndef TIF_NEED_RESCHED_LAZY
+#define TIF_NEED_RESCHED_LAZY (-1)
+#endif
+static_assert(offsetof(struct task_struct, thread_info.flags) == 0);
+
+static ssize_t layout_read(struct file *file, char __user *buf, size_t count, loff_t *ppos)
+{
+	char text[160];
+	int len = scnprintf(text, sizeof(text),
+			    "rq_cpu=%zu rq_curr=%zu task_pid=%zu tif_need_resched=%d tif_need_resched_lazy=%d\n",
+			    offsetof(struct rq, cpu), offsetof(struct rq, curr), offsetof(struct task_struct, pid),
+			    TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY);
+
+	return simple_read_from_buffer(buf, count, ppos, text, len);
+}
+
 static const struct file_operations churn_fops = { .owner = THIS_MODULE, .write = churn_write };
 static const struct file_operations wake_fops = { .owner = THIS_MODULE, .write = wake_write };
 static const struct file_operations stats_fops = { .owner = THIS_MODULE, .read = stats_read };
 static const struct file_operations move_fops = { .owner = THIS_MODULE, .write = move_write, .read = move_read };
 static const struct file_operations send_fops = { .owner = THIS_MODULE, .write = send_write };
+static const struct file_operations layout_fops = { .owner = THIS_MODULE, .read = layout_read };
 
 static int __init races_init(void)
 {
@@ -263,6 +291,7 @@ static int __init races_init(void)
 	debugfs_create_file("stats", 0400, dir, NULL, &stats_fops);
 	debugfs_create_file("move", 0600, dir, NULL, &move_fops);
 	debugfs_create_file("send", 0200, dir, NULL, &send_fops);
+	debugfs_create_file("layout", 0400, dir, NULL, &layout_fops);
 	return 0;
 }
 

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make check` over every kernel of CHECK_KERNELS (default "6.12 7.3"): for each, the build checks
+# (fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test module), then
+# its two boots (the boot test, then the scale boot: 512 possible CPUs, 4 online). The builds run one
+# kernel after the other (2 cores); the boots of the kernels run side by side (CHECK_PARALLEL=0: one after
+# the other), each guest on one core. Each boot's log is printed when it ends. One line per kernel, then
+# one `N passed, N failed` over all: a build check that fails counts one failure and leaves that kernel's
+# boots out (said so, never counted as passed); a boot that prints no count line counts one failure.
+set -uo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+kernels=${CHECK_KERNELS:-6.12 7.3}
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+log() { printf 'check: %s\n' "$*" >&2; }
+mk() { make -C "$repo" --no-print-directory "$@"; }
+
+counts() { # the last `N passed, N failed` line of a log as "N N"; none, or a non-zero exit ($2): one failure
+	local line p f
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$1" 2>/dev/null | tail -1)
+	if [ -n "$line" ]; then read -r p _ f _ <<<"$line"; else p=0 f=1; fi
+	[ "${2:-0}" = 0 ] || [ "$f" != 0 ] || f=1
+	echo "$p $f"
+}
+
+# What every kernel shares: the tool, its host checks, the load generator, QEMU 10 for the scale boot.
+shared_failed=0
+mk tool tool-check "$repo/tools/rrp-load" || shared_failed=1
+"$repo/scripts/qemu-x2apic.sh" build || shared_failed=1
+
+booted=()
+for k in $kernels; do
+	start=$SECONDS
+	log "kernel $k: build checks (the kernel is built first unless cached)"
+	mk KVER="$k" fmtcheck clippy check-build fallback testmod 2>&1 | tee "$logs/build-$k"
+	if [ "${PIPESTATUS[0]}" = 0 ]; then
+		log "kernel $k: build checks passed in $((SECONDS - start)) s"
+		booted+=("$k")
+	else
+		log "kernel $k: build checks FAILED: its boots are left out (1 failure)"
+		echo "1" >"$logs/buildfail-$k"
+	fi
+done
+
+boots() { # kernel: the boot test, then the scale boot, each into its log
+	local k=$1 m ko fko tmod
+	ko=$(mk -s KVER="$k" ko)
+	fko=$(mk -s KVER="$k" RRP_FALLBACK_ONLY=1 ko)
+	tmod=$(mk -s KVER="$k" testmod-ko)
+	for m in check scale; do
+		KVER=$k RRP_KO=$ko RRP_FALLBACK_KO=$fko RRP_TESTMOD=$tmod "$repo/qemu/boot.sh" "$m" >"$logs/$m-$k" 2>&1
+		echo $? >"$logs/$m-$k.rc"
+		log "kernel $k: $m boot ended: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/$m-$k" | tail -1 || echo 'no count')"
+	done
+}
+
+pids=()
+for k in "${booted[@]}"; do
+	if [ "${CHECK_PARALLEL:-1}" = 1 ]; then
+		boots "$k" &
+		pids+=($!)
+	else
+		boots "$k"
+	fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+
+passed=0
+failed=$shared_failed
+summary=()
+for k in $kernels; do
+	if [ -f "$logs/buildfail-$k" ]; then
+		failed=$((failed + 1))
+		summary+=("kernel $k: build checks failed, boots not run")
+		continue
+	fi
+	kp=0 kf=0
+	for m in check scale; do
+		echo "=== kernel $k: $m boot ==="
+		cat "$logs/$m-$k"
+		read -r p f < <(counts "$logs/$m-$k" "$(cat "$logs/$m-$k.rc" 2>/dev/null || echo 1)")
+		kp=$((kp + p)) kf=$((kf + f))
+	done
+	passed=$((passed + kp)) failed=$((failed + kf))
+	summary+=("kernel $k: $kp passed, $kf failed (boot test and scale boot)")
+done
+[ "$shared_failed" = 0 ] || summary+=("the tool's checks, the load generator or QEMU 10 failed (1 failure)")
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
