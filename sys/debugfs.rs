@@ -189,7 +189,7 @@ impl<T: Node> File<T> {
                 name.as_char_ptr(),
                 mode,
                 dir.dentry(),
-                (&inner.data as *const T).cast_mut().cast::<c_void>(),
+                core::ptr::from_ref(&inner.data).cast_mut().cast::<c_void>(),
                 &inner.fops,
             )
         })?;

@@ -89,7 +89,10 @@ impl Stack {
                 break;
             }
             // SAFETY: `within_module` only compares the address with the module's layout.
-            if n == 0 && (unsafe { bindings::rrp_within_this_module(addr as _) } || skip(addr)) {
+            let leading = n == 0
+                && (unsafe { bindings::rrp_within_this_module(addr as kernel::ffi::c_ulong) }
+                    || skip(addr));
+            if leading {
                 skipped += 1;
             } else {
                 frames[n] = addr;
@@ -147,7 +150,11 @@ impl Symbolizer {
         // SAFETY: `buf` holds `SYMBOL_LEN` (>= `KSYM_SYMBOL_LEN`, else the helper refuses) writable
         // bytes; `%pB` only reads kernel symbol tables for `addr`.
         let len = unsafe {
-            bindings::rrp_sprint_backtrace(self.buf.as_mut_ptr().cast(), SYMBOL_LEN, addr as _)
+            bindings::rrp_sprint_backtrace(
+                self.buf.as_mut_ptr().cast(),
+                SYMBOL_LEN,
+                addr as kernel::ffi::c_ulong,
+            )
         };
         let text = usize::try_from(len)
             .ok()
@@ -169,7 +176,11 @@ impl Symbolizer {
     pub(crate) fn write_function(&mut self, out: &mut impl Write, addr: usize) -> fmt::Result {
         // SAFETY: As in `write`; `%ps` only reads kernel symbol tables for `addr`.
         let len = unsafe {
-            bindings::rrp_sprint_function(self.buf.as_mut_ptr().cast(), SYMBOL_LEN, addr as _)
+            bindings::rrp_sprint_function(
+                self.buf.as_mut_ptr().cast(),
+                SYMBOL_LEN,
+                addr as kernel::ffi::c_ulong,
+            )
         };
         let text = usize::try_from(len)
             .ok()

@@ -23,7 +23,7 @@ pub(crate) const COMM_LEN: usize = 16;
 /// The C task behind `task`.
 pub(super) fn raw(task: &Task) -> *mut bindings::task_struct {
     // `Task` is a transparent wrapper of the C `struct task_struct`.
-    (task as *const Task).cast_mut().cast()
+    core::ptr::from_ref(task).cast_mut().cast()
 }
 
 /// Borrows the task at `ptr`.

@@ -87,7 +87,11 @@ pub(crate) fn for_each_thread<F: FnMut(&Task)>(pid: i32, mut f: F) -> Result {
     // SAFETY: `each::<F>` takes the `F` that `data` points to, which outlives the call; the C walk
     // passes live threads under RCU.
     let rc = unsafe {
-        bindings::rrp_for_each_thread(pid, Some(each::<F>), (&mut f as *mut F).cast::<c_void>())
+        bindings::rrp_for_each_thread(
+            pid,
+            Some(each::<F>),
+            core::ptr::from_mut(&mut f).cast::<c_void>(),
+        )
     };
     kernel::error::to_result(rc)
 }

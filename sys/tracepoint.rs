@@ -217,7 +217,7 @@ fn find(name: &CStr) -> Result<*mut bindings::tracepoint> {
     unsafe {
         bindings::for_each_kernel_tracepoint(
             Some(match_name),
-            (&mut search as *mut Search<'_>).cast(),
+            core::ptr::from_mut(&mut search).cast(),
         )
     };
     if search.found.is_null() {
@@ -238,7 +238,7 @@ impl<H: Send + Sync> TracepointProbe<H> {
     unsafe fn register(name: &'static CStr, probe: *mut c_void, handler: Arc<H>) -> Result<Self> {
         let tp = find(name)?;
         let inner = KBox::new(Inner { tp, handler }, GFP_KERNEL)?;
-        let data = (&*inner as *const Inner<H>).cast_mut().cast::<c_void>();
+        let data = core::ptr::from_ref(&*inner).cast_mut().cast::<c_void>();
         // SAFETY: `tp` is a kernel tracepoint; the caller vouches for `probe`; `data` stays valid
         // until `drop` unregistered the probe (`inner` is owned by `Self` and does not move).
         kernel::error::to_result(unsafe { bindings::tracepoint_probe_register(tp, probe, data) })?;
@@ -418,7 +418,7 @@ impl<H: IpiEntry> TracepointProbe<H> {
 
 impl<H: Send + Sync> Drop for TracepointProbe<H> {
     fn drop(&mut self) {
-        let data = (&*self.inner as *const Inner<H>)
+        let data = core::ptr::from_ref(&*self.inner)
             .cast_mut()
             .cast::<c_void>();
         // SAFETY: Registered with these arguments (type invariant).
