@@ -330,8 +330,12 @@ impl Node for Matrix {
 /// Inserts `item` counted `count` into `list`, kept most counted first (ties in insertion order) and
 /// at most `max` long (the least counted gives way). An insertion, not a slice sort: see `stacks.rs`.
 fn insert_by_count<T>(list: &mut KVec<(u64, T)>, count: u64, item: T, max: usize) -> Result {
-    if list.len() == max && list.last().is_none_or(|&(c, _)| c >= count) {
-        return Ok(());
+    if list.len() == max {
+        // Full: `item` gets in only if counted more than the least counted.
+        match list.last() {
+            Some(&(c, _)) if c < count => {}
+            _ => return Ok(()),
+        }
     }
     let at = list
         .iter()
