@@ -679,7 +679,8 @@ impl Node for StackFile {
             )?;
             for entry in seen.entries.iter() {
                 writeln!(out)?;
-                for frame in entry.stack.frames() {
+                let machinery = symbols.tracepoint_frames(&entry.stack);
+                for frame in entry.stack.frames().skip(machinery) {
                     out.write_str("        ")?;
                     symbols.write(out, frame)?;
                     writeln!(out)?;

@@ -117,7 +117,7 @@ set +e
 # $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" ${qemu_bin:+--qemu "$qemu_bin"} "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
-	--append "root=/dev/root${append_extra:-}" --rwdir "$out" --cwd "$repo" \
+	--append "root=/dev/root tsc=reliable${append_extra:-}" --rwdir "$out" --cwd "$repo" \
 	--exec "env RRP_KO=$ko RRP_FALLBACK_KO=${RRP_FALLBACK_KO:-} RRP_TESTMOD=${RRP_TESTMOD:-} RACES_NOTIFIER_S=${RACES_NOTIFIER_S:-20} STRESS_NOTIFIER_S=${STRESS_NOTIFIER_S:-120} CHECK_PARTS=$parts SCALE_CPUS=${SCALE_CPUS:-512} BENCH_ROUNDS=${BENCH_ROUNDS:-11} BENCH_CONFIGS=${BENCH_CONFIGS:-} BENCH_WORKLOADS=${BENCH_WORKLOADS:-} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?

@@ -11,7 +11,9 @@
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-kernels=${CHECK_KERNELS:-6.12 7.3}
+# 6.12's module builds in the repo itself, and Kbuild's clean there (clippy, check-build) removes every .ko
+# under it, the other kernels' folders included: 6.12 goes first.
+kernels=$(printf '%s\n' ${CHECK_KERNELS:-6.12 7.3} | sort -V | tr '\n' ' ')
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 log() { printf 'check: %s\n' "$*" >&2; }

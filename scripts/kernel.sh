@@ -13,7 +13,7 @@
 # entry is keyed by the linux-source package version and a hash of the fragments and the toolchain, so an
 # unchanged fragment never rebuilds and a changed one gets a tree of its own. KVER (environment) is 6.12
 # (default) or 7.3; on 7.3 the fragments' CONFIG_PROC_SYSCTL=y (an option 7.3 no longer has) becomes
-# CONFIG_SYSCTL=y, and the key hashes the fragment as substituted.
+# CONFIG_SYSCTL=y and CONFIG_CFI_CLANG=y CONFIG_CFI=y, and the key hashes the fragment as substituted.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -32,10 +32,11 @@ case "$kconfig" in
 	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug or arm64)" >&2; exit 2 ;;
 esac
 # The fragment as the kernel gets it: the files as they are on 6.12; on 7.3, CONFIG_PROC_SYSCTL=y is
-# CONFIG_SYSCTL=y (7.3 dropped PROC_SYSCTL; SYSCTL is what the fragment needs from it).
+# CONFIG_SYSCTL=y (7.3 dropped PROC_SYSCTL; SYSCTL is what the fragment needs from it) and
+# CONFIG_CFI_CLANG=y is CONFIG_CFI=y (CFI_CLANG is a transitional option there, never in .config).
 case "$kver" in
 	6.12) fragment() { cat "${fragments[@]}"; } ;;
-	7.3) fragment() { sed 's/^CONFIG_PROC_SYSCTL=y$/CONFIG_SYSCTL=y/' "${fragments[@]}"; } ;;
+	7.3) fragment() { sed 's/^CONFIG_PROC_SYSCTL=y$/CONFIG_SYSCTL=y/; s/^CONFIG_CFI_CLANG=y$/CONFIG_CFI=y/' "${fragments[@]}"; } ;;
 	*) echo "kernel.sh: unknown KVER '$kver' (6.12 or 7.3)" >&2; exit 2 ;;
 esac
 

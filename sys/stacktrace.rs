@@ -193,6 +193,53 @@ impl Symbolizer {
     }
 }
 
+impl Symbolizer {
+    /// How many of `stack`'s innermost frames belong to the tracepoint machinery rather than to the
+    /// code that fired the tracepoint: 7.x calls probes from an out-of-line `__do_trace_<name>()`, one
+    /// copy per file that fires the tracepoint (include/linux/tracepoint.h), where 6.12 inlined that
+    /// call; those frames are left out of what is shown (they are part of what is counted).
+    pub(crate) fn tracepoint_frames(&mut self, stack: &Stack) -> usize {
+        let mut name = Name::default();
+        stack
+            .frames()
+            .take_while(|&addr| {
+                name.clear();
+                self.write_function(&mut name, addr).is_ok() && name.starts_with("__do_trace_")
+            })
+            .count()
+    }
+}
+
+/// The start of a function name, written by [`Symbolizer::write_function`] (what does not fit is
+/// dropped). Indexing is checked (`get`): no panic path (see [`short_symbol`]).
+#[derive(Default)]
+struct Name {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl Name {
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    fn starts_with(&self, prefix: &str) -> bool {
+        self.bytes
+            .get(..self.len)
+            .is_some_and(|b| b.starts_with(prefix.as_bytes()))
+    }
+}
+
+impl Write for Name {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for (dst, &b) in self.bytes.iter_mut().skip(self.len).zip(s.as_bytes()) {
+            *dst = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Splits `function+0xoff/0xsize [module]` into `function+0xoff` and `[module]` (empty for the core
 /// kernel); an unnamed address (`0x...`) gives `?`. Works on bytes with `get`: slicing a `str` by index
 /// brings in a panic path (`str::slice_error_fail`) that this kernel's objtool does not know.

@@ -59,9 +59,14 @@ tracepoint:sched:sched_switch /@r[cpu]/ {
 """
 
 
-# BPFTRACE with its reschedule requests probed where they all go through.
+# BPFTRACE with its reschedule requests probed where they all go through, and the runqueue's CPU learned
+# from the fair class's pick on it: pick_next_task_fair (6.12), or pick_task_fair where the former is
+# inlined (7.x: __pick_next_task() calls it on its own runqueue).
 def bpftrace_program():
-    return BPFTRACE.replace("kprobe:resched_curr ", f"kprobe:{resched_function()} ")
+    names = {l.split()[2] for l in read("/proc/kallsyms").splitlines() if l.endswith("_task_fair")}
+    pick = "pick_next_task_fair" if "pick_next_task_fair" in names else "pick_task_fair"
+    return (BPFTRACE.replace("kprobe:resched_curr ", f"kprobe:{resched_function()} ")
+            .replace("kprobe:pick_next_task_fair ", f"kprobe:{pick} "))
 
 
 # The test records from just after its reset to just after its reads: each getppid() of this process

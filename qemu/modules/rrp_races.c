@@ -30,9 +30,12 @@
  *
  * The layout the guest's kprobe events need to tell, at __resched_curr(rq, tif)'s entry, whether it sets
  * a flag anew (the oracle of RSC where resched_probe counts from sched_set_need_resched_tp).
- *   layout "rq_cpu=O rq_curr=O task_pid=O tif_need_resched=B tif_need_resched_lazy=B": offsets in struct
- *          rq and struct task_struct, and the flags' bit numbers (-1: no lazy flag). The flags are the
- *          first word of the task (thread_info, CONFIG_THREAD_INFO_IN_TASK).
+ *   layout "rq_cpu=O rq_curr=O task_pid=O tif_need_resched=B tif_need_resched_lazy=B lazy=L": offsets in
+ *          struct rq and struct task_struct, the flags' bit numbers (-1: no lazy flag), and whether a lazy
+ *          request can be made (CONFIG_PREEMPT_LAZY, or CONFIG_PREEMPT_DYNAMIC, which can switch to it);
+ *          without, every request is TIF_NEED_RESCHED and the compiler may drop __resched_curr()'s
+ *          constant `tif` argument (clang does in 7.3.4). The flags are the first word of the task
+ *          (thread_info, CONFIG_THREAD_INFO_IN_TASK).
  */
 #include <linux/atomic.h>
 #include <linux/cpumask.h>
@@ -260,9 +263,10 @@ static ssize_t layout_read(struct file *file, char __user *buf, size_t count, lo
 {
 	char text[160];
 	int len = scnprintf(text, sizeof(text),
-			    "rq_cpu=%zu rq_curr=%zu task_pid=%zu tif_need_resched=%d tif_need_resched_lazy=%d\n",
+			    "rq_cpu=%zu rq_curr=%zu task_pid=%zu tif_need_resched=%d tif_need_resched_lazy=%d lazy=%d\n",
 			    offsetof(struct rq, cpu), offsetof(struct rq, curr), offsetof(struct task_struct, pid),
-			    TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY);
+			    TIF_NEED_RESCHED, TIF_NEED_RESCHED_LAZY,
+			    IS_ENABLED(CONFIG_PREEMPT_LAZY) || IS_ENABLED(CONFIG_PREEMPT_DYNAMIC));
 
 	return simple_read_from_buffer(buf, count, ppos, text, len);
 }
