@@ -10,7 +10,7 @@
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
 #                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
-#   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/
+#   make bench      benchmark (module vs bpftrace vs empty kprobes) in one guest run: bench/out/ (7.3: out-7.3/)
 #   make fallback   the module that counts with the fallback kprobes only, in .build-fallback/ (make check uses it)
 #   make testmod    the race checks' test module (qemu/modules), for KCONFIG's kernel, in .build-testmod-KCONFIG/
 #   make kernel     build (or reuse) the cached kernel; KCONFIG=debug for the debug configuration
@@ -185,12 +185,14 @@ stress:
 ko:
 	@echo $(RRP_KO)
 
-# The benchmark: one guest run, every configuration interleaved; writes bench/out/.
+# The benchmark: one guest run, every configuration interleaved; writes bench/out/ (7.3: bench/out-7.3/).
+# The reference modules build in bench/modules/ for KVER's kernel: one benchmark at a time.
+BENCH_OUT := $(REPO)/bench/out$(if $(KTAG),-$(KVER))
 bench:
 	$(REPO)/scripts/setup.sh --bench
 	$(MAKE) -C $(REPO) modules bench-modules $(LOAD)
-	BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2700} $(REPO)/qemu/boot.sh bench
-	/usr/bin/python3 $(REPO)/bench/report.py $(REPO)/bench/out
+	BENCH_OUT=$(BENCH_OUT) BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2700} $(REPO)/qemu/boot.sh bench
+	/usr/bin/python3 $(REPO)/bench/report.py $(BENCH_OUT)
 
 # The benchmark's floor: empty kprobes on the same symbols (a C reference module).
 bench-modules: $(KERNEL_DEP)

@@ -13,7 +13,7 @@ import time
 
 # The guest tests' shared facts and readers (qemu/guest/lib.py).
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu", "guest"))
-from lib import D, KO_NAME, read, run, tracefs  # noqa: E402
+from lib import D, KO_NAME, read, resched_function, run, tracefs  # noqa: E402
 import latency  # noqa: E402 - qemu/guest/latency.py: the bpftrace script of the same histograms
 
 # The reference module, empty kprobes on the same symbols: its path in the repository.
@@ -42,14 +42,18 @@ SEND_WORKLOADS = {"res", "cfs", "cfm"}
 # BENCH_WORKLOADS (comma-separated) runs only some workloads, for a quick look.
 if os.environ.get("BENCH_WORKLOADS"):
     WORKLOADS = {w: a for w, a in WORKLOADS.items() if w in os.environ["BENCH_WORKLOADS"].split(",")}
+# Where every reschedule request goes through: __resched_curr (7.x), else resched_curr. On 7.x the module
+# counts reschedule requests from sched_set_need_resched_tp, which has no tracefs event: its hits are
+# counted as __resched_curr's calls (a few more: the calls that find the flag already set).
+RSC_FN = resched_function()
 # What a user writes today: the same probes, count() keyed by cpu (bpftrace's per-CPU maps).
 BPFTRACE = """
 kprobe:native_smp_send_reschedule { @res[cpu] = count(); }
 kprobe:native_send_call_func_single_ipi { @cfs[cpu] = count(); }
 kprobe:native_send_call_func_ipi { @cfm[cpu] = count(); }
-kprobe:resched_curr { @rsc[cpu] = count(); }
+kprobe:RSC_FN { @rsc[cpu] = count(); }
 kretprobe:ttwu_queue_wakelist /retval/ { @wkl[cpu] = count(); }
-"""
+""".replace("RSC_FN", RSC_FN)
 # What a user writes today for "from where": the same probes keyed by kernel stack. (The kretprobe's
 # kstack would be the caller's at return, so WKL counts every call by stack at entry, as module_stacks
 # takes it.)
@@ -57,9 +61,9 @@ BPFTRACE_KSTACK = """
 kprobe:native_smp_send_reschedule { @res[kstack] = count(); }
 kprobe:native_send_call_func_single_ipi { @cfs[kstack] = count(); }
 kprobe:native_send_call_func_ipi { @cfm[kstack] = count(); }
-kprobe:resched_curr { @rsc[kstack] = count(); }
+kprobe:RSC_FN { @rsc[kstack] = count(); }
 kprobe:ttwu_queue_wakelist { @wkl[kstack] = count(); }
-"""
+""".replace("RSC_FN", RSC_FN)
 # The module's latency histograms (latency/ipi, latency/resched) as bpftrace computes them: the
 # script the boot test compares them with (qemu/guest/latency.py).
 BPFTRACE_LATENCY = latency.ALWAYS + latency.bpftrace_program()
@@ -67,7 +71,7 @@ BPFTRACE_LATENCY = latency.ALWAYS + latency.bpftrace_program()
 # The in-kernel alternative without BPF: ftrace hist triggers doing the same counting (sender x target
 # and callback for the one-CPU IPIs, sender for the mask IPIs, resched_curr and queued wakelist wakeups
 # through kprobe events), and the same events keyed by stack trace.
-HIST_KPROBES = ["p:rrp_rsc resched_curr", "r:rrp_wkl ttwu_queue_wakelist ret=$retval:u8",
+HIST_KPROBES = [f"p:rrp_rsc {RSC_FN}", "r:rrp_wkl ttwu_queue_wakelist ret=$retval:u8",
                 "p:rrp_wkle ttwu_queue_wakelist"]
 HIST_COUNT = {
     "ipi/ipi_send_cpu": "hist:keys=common_cpu,cpu,callback:size=2048",
@@ -90,9 +94,9 @@ MODULE_TRACEPOINTS = ["ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue
                       "irq_vectors/reschedule_entry", "irq_vectors/call_function_single_entry",
                       "irq_vectors/call_function_entry"]
 HIT_SETS = {
-    "module": (MODULE_TRACEPOINTS, ["p:rrp_hit_rsc resched_curr"]),
+    "module": (MODULE_TRACEPOINTS, [f"p:rrp_hit_rsc {RSC_FN}"]),
     "empty_kprobe": ([], ["p:rrp_hit_res native_smp_send_reschedule", "p:rrp_hit_cfs native_send_call_func_single_ipi",
-                          "p:rrp_hit_cfm native_send_call_func_ipi", "p:rrp_hit_rsc resched_curr",
+                          "p:rrp_hit_cfm native_send_call_func_ipi", f"p:rrp_hit_rsc {RSC_FN}",
                           "p:rrp_hit_wkl ttwu_queue_wakelist"]),
 }
 HIT_SETS["empty_probes"] = HIT_SETS["module"]

@@ -212,7 +212,7 @@ impl Node for Ipi {
                 4,
                 &"RSC",
                 |c| s.resched_by(c),
-                "resched_curr() requests made",
+                "reschedule requests made",
             )?;
             row(
                 out,
@@ -258,7 +258,7 @@ impl Node for Targets {
                 4,
                 &"RSC",
                 to(PerTarget::RscRemote),
-                "resched_curr() requests from other CPUs",
+                "reschedule requests from other CPUs",
             )?;
             row(
                 out,
@@ -940,7 +940,7 @@ impl Node for ReschedLatency {
         render(out, &self.0, |out, cols, s| {
             writeln!(
                 out,
-                "# From the first resched_curr() for a CPU to that CPU's next context switch (ns)"
+                "# From the first reschedule request for a CPU to that CPU's next context switch (ns)"
             )?;
             latency_off(out, &self.0)?;
             histogram(out, "local", &s.hist_all(Hist::ReschedLocal))?;

@@ -6,7 +6,7 @@
 #
 #   qemu/boot.sh check   the boot test; exit 0 only if every check passed
 #   qemu/boot.sh run     the main job: load, show the counters under load
-#   qemu/boot.sh bench   the benchmark (make bench); leaves bench/out/raw.json
+#   qemu/boot.sh bench   the benchmark (make bench); leaves raw.json in BENCH_OUT (bench/out)
 #   qemu/boot.sh stress  the stress test (make stress)
 #   qemu/boot.sh scale   a guest with 512 possible CPUs (SCALE_CPUS; 4 online): load, read every file,
 #                        reset, unload
@@ -154,6 +154,6 @@ if [ "$failed" != 0 ] || [ "$passed" = 0 ]; then
 	exit 1
 fi
 if [ "$mode" = bench ]; then
-	mkdir -p "$repo/bench/out"
-	cp "$out/bench.json" "$repo/bench/out/raw.json"
+	mkdir -p "${BENCH_OUT:-$repo/bench/out}"
+	cp "$out/bench.json" "${BENCH_OUT:-$repo/bench/out}/raw.json"
 fi

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The benchmark's floor for the module as it is: empty handlers on every event it handles, by the
- * same mechanisms (the ipi, csd and sched tracepoints, x86's IPI entry tracepoints, a kprobe on
- * resched_curr), so that the module's cost per event can be set against the cost of being called at
+ * same mechanisms (the ipi, csd and sched tracepoints, x86's IPI entry tracepoints, and for reschedule
+ * requests sched_set_need_resched_tp where the kernel has it, else a kprobe on resched_curr), so that the module's cost per event can be set against the cost of being called at
  * all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
  */
 #include <linux/kprobes.h>
@@ -22,12 +22,15 @@ static void empty_fork(void *d, struct task_struct *parent, struct task_struct *
 static void empty_exit(void *d, struct task_struct *p) {}
 static void empty_wakeup(void *d, struct task_struct *p) {}
 static void empty_vector(void *d, int vector) {}
+static void empty_need_resched(void *d, struct task_struct *tsk, int cpu, int tif) {}
 
 static struct {
 	const char *name;
 	void *probe;
 	struct tracepoint *tp;
+	bool optional;	/* left out where the kernel lacks it */
 } tps[] = {
+	{ "sched_set_need_resched_tp", empty_need_resched, NULL, true },
 	{ "ipi_send_cpu", empty_send_cpu },
 	{ "ipi_send_cpumask", empty_send_mask },
 	{ "csd_queue_cpu", empty_csd },
@@ -54,11 +57,13 @@ static void find_tp(struct tracepoint *tp, void *priv)
 static int empty_pre(struct kprobe *p, struct pt_regs *regs) { return 0; }
 
 static struct kprobe rsc = { .symbol_name = "resched_curr", .pre_handler = empty_pre };
+static bool rsc_registered;
 
 static void unregister_tps(int n)
 {
 	while (n--)
-		tracepoint_probe_unregister(tps[n].tp, tps[n].probe, NULL);
+		if (tps[n].tp)
+			tracepoint_probe_unregister(tps[n].tp, tps[n].probe, NULL);
 	tracepoint_synchronize_unregister();
 }
 
@@ -68,6 +73,8 @@ static int __init empty_probes_init(void)
 
 	for_each_kernel_tracepoint(find_tp, NULL);
 	for (i = 0; i < ARRAY_SIZE(tps); i++) {
+		if (!tps[i].tp && tps[i].optional)
+			continue;
 		ret = tps[i].tp ? tracepoint_probe_register(tps[i].tp, tps[i].probe, NULL) : -ENOENT;
 		if (ret) {
 			pr_err("empty_probes: tracepoint %s: %d\n", tps[i].name, ret);
@@ -75,7 +82,11 @@ static int __init empty_probes_init(void)
 			return ret;
 		}
 	}
+	/* The kprobe only where reschedule requests have no tracepoint, as in resched_probe. */
+	if (tps[0].tp)
+		return 0;
 	ret = register_kprobe(&rsc);
+	rsc_registered = !ret;
 	if (ret) {
 		pr_err("empty_probes: kprobe: %d\n", ret);
 		unregister_tps(ARRAY_SIZE(tps));
@@ -85,7 +96,8 @@ static int __init empty_probes_init(void)
 
 static void __exit empty_probes_exit(void)
 {
-	unregister_kprobe(&rsc);
+	if (rsc_registered)
+		unregister_kprobe(&rsc);
 	unregister_tps(ARRAY_SIZE(tps));
 }
 

@@ -50,7 +50,7 @@ const FAMILIES: [Family; 7] = [
     ),
     (
         "resched_requests_total",
-        "resched_curr() requests made by this CPU.",
+        "Reschedule requests made by this CPU.",
         "ipi",
         &[("RSC", "RSC")],
     ),

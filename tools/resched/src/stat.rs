@@ -26,7 +26,7 @@ pub const LINES: [(&str, &str, &str); 18] = [
     ("received", "CAL", "function call IPIs received"),
     ("received", "CFS", "... of which single"),
     ("received", "CFM", "... of which many"),
-    ("ipi", "RSC", "resched_curr() requests"),
+    ("ipi", "RSC", "reschedule requests"),
     ("ipi", "WKL", "wakeups queued on a wakelist"),
     ("sched", "CSW", "context switches, all tasks"),
     ("sched", "CSP", "... of which preemptions"),
@@ -35,7 +35,7 @@ pub const LINES: [(&str, &str, &str); 18] = [
     ("sched", "PRE", "... preempted"),
     ("sched", "VOL", "... blocking (voluntary)"),
     ("sched", "MIG", "attached tasks migrated"),
-    ("targets", "RSC", "remote resched_curr() requests"),
+    ("targets", "RSC", "remote reschedule requests"),
 ];
 
 /// The histograms `stat` summarizes: (key, what it measures).
