@@ -29,7 +29,8 @@ static NR_CPU_IDS: AtomicUsize = AtomicUsize::new(0);
 /// Exact in a probe handler (preemption is off there); elsewhere the task may migrate right after.
 ///
 /// On x86-64 this is what `raw_smp_processor_id()` compiles to, one load through `%gs`, with no call
-/// (the per-cpu address of `pcpu_hot.cpu_number` is asked of C once).
+/// (the per-cpu address of the CPU number, `pcpu_hot.cpu_number` on 6.12 and `cpu_number` on 7.x, is asked
+/// of C once).
 #[inline]
 pub(crate) fn this_cpu() -> usize {
     #[cfg(target_arch = "x86_64")]
@@ -41,7 +42,7 @@ pub(crate) fn this_cpu() -> usize {
             CPU_NUMBER.store(ptr, Relaxed);
         }
         let cpu: u32;
-        // SAFETY: `ptr` is the per-cpu address of `pcpu_hot.cpu_number` (an `int`), so `%gs:ptr` is the
+        // SAFETY: `ptr` is the per-cpu address of the CPU number (an `int`), so `%gs:ptr` is the
         // running CPU's copy, which only CPU bring-up writes; a single aligned load.
         unsafe {
             core::arch::asm!(
@@ -71,7 +72,7 @@ pub(crate) fn pinned<R>(f: impl FnOnce(usize) -> R) -> R {
     r
 }
 
-/// The per-cpu address of `pcpu_hot.cpu_number` (0: not asked yet).
+/// The per-cpu address of the CPU number (0: not asked yet).
 #[cfg(target_arch = "x86_64")]
 static CPU_NUMBER: AtomicUsize = AtomicUsize::new(0);
 

@@ -194,14 +194,21 @@ void rrp_tracepoint_synchronize_unregister(void) { tracepoint_synchronize_unregi
  * Waits until every probe handler running now has returned. Kprobe handlers and preempt notifiers run
  * with preemption off (RCU readers: synchronize_rcu() waits for them). Tracepoint probes did too until
  * 6.12; 7.x calls them under SRCU-fast (guard(srcu_fast_notrace)(&tracepoint_srcu) in __DECLARE_TRACE,
- * include/linux/tracepoint.h), whose readers only tracepoint_synchronize_unregister() waits for
- * (RRP_TRACEPOINT_SRCU: Kbuild found srcu_fast in the tree's include/linux/tracepoint.h).
+ * include/linux/tracepoint.h; RRP_TRACEPOINT_SRCU: Kbuild found srcu_fast there). None of the module's
+ * tracepoints is faultable (a syscall tracepoint), so a tracepoint_srcu grace period is what waits for
+ * them ("tracepoint_is_faultable() == false: call_srcu()", tracepoint.h); it runs beside the RCU one, as
+ * kernel/tracepoint.c's own release does (start_poll_synchronize_srcu()).
  */
 void rrp_synchronize_handlers(void)
 {
-	synchronize_rcu();
 #ifdef RRP_TRACEPOINT_SRCU
-	tracepoint_synchronize_unregister();
+	unsigned long srcu = start_poll_synchronize_srcu(&tracepoint_srcu);
+
+	synchronize_rcu();
+	if (!poll_state_synchronize_srcu(&tracepoint_srcu, srcu))
+		synchronize_srcu(&tracepoint_srcu);
+#else
+	synchronize_rcu();
 #endif
 }
 

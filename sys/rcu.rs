@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Waiting for every probe handler in flight: a safe wrapper over `synchronize_rcu` (and, on 7.x,
-//! `tracepoint_synchronize_unregister`).
+//! Waiting for every probe handler in flight: a safe wrapper over `synchronize_rcu` (and, on 7.x, a
+//! `tracepoint_srcu` grace period).
 //!
 //! Kprobe and kretprobe handlers and preempt notifiers run with preemption disabled, which makes them
 //! RCU read-side critical sections. Tracepoint probes did too until 6.12; on 7.x they are SRCU-fast
 //! read-side critical sections of `tracepoint_srcu` (`__DECLARE_TRACE` in include/linux/tracepoint.h),
-//! which `tracepoint_synchronize_unregister` waits for (C `rrp_synchronize_handlers` does both where the
-//! tree says so). Once [`synchronize`] returns, every handler that was running when it was called has
-//! returned, and every later one sees what was stored before.
+//! whose grace period C `rrp_synchronize_handlers` waits for beside RCU's where the tree says so. Once
+//! [`synchronize`] returns, every handler that was running when it was called has returned, and every
+//! later one sees what was stored before.
 //!
 //! C header: [`include/linux/rcupdate.h`](srctree/include/linux/rcupdate.h)
 
@@ -16,7 +16,7 @@ use super::bindings;
 
 /// Waits until every handler running now has returned (may sleep: process context only).
 pub(crate) fn synchronize() {
-    // SAFETY: `synchronize_rcu` and `tracepoint_synchronize_unregister` may be called from any sleepable
+    // SAFETY: `synchronize_rcu` and `synchronize_srcu` may be called from any sleepable
     // context; debugfs writes and module init/exit, the only callers, are.
     unsafe { bindings::rrp_synchronize_handlers() };
 }

@@ -110,7 +110,7 @@ pub(crate) trait IpiEntry: Send + Sync {
 
 /// `sched_set_need_resched_tp(tsk, cpu, tif)` (6.16+: a bare tracepoint, no tracefs event): a
 /// need-resched flag, immediate (`TIF_NEED_RESCHED`) or lazy (`TIF_NEED_RESCHED_LAZY`), is newly set on
-/// `tsk`, the current task of `cpu`. Fired by `__resched_curr()` (the runqueue locked), before it decides
+/// `tsk` (the current task of `cpu`, or in `__schedule()` and sched_ext the task about to run there). Fired by `__resched_curr()` (the runqueue locked), before it decides
 /// whether an IPI is needed, and by `set_tsk_need_resched()` through `__trace_set_need_resched()`
 /// (`cpu` its `smp_processor_id()`, which requires preemption off), kernel/sched/core.c.
 pub(crate) trait SetNeedResched: Send + Sync {

@@ -260,7 +260,12 @@ def main(c, g, fallback=False):
         loads = start_load(g)
         for w in workers:
             w.start()
+        # 3 s, longer until each kind made more than 10 writes (a reset waits for grace periods: on a
+        # busy host, or 7.x's SRCU beside RCU, a few per second), at most 30 s.
+        deadline = time.time() + 30
         time.sleep(3)
+        while time.time() < deadline and min(len(resets), len(toggles), len(caps)) <= 10:
+            time.sleep(0.2)
         stop.set()
         for w in workers:
             w.join()
