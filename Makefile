@@ -41,12 +41,12 @@ endif
 # the send functions, a kretprobe on ttwu_queue_wakelist), as on a kernel without the ipi and csd
 # tracepoints: the boot test checks it too. rustc reads RRP_FALLBACK_ONLY from the environment.
 ifeq ($(RRP_FALLBACK_ONLY),1)
-MODDIR := $(REPO)/.build-$(KTAG)fallback
+MODDIR := $(REPO)/.build-$(KTAG)fallback$(filter-out -default,-$(KCONFIG))
 export RRP_FALLBACK_ONLY
 endif
 export RRP_KO := $(MODDIR)/resched_probe.ko
 # The fallback-only build for this kernel, which the boot test loads for its `fallback` part.
-export RRP_FALLBACK_KO := $(REPO)/.build-$(KTAG)fallback/resched_probe.ko
+export RRP_FALLBACK_KO := $(REPO)/.build-$(KTAG)fallback$(filter-out -default,-$(KCONFIG))/resched_probe.ko
 # The module's sources: Kbuild, the crate root, and its two folders (logic/, sys/).
 MOD_DIRS := logic sys
 MOD_SRCS := Kbuild rust_resched_probe.rs $(foreach d,$(MOD_DIRS),$(filter-out %/bindings_generated.rs, \
@@ -216,5 +216,5 @@ clippy: $(KERNEL_DEP) sources
 clean:
 	-$(KMAKE) clean
 	-$(MAKE) -C $(KDIR) M=$(REPO)/bench/modules clean
-	rm -rf $(REPO)/.build-$(KTAG)fallback $(REPO)/.build-testmod-*
+	rm -rf $(REPO)/.build-$(KTAG)fallback* $(REPO)/.build-testmod-*
 	rm -f $(LOAD) $(LOAD_ARM64) $(REPO)/.build.log $(REPO)/.clippy.log $(REPO)/rust-project.json

@@ -84,6 +84,11 @@ impl Table {
     /// Counts one hit of `stack` on CPU `cpu`, using the first `capacity` slots. No allocation, no
     /// lock, at most [`MAX_PROBES`] slots looked at.
     fn record(&self, stack: &Stack, cpu: usize, capacity: usize) {
+        // No stack could be taken (this CPU was already taking one): the hit counts as dropped.
+        if stack.is_empty() {
+            self.dropped.fetch_add(1, Relaxed);
+            return;
+        }
         let capacity = capacity.clamp(1, MAX_ENTRIES);
         let key = key(stack);
         let home = (key % capacity as u64) as usize;

@@ -225,6 +225,33 @@ const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }
 #ifdef CONFIG_X86
 /* Stacks on x86 (stacks/<tag>): the kernel's unwinder. Other architectures have no exported unwinder
  * that starts from a probe's registers; the Rust side records no stacks there. */
+/*
+ * One bit per context level (task, softirq, hardirq, NMI: interrupt_context_level()) of this CPU that is
+ * taking a stack. The unwinder can fire a tracepoint the module probes: its RCU read sections end in
+ * rcu_read_unlock_special(), which calls set_tsk_need_resched() -> sched_set_need_resched_tp (7.x); a
+ * stack taken there would recurse until the kernel stack overflows. Callers have preemption off.
+ */
+static DEFINE_PER_CPU(unsigned int, rrp_unwinding);
+
+/* Enters stack taking in this context; false if this context of this CPU is already taking one */
+bool rrp_unwind_enter(void)
+{
+	unsigned int bit = 1U << interrupt_context_level();
+
+	if (this_cpu_read(rrp_unwinding) & bit)
+		return false;
+	this_cpu_or(rrp_unwinding, bit);
+	barrier();
+	return true;
+}
+
+/* Leaves what rrp_unwind_enter() entered */
+void rrp_unwind_exit(void)
+{
+	barrier();
+	this_cpu_and(rrp_unwinding, ~(1U << interrupt_context_level()));
+}
+
 /* unwind_start() from a probe's registers, on the current task's stack (what stack_trace_save_regs() does) */
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs) { unwind_start(state, current, regs, NULL); }
 

@@ -57,6 +57,8 @@ void rrp_preempt_notifier_unregister_current(struct preempt_notifier *n);
 struct preempt_notifier *rrp_preempt_notifier_find(struct task_struct *t, struct preempt_ops *ops);
 void rrp_tracepoint_synchronize_unregister(void);
 void rrp_synchronize_handlers(void);
+bool rrp_unwind_enter(void);
+void rrp_unwind_exit(void);
 int rrp_tif_need_resched(void);
 struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct dentry *parent, void *data,
 				       const struct file_operations *fops);

@@ -38,8 +38,17 @@ impl Stack {
     /// addresses the unwinder finds from `regs`, as `stack_trace_save_regs()` and perf record them.
     ///
     /// Runs in probe handlers: at most [`MAX_FRAMES`] unwinder steps, no allocation, no sleeping.
+    ///
+    /// Empty (no frames) when this CPU is already taking a stack in this context (see [`unwinding`]).
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn from_regs<F: Function>(regs: &Regs<'_, F>) -> Self {
+        unwinding(|| Self::unwind_regs(regs)).unwrap_or(Self {
+            frames: [0; MAX_FRAMES],
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn unwind_regs<F: Function>(regs: &Regs<'_, F>) -> Self {
         let mut frames = [0usize; MAX_FRAMES];
         frames[0] = regs.ip();
         let mut state = MaybeUninit::<bindings::unwind_state>::uninit();
@@ -69,8 +78,18 @@ impl Stack {
     ///
     /// Runs in probe handlers: at most `MAX_FRAMES` recorded frames and as many skipped (the module's
     /// and the iterator's), no allocation, no sleeping.
+    ///
+    /// Empty (no frames) when this CPU is already taking a stack in this context (see [`unwinding`]).
     #[cfg(target_arch = "x86_64")]
     pub(crate) fn from_here(skip: impl Fn(usize) -> bool) -> Self {
+        unwinding(|| Self::unwind_here(skip)).unwrap_or(Self {
+            frames: [0; MAX_FRAMES],
+        })
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    fn unwind_here(skip: impl Fn(usize) -> bool) -> Self {
         let mut frames = [0usize; MAX_FRAMES];
         let mut state = MaybeUninit::<bindings::unwind_state>::uninit();
         // SAFETY: `state` is writable storage for an `unwind_state`; the unwind is of the current task,
@@ -121,10 +140,31 @@ impl Stack {
         }
     }
 
+    /// Whether no frame was recorded.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.frames[0] == 0
+    }
+
     /// The frames recorded, innermost first.
     pub(crate) fn frames(&self) -> impl Iterator<Item = usize> + '_ {
         self.frames.iter().copied().take_while(|&f| f != 0)
     }
+}
+
+/// Runs `f` (which takes a stack) unless this CPU is already taking one in this context: the unwinder can
+/// fire a tracepoint the module probes (its RCU read sections may end in `rcu_read_unlock_special()`,
+/// which sets need-resched: `sched_set_need_resched_tp` on 7.x), and a stack taken in that probe would
+/// recurse until the kernel stack overflowed. Callers are probe handlers (preemption off).
+#[cfg(target_arch = "x86_64")]
+fn unwinding<R>(f: impl FnOnce() -> R) -> Option<R> {
+    // SAFETY: Preemption is off (probe handlers): the per-cpu bit stays this CPU's until the exit below.
+    if !unsafe { bindings::rrp_unwind_enter() } {
+        return None;
+    }
+    let r = f();
+    // SAFETY: Leaves what the enter above entered, in the same context on the same CPU.
+    unsafe { bindings::rrp_unwind_exit() };
+    Some(r)
 }
 
 /// Room for one symbol name as `kallsyms` prints it (`KSYM_SYMBOL_LEN`, rounded up).
