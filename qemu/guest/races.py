@@ -244,6 +244,36 @@ def hotplug(c, g, cpu=3, offline_s=8):
     c.check(f"CPU{cpu} online again", read("/sys/devices/system/cpu/online").strip() == "0-3")
 
 
+def recursion(c, g, steps=2000):
+    """A tracepoint the module probes, fired from inside the unwinder while the module takes a stack (7.x:
+    rcu_read_unlock_special() sets need-resched there): the test module's `recurse` makes the next
+    `steps` unwinder steps set the flag anew. The stack taking inside must not recurse (it overflowed
+    the kernel stack before); such a hit's stack counts as dropped."""
+    if write_errno(f"{HELPER}/recurse", b"0") == errno.ENODEV:
+        print("# recursion from the unwinder: not checked (no sched_set_need_resched_tp from "
+              "set_tsk_need_resched on this kernel, or no kprobe on unwind_next_frame)")
+        return
+    from stacks import consistent, stacks
+    write_errno(f"{D}/stacks_enable", b"0")
+    write_errno(f"{D}/stacks_capacity", b"512")
+    write_errno(f"{D}/reset", b"1")
+    write_errno(f"{D}/stacks_enable", b"1")
+    try:
+        write_errno(f"{HELPER}/recurse", str(steps).encode())
+        r = run([g.load, "busypong", "0", "1", "2000"], timeout=300)
+        state = dict(kv.split("=") for kv in read(f"{HELPER}/recurse").split())
+        write_errno(f"{HELPER}/recurse", b"0")
+        dropped = stacks("RSC")["dropped"]
+        (h, rec), quiet = consistent("RSC")
+    finally:
+        write_errno(f"{D}/stacks_enable", b"0")
+    c.check(f"need-resched set {state['done']} times from inside the unwinder while stacks were taken "
+            f"under load: no recursion, the RSC hits whose stack could not be taken counted as dropped "
+            f"({dropped}), stack counts + dropped == hits ({rec} == {h})",
+            r.returncode == 0 and int(state["done"]) > 0 and dropped > 0 and quiet and rec == h,
+            f"{state} {r.stdout[-300:]}")
+
+
 def main(c, g):
     print(f"# kCFI {'on' if kcfi() else 'off'}; trace events on beside the module's probes: {' '.join(iterators())}")
     try:
@@ -252,6 +282,7 @@ def main(c, g):
                 notifier(c, g, int(os.environ.get("RACES_NOTIFIER_S", "20")))
                 attach_move(c)
                 hotplug(c, g)
+                recursion(c, g)
             finally:
                 unload_helper(c)
         stopped(c, g)

@@ -28,6 +28,15 @@
  *   send   write "CPU": fires ipi:ipi_send_cpu(CPU) as smp_send_reschedule() does, without the IPI: a
  *          reschedule start that no handler on CPU ends (the case of an IPI lost to CPU hotplug).
  *
+ * A tracepoint fired from inside the unwinder. resched_probe takes a stack in its probe handlers; on 7.x
+ * the unwinder's RCU read sections can end in rcu_read_unlock_special(), which sets need-resched and
+ * fires sched_set_need_resched_tp, whose probe took a stack again, until the kernel stack overflowed.
+ *   recurse  write "N": the next N times the unwinder steps (a kprobe on unwind_next_frame, x86), the
+ *          current task's need-resched flag is cleared and set again, as rcu_read_unlock_special() sets
+ *          it (set_tsk_need_resched(): the tracepoint fires when the flag is newly set). Read:
+ *          "left=L done=D" (steps still armed, steps that fired it). Where the kernel has no
+ *          sched_set_need_resched_tp, or no such kprobe can be placed, -ENODEV.
+ *
  * The layout the guest's kprobe events need to tell, at __resched_curr(rq, tif)'s entry, whether it sets
  * a flag anew (the oracle of RSC where resched_probe counts from sched_set_need_resched_tp).
  *   layout "rq_cpu=O rq_curr=O task_pid=O tif_need_resched=B tif_need_resched_lazy=B lazy=L": offsets in
@@ -252,6 +261,49 @@ static ssize_t send_write(struct file *file, const char __user *buf, size_t coun
 	return count;
 }
 
+/* --- A tracepoint fired from inside the unwinder ------------------------------------------------------ */
+
+static atomic_t recurse_left, recurse_done;
+
+static int recurse_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	if (atomic_dec_if_positive(&recurse_left) < 0)
+		return 0;
+	/* Newly set: the tracepoint fires (set_tsk_need_resched(), include/linux/sched.h). */
+	clear_tsk_need_resched(current);
+	set_tsk_need_resched(current);
+	set_preempt_need_resched();
+	atomic_inc(&recurse_done);
+	return 0;
+}
+
+static struct kprobe recurse_kp = {
+	.symbol_name = "unwind_next_frame",
+	.pre_handler = recurse_pre,
+};
+static bool recurse_registered;
+
+static ssize_t recurse_write(struct file *file, const char __user *buf, size_t count, loff_t *ppos)
+{
+	int n, rc = kstrtoint_from_user(buf, count, 10, &n);
+
+	if (rc)
+		return rc;
+	if (!recurse_registered)
+		return -ENODEV;
+	atomic_set(&recurse_left, n);
+	return count;
+}
+
+static ssize_t recurse_read(struct file *file, char __user *buf, size_t count, loff_t *ppos)
+{
+	char text[64];
+	int len = scnprintf(text, sizeof(text), "left=%d done=%d\n", atomic_read(&recurse_left),
+			    atomic_read(&recurse_done));
+
+	return simple_read_from_buffer(buf, count, ppos, text, len);
+}
+
 /* --- The layout of the RSC oracle ------------------------------------------------------------------- */
 
 #ifndef TIF_NEED_RESCHED_LAZY
@@ -277,6 +329,7 @@ static const struct file_operations stats_fops = { .owner = THIS_MODULE, .read =
 static const struct file_operations move_fops = { .owner = THIS_MODULE, .write = move_write, .read = move_read };
 static const struct file_operations send_fops = { .owner = THIS_MODULE, .write = send_write };
 static const struct file_operations layout_fops = { .owner = THIS_MODULE, .read = layout_read };
+static const struct file_operations recurse_fops = { .owner = THIS_MODULE, .write = recurse_write, .read = recurse_read };
 
 static int __init races_init(void)
 {
@@ -288,6 +341,13 @@ static int __init races_init(void)
 	move_registered = !rc;
 	if (rc)
 		pr_info("rrp_races: no kprobe on rrp_get_task_struct (%d): `move` is off\n", rc);
+#if defined(CONFIG_X86) && defined(RRP_NEED_RESCHED_TP)
+	/* Only where set_tsk_need_resched() fires sched_set_need_resched_tp (7.x; Kbuild). */
+	rc = register_kprobe(&recurse_kp);
+	recurse_registered = !rc;
+	if (rc)
+		pr_info("rrp_races: no kprobe on unwind_next_frame (%d): `recurse` is off\n", rc);
+#endif
 	preempt_notifier_inc();
 	dir = debugfs_create_dir("rrp_races", NULL);
 	debugfs_create_file("churn", 0200, dir, NULL, &churn_fops);
@@ -296,6 +356,7 @@ static int __init races_init(void)
 	debugfs_create_file("move", 0600, dir, NULL, &move_fops);
 	debugfs_create_file("send", 0200, dir, NULL, &send_fops);
 	debugfs_create_file("layout", 0400, dir, NULL, &layout_fops);
+	debugfs_create_file("recurse", 0600, dir, NULL, &recurse_fops);
 	return 0;
 }
 
@@ -305,6 +366,8 @@ static void __exit races_exit(void)
 	debugfs_remove(dir);
 	if (move_registered)
 		unregister_kprobe(&move_kp);
+	if (recurse_registered)
+		unregister_kprobe(&recurse_kp);
 	flush_work(&move_work);
 	preempt_notifier_dec();
 }
