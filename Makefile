@@ -161,10 +161,11 @@ $(LOAD_ARM64): $(REPO)/tools/rrp-load.c
 check-arm64:
 	$(REPO)/scripts/setup.sh --arm64
 	$(REPO)/scripts/arm64-root.sh build
-	$(MAKE) -C $(REPO) KCONFIG=arm64 check-build $(LOAD_ARM64)
+	$(MAKE) -C $(REPO) KCONFIG=arm64 check-build testmod $(LOAD_ARM64)
 	@t=$$(mktemp -d); ko=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=arm64 ko); \
+	tmod=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=arm64 testmod-ko); \
 	for m in check scale; do \
-		{ KCONFIG=arm64 RRP_KO=$$ko BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2400} $(REPO)/qemu/boot.sh $$m; \
+		{ KCONFIG=arm64 RRP_KO=$$ko RRP_TESTMOD=$$tmod BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2400} $(REPO)/qemu/boot.sh $$m; \
 		  echo $$? > $$t/$$m.rc; } 2>&1 | tee $$t/$$m.log; \
 	done; \
 	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; n++ } \

@@ -105,7 +105,7 @@ if [ "$kconfig" = arm64 ]; then
 		-device virtio-9p-device,fsdev=repo,mount_tag=repo \
 		-fsdev "local,id=out,path=$out,security_model=none" \
 		-device virtio-9p-device,fsdev=out,mount_tag=out \
-		-append "console=ttyAMA0 panic=-1$append_extra RRP_REPO=$repo RRP_OUT=$out RRP_MODE=$mode RRP_ENV=RRP_KO=$ko,CHECK_PARTS=$parts,SCALE_CPUS=$smp" \
+		-append "console=ttyAMA0 panic=-1$append_extra RRP_REPO=$repo RRP_OUT=$out RRP_MODE=$mode RRP_ENV=RRP_KO=$ko,RRP_TESTMOD=${RRP_TESTMOD:-},CHECK_PARTS=$parts,SCALE_CPUS=$smp" \
 		</dev/null >"$console" 2>&1
 	vng_rc=$?
 	set -e

@@ -19,10 +19,13 @@ def main(c, g):
     probes = {l.split()[0]: l.split() for l in read(f"{D}/probes").splitlines()}
     print("# probes:\n# " + read(f"{D}/probes").replace("\n", "\n# "))
     via = {tag: dict(kv.split("=") for kv in f[3:]).get("via") for tag, f in probes.items()}
+    # Where the kernel has sched_set_need_resched_tp (kallsyms: its iterator), RSC comes from it.
+    rsc_tp = "__traceiter_sched_set_need_resched_tp" in read("/proc/kallsyms")
     c.check("probes: RES and CFS via ipi_send_cpu, CFM via ipi_send_cpumask, WKL via csd_queue_cpu "
-            "(tracepoints), RSC kprobe, every one ok",
-            via == {"RES": "tracepoint", "CFS": "tracepoint", "CFM": "tracepoint", "RSC": "kprobe",
-                    "WKL": "tracepoint"} and probes["WKL"][1] == "csd_queue_cpu"
+            f"(tracepoints), RSC {'via sched_set_need_resched_tp' if rsc_tp else 'kprobe'}, every one ok",
+            via == {"RES": "tracepoint", "CFS": "tracepoint", "CFM": "tracepoint",
+                    "RSC": "tracepoint" if rsc_tp else "kprobe", "WKL": "tracepoint"}
+            and probes["WKL"][1] == "csd_queue_cpu"
             and all(f[2] == "ok" for f in probes.values()), str(probes))
 
     # --- received == /proc/interrupts IPI0 (RES) and IPI1 (CAL), exactly, over a window with load -------

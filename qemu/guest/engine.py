@@ -44,6 +44,9 @@ def rsc_events(g, via, symbol):
         return {"rrp_rsc": f"p:rrp_rsc {symbol}"}
     RSC_LAYOUT.clear()
     RSC_LAYOUT.update(testmod_layout(g.testmod) or {})
+    if not RSC_LAYOUT:
+        # No layout (the check below fails): every call, which overcounts.
+        return {"rrp_rsc": "p:rrp_rsc __resched_curr"}
     o = RSC_LAYOUT
     curr = f"+{o['rq_curr']}({ARG0})"
     # `tif` is read only where a request can be lazy: elsewhere it is always TIF_NEED_RESCHED and the
