@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 
-from lib import D, online_cpus, resched_function, res_load, parse_table, proc_interrupts, read, run, write_errno
+from lib import D, online_cpus, resched_function, testmod_layout, res_load, parse_table, proc_interrupts, read, run, write_errno
 
 N_PING = 1500
 N_MB = 300
@@ -62,11 +62,33 @@ tracepoint:sched:sched_switch /@r[cpu]/ {
 # BPFTRACE with its reschedule requests probed where they all go through, and the runqueue's CPU learned
 # from the fair class's pick on it: pick_next_task_fair (6.12), or pick_task_fair where the former is
 # inlined (7.x: __pick_next_task() calls it on its own runqueue).
-def bpftrace_program():
+#
+# Where the module counts reschedule requests from sched_set_need_resched_tp (7.x: `layout`, the test
+# module's offsets, given), a request is one that sets the flag anew, and each one starts the interval
+# anew, as in the module: __resched_curr() when the runqueue's current task's immediate flag is clear
+# (read through the offsets; lazy requests are not told apart here: with lazy preemption the lazy flag
+# would count too), and every __trace_set_need_resched() (called only for a flag set anew, on its CPU).
+BPFTRACE_RESCHED_ANEW = r"""
+kprobe:__resched_curr /@rqcpu[arg0]/ {
+  $t = @rqcpu[arg0] - 1;
+  $flags = *(uint64 *)(*(uint64 *)(arg0 + RQ_CURR));
+  if (($flags & NR_MASK) == 0) { @r[$t] = nsecs; @rremote[$t] = ($t != cpu); }
+}
+kprobe:__trace_set_need_resched { @r[cpu] = nsecs; @rremote[cpu] = 0; }
+"""
+
+
+def bpftrace_program(layout=None):
     names = {l.split()[2] for l in read("/proc/kallsyms").splitlines() if l.endswith("_task_fair")}
     pick = "pick_next_task_fair" if "pick_next_task_fair" in names else "pick_task_fair"
-    return (BPFTRACE.replace("kprobe:resched_curr ", f"kprobe:{resched_function()} ")
-            .replace("kprobe:pick_next_task_fair ", f"kprobe:{pick} "))
+    prog = BPFTRACE.replace("kprobe:pick_next_task_fair ", f"kprobe:{pick} ")
+    if layout:
+        first = prog.index("kprobe:resched_curr ")
+        end = prog.index("\n}\n", first) + 3
+        anew = (BPFTRACE_RESCHED_ANEW.replace("RQ_CURR", str(layout["rq_curr"]))
+                .replace("NR_MASK", str(1 << layout["tif_need_resched"])))
+        return prog[:first] + anew.lstrip("\n") + prog[end:]
+    return prog.replace("kprobe:resched_curr ", f"kprobe:{resched_function()} ")
 
 
 # The test records from just after its reset to just after its reads: each getppid() of this process
@@ -315,7 +337,12 @@ def main(c, g):
                 and got["CAL"][2] >= N_PING // 2)
 
     # --- Latencies against bpftrace, same window -------------------------------------------------------
-    bpf, ok, line = bpftrace_window(bpftrace_program())
+    # RSC from the tracepoint (7.x): bpftrace counts the requests that set a flag anew, by the layout.
+    rsc_tp = any(l.split()[0] == "RSC" and "via=tracepoint" in l for l in read(f"{D}/probes").splitlines())
+    layout = testmod_layout(g.testmod) if rsc_tp else None
+    if rsc_tp:
+        c.check("the test module gave bpftrace's reschedule oracle its layout", bool(layout), str(layout))
+    bpf, ok, line = bpftrace_window(bpftrace_program(layout))
     c.check("bpftrace attached its probes", ok, line)
     if ok:
         time.sleep(1.0)  # its runqueue map fills with every CPU's first switches

@@ -256,8 +256,9 @@ def recursion(c, g, steps=2000):
     from stacks import consistent, stacks
     write_errno(f"{D}/stacks_enable", b"0")
     write_errno(f"{D}/stacks_capacity", b"512")
-    write_errno(f"{D}/reset", b"1")
+    # Recording on, then the reset: the window's every hit is then recorded or dropped.
     write_errno(f"{D}/stacks_enable", b"1")
+    write_errno(f"{D}/reset", b"1")
     try:
         write_errno(f"{HELPER}/recurse", str(steps).encode())
         r = run([g.load, "busypong", "0", "1", "2000"], timeout=300)
