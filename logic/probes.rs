@@ -145,7 +145,7 @@ pub(crate) struct NeedResched {
 
 impl SetNeedResched for NeedResched {
     #[inline]
-    fn set_need_resched(&self, target: usize, _lazy: bool, here: &Here<'_>) {
+    fn set_need_resched(&self, target: usize, here: &Here<'_>) {
         let window = self.engine.window();
         let this = cpu::this_cpu();
         window.counters.resched(this, target);

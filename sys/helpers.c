@@ -130,9 +130,6 @@ bool rrp_task_on_cpu(struct task_struct *t)
 #endif
 }
 
-/* TIF_NEED_RESCHED (its bit number; the lazy flag is another) */
-int rrp_tif_need_resched(void) { return TIF_NEED_RESCHED; }
-
 /* preempt_disable() */
 void rrp_preempt_disable(void) { preempt_disable(); }
 

@@ -59,7 +59,6 @@ void rrp_tracepoint_synchronize_unregister(void);
 void rrp_synchronize_handlers(void);
 bool rrp_unwind_enter(void);
 void rrp_unwind_exit(void);
-int rrp_tif_need_resched(void);
 struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct dentry *parent, void *data,
 				       const struct file_operations *fops);
 const char *rrp_tracepoint_name(struct tracepoint *tp);

@@ -114,9 +114,9 @@ pub(crate) trait IpiEntry: Send + Sync {
 /// whether an IPI is needed, and by `set_tsk_need_resched()` through `__trace_set_need_resched()`
 /// (`cpu` its `smp_processor_id()`, which requires preemption off), kernel/sched/core.c.
 pub(crate) trait SetNeedResched: Send + Sync {
-    /// This CPU asks `cpu` to reschedule (`lazy`: at its next tick or return to user space). `here`
-    /// gives the asking CPU's stack.
-    fn set_need_resched(&self, cpu: usize, lazy: bool, here: &Here<'_>);
+    /// This CPU asks `cpu` to reschedule (immediately or lazily: not told apart here). `here` gives the
+    /// asking CPU's stack.
+    fn set_need_resched(&self, cpu: usize, here: &Here<'_>);
 }
 
 /// The bytes of `s`, without its NUL (6.12's `kernel::str::CStr` calls this `as_bytes`, 7.x's
@@ -528,7 +528,7 @@ unsafe extern "C" fn need_resched_probe<H: SetNeedResched>(
     data: *mut c_void,
     _tsk: *mut bindings::task_struct,
     cpu: c_int,
-    tif: c_int,
+    _tif: c_int,
 ) {
     // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
     let inner = unsafe { &*data.cast::<Inner<H>>() };
@@ -536,11 +536,7 @@ unsafe extern "C" fn need_resched_probe<H: SetNeedResched>(
         tp: inner.tp,
         _call: PhantomData,
     };
-    // SAFETY: No preconditions: a constant.
-    let lazy = tif != unsafe { bindings::rrp_tif_need_resched() };
-    inner
-        .handler
-        .set_need_resched(cpu as u32 as usize, lazy, &here);
+    inner.handler.set_need_resched(cpu as u32 as usize, &here);
 }
 
 /// `ipi_send_cpu` trampoline.
