@@ -87,6 +87,7 @@ tool-check:
 
 modules: $(KERNEL_DEP) sources
 	$(KMAKE) modules
+	$(REPO)/scripts/symbols.sh $(KDIR) $(MODDIR)/resched_probe.ko
 
 sources:
 ifneq ($(MODDIR),$(REPO))
@@ -112,6 +113,7 @@ check-build: $(KERNEL_DEP) sources
 	@$(KMAKE) modules KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings >$(REPO)/.build.log 2>&1; rc=$$?; \
 	cat $(REPO)/.build.log; [ $$rc = 0 ] || exit $$rc; \
 	! grep -iE '(^|[^_])warning:' $(REPO)/.build.log || { echo "error: the module build has warnings" >&2; exit 1; }
+	$(REPO)/scripts/symbols.sh $(KDIR) $(MODDIR)/resched_probe.ko
 
 # The fallback-only module (see RRP_FALLBACK_ONLY above), with warnings as errors: .build-fallback/.
 fallback:

@@ -56,7 +56,7 @@ impl kernel::Module for ReschedProbe {
         let engine = Arc::pin_init(Engine::new(cpus)?, GFP_KERNEL)?;
         let probes = Arc::new(Probes::new(&engine)?, GFP_KERNEL)?;
         let hooks = Hooks::new(engine.clone(), module)?;
-        let files = Files::new(module, &engine, &probes, hooks.tasks())?;
+        let files = Files::new(&engine, &probes, hooks.tasks())?;
         pr_info!(
             "loaded, {} CPUs online of {} possible, files in /sys/kernel/debug/resched/ (memory: {} KiB)\n",
             sys::cpu::online().count(),

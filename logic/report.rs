@@ -1160,36 +1160,20 @@ struct LatencyFiles {
 }
 
 impl LatencyFiles {
-    fn new(
-        parent: &Dir,
-        module: &'static ThisModule,
-        engine: &Arc<Engine>,
-        probes: &Arc<Probes>,
-    ) -> Result<Self> {
+    fn new(parent: &Dir, engine: &Arc<Engine>, probes: &Arc<Probes>) -> Result<Self> {
         let dir = parent.subdir(c_str!("latency"))?;
         Ok(Self {
-            _resched: File::new(
-                &dir,
-                c_str!("resched"),
-                module,
-                ReschedLatency(engine.clone()),
-            )?,
+            _resched: File::new(&dir, c_str!("resched"), ReschedLatency(engine.clone()))?,
             _ipi: File::new(
                 &dir,
                 c_str!("ipi"),
-                module,
                 IpiLatency {
                     engine: engine.clone(),
                     probes: probes.clone(),
                 },
             )?,
-            _wakeup: File::new(
-                &dir,
-                c_str!("wakeup"),
-                module,
-                WakeupLatency(engine.clone()),
-            )?,
-            _slices: File::new(&dir, c_str!("slices"), module, SliceLengths(engine.clone()))?,
+            _wakeup: File::new(&dir, c_str!("wakeup"), WakeupLatency(engine.clone()))?,
+            _slices: File::new(&dir, c_str!("slices"), SliceLengths(engine.clone()))?,
             _dir: dir,
         })
     }
@@ -1242,7 +1226,7 @@ struct StackFiles {
 }
 
 impl StackFiles {
-    fn new(parent: &Dir, module: &'static ThisModule, engine: &Arc<Engine>) -> Result<Self> {
+    fn new(parent: &Dir, engine: &Arc<Engine>) -> Result<Self> {
         let dir = parent.subdir(c_str!("stacks"))?;
         let mut files = KVec::with_capacity(Tag::ALL.len(), GFP_KERNEL)?;
         for tag in Tag::ALL {
@@ -1250,7 +1234,7 @@ impl StackFiles {
                 engine: engine.clone(),
                 tag,
             };
-            files.push(File::new(&dir, tag.c_name(), module, node)?, GFP_KERNEL)?;
+            files.push(File::new(&dir, tag.c_name(), node)?, GFP_KERNEL)?;
         }
         Ok(Self {
             _files: files,
@@ -1289,17 +1273,16 @@ pub(crate) struct Files {
 impl Files {
     /// Creates `/sys/kernel/debug/resched/` and every file in it.
     pub(crate) fn new(
-        module: &'static ThisModule,
         engine: &Arc<Engine>,
         probes: &Arc<Probes>,
         tasks: &Arc<Tasks>,
     ) -> Result<Self> {
         let dir = Dir::new(c_str!("resched"))?;
         let c = engine;
-        // One file of `dir`, owned by this module.
+        // One file of `dir`.
         macro_rules! file {
             ($name:literal, $node:expr $(,)?) => {
-                File::new(&dir, c_str!($name), module, $node)?
+                File::new(&dir, c_str!($name), $node)?
             };
         }
         Ok(Self {
@@ -1329,7 +1312,7 @@ impl Files {
             _attach_capacity: file!("attach_capacity", AttachCapacity(tasks.clone())),
             _stacks_enable: file!("stacks_enable", StacksEnable(c.clone())),
             _stacks_capacity: file!("stacks_capacity", StacksCapacity(c.clone())),
-            _stacks: StackFiles::new(&dir, module, c)?,
+            _stacks: StackFiles::new(&dir, c)?,
             _received: file!(
                 "received",
                 Received {
@@ -1338,7 +1321,7 @@ impl Files {
                 },
             ),
             _latency_enable: file!("latency_enable", LatencyEnable(c.clone())),
-            _latency: LatencyFiles::new(&dir, module, c, probes)?,
+            _latency: LatencyFiles::new(&dir, c, probes)?,
             _attach: file!("attach", Attach(tasks.clone())),
             _dir: dir,
         })

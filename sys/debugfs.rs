@@ -10,6 +10,8 @@
 use super::bindings;
 use super::task::Current;
 use core::fmt;
+use core::marker::PhantomData;
+use core::mem::MaybeUninit;
 use kernel::error::{from_result, VTABLE_DEFAULT_ERROR};
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
@@ -132,21 +134,66 @@ pub(crate) trait Node: Sync + Sized {
     }
 }
 
-struct Inner<T> {
-    fops: bindings::file_operations,
-    data: T,
+/// C's `struct module`, as far as this file needs it: an address, never read from Rust.
+#[repr(C)]
+struct ModuleSymbol {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    /// This module (C's `THIS_MODULE`), defined in the `.mod.c` that modpost generates for it.
+    static __this_module: ModuleSymbol;
+}
+
+/// The operations of every file whose node type is `T`.
+struct Ops<T>(PhantomData<T>);
+
+impl<T: Node> Ops<T> {
+    /// One constant per node type, promoted to a `'static` in the module's read-only data: it lives
+    /// until the module's memory is freed, after its exit and a grace period (`free_module()`).
+    ///
+    /// It must not be freed with a file. On 7.x the first open of a file reads its operations in
+    /// `__debugfs_file_get()` (fs/debugfs/file.c, the `methods` computation) *before* taking the
+    /// active reference that `debugfs_remove()` waits for, so an open that looked the file up before
+    /// `rmmod` removed it reads them after; per-file operations freed at removal were read freed
+    /// (KFENCE, `make stress KVER=7.3`). The reference an open file holds on `owner` then keeps the
+    /// module loaded.
+    const FOPS: bindings::file_operations = bindings::file_operations {
+        // Only the address, which the module loader resolves; nothing is read. (A constant that
+        // points to a static needs rustc 1.83; a module builds with its kernel's rustc, 1.96 here.)
+        owner: (&raw const __this_module)
+            .cast::<bindings::module>()
+            .cast_mut(),
+        open: Some(open::<T>),
+        read: if T::HAS_SHOW {
+            Some(bindings::seq_read)
+        } else {
+            None
+        },
+        write: if T::HAS_STORE { Some(write::<T>) } else { None },
+        llseek: Some(bindings::seq_lseek),
+        release: Some(bindings::single_release),
+        // SAFETY: Every other field is an integer, a flag word or an `Option` of a function pointer,
+        // for each of which all zeroes is valid (none, or no flag).
+        ..unsafe { MaybeUninit::zeroed().assume_init() }
+    };
+
+    /// The operations, `'static`.
+    const fn get() -> &'static bindings::file_operations {
+        &Self::FOPS
+    }
 }
 
 /// A debugfs file backed by a [`Node`] it owns.
 ///
 /// # Invariants
 ///
-/// `dentry` is a file created by `debugfs_create_file` with `inner.fops` as its operations and
-/// `&_inner.data` as its `i_private`; it stays until `self` is dropped. `_inner` does not move.
+/// `dentry` is a file created by `debugfs_create_file` with `Ops::<T>::FOPS` as its operations and
+/// `&*_data` as its `i_private`; it stays until `self` is dropped. `_data` does not move.
 pub(crate) struct File<T: Node> {
     dentry: *mut bindings::dentry,
     /// Kept for the file's life: debugfs points into it.
-    _inner: KBox<Inner<T>>,
+    _data: KBox<T>,
     /// Removed after the file.
     _dir: Dir,
 }
@@ -159,44 +206,26 @@ unsafe impl<T: Node> Sync for File<T> {}
 impl<T: Node> File<T> {
     /// Creates the file `name` in `dir`, showing and storing through `data`.
     ///
-    /// The file's operations hold a reference on `module` while the file is open, so the module cannot
-    /// be unloaded under a reader.
-    pub(crate) fn new(
-        dir: &Dir,
-        name: &CStr,
-        module: &'static ThisModule,
-        data: T,
-    ) -> Result<Self> {
-        let fops = bindings::file_operations {
-            owner: module.as_ptr().cast(),
-            open: Some(open::<T>),
-            read: if T::HAS_SHOW {
-                Some(bindings::seq_read)
-            } else {
-                None
-            },
-            write: if T::HAS_STORE { Some(write::<T>) } else { None },
-            llseek: Some(bindings::seq_lseek),
-            release: Some(bindings::single_release),
-            ..Default::default()
-        };
+    /// The file's operations hold a reference on this module while the file is open, so the module
+    /// cannot be unloaded under a reader.
+    pub(crate) fn new(dir: &Dir, name: &CStr, data: T) -> Result<Self> {
         let mode = (if T::HAS_SHOW { 0o400 } else { 0 }) | (if T::HAS_STORE { 0o200 } else { 0 });
-        let inner = KBox::new(Inner { fops, data }, GFP_KERNEL)?;
-        // SAFETY: `name` is NUL-terminated, `dir.dentry()` is a live directory, and `inner`
-        // lives at a fixed address until after the file is removed in `drop`.
+        let data = KBox::new(data, GFP_KERNEL)?;
+        // SAFETY: `name` is NUL-terminated, `dir.dentry()` is a live directory, the operations are
+        // `'static`, and `data` lives at a fixed address until after the file is removed in `drop`.
         let dentry = check_ptr(unsafe {
             bindings::rrp_debugfs_create_file(
                 name.as_char_ptr(),
                 mode,
                 dir.dentry(),
-                core::ptr::from_ref(&inner.data).cast_mut().cast::<c_void>(),
-                &inner.fops,
+                core::ptr::from_ref(&*data).cast_mut().cast::<c_void>(),
+                Ops::<T>::get(),
             )
         })?;
-        // INVARIANT: the file was created with `inner.fops` and `&inner.data`.
+        // INVARIANT: the file was created with `Ops::<T>::FOPS` and `&*data`.
         Ok(Self {
             dentry,
-            _inner: inner,
+            _data: data,
             _dir: dir.clone(),
         })
     }
@@ -205,9 +234,9 @@ impl<T: Node> File<T> {
 impl<T: Node> Drop for File<T> {
     fn drop(&mut self) {
         // SAFETY: By the type invariant `dentry` is ours. `debugfs_remove` waits for every operation in
-        // progress on it and lets no new one start, so no callback touches `inner` after this;
-        // `release` of a still-open file needs only `fops`, and the module reference an open file holds
-        // means the module (and so `self`) cannot be torn down while one is open.
+        // progress on it and lets no new one start, so no callback touches `data` after this; the
+        // operations are `'static` (see `Ops::FOPS`), and the module reference an open file holds
+        // means the module cannot be torn down while one is open.
         unsafe { bindings::debugfs_remove(self.dentry) };
     }
 }

@@ -238,15 +238,22 @@ impl Symbolizer {
     /// code that fired the tracepoint: 7.x calls probes from an out-of-line `__do_trace_<name>()`, one
     /// copy per file that fires the tracepoint (include/linux/tracepoint.h), where 6.12 inlined that
     /// call; those frames are left out of what is shown (they are part of what is counted).
+    ///
+    /// A plain loop on purpose: the iterator adapters it replaced (`copied().take_while().count()`)
+    /// monomorphised into a 513-character symbol, and a module symbol of `KSYM_NAME_LEN` (512)
+    /// characters or more crashes every printer of a stack that passes through it (see
+    /// `scripts/symbols.sh`).
     pub(crate) fn tracepoint_frames(&mut self, stack: &Stack) -> usize {
         let mut name = Name::default();
-        stack
-            .frames()
-            .take_while(|&addr| {
-                name.clear();
-                self.write_function(&mut name, addr).is_ok() && name.starts_with("__do_trace_")
-            })
-            .count()
+        let mut n = 0;
+        for addr in stack.frames() {
+            name.clear();
+            if self.write_function(&mut name, addr).is_err() || !name.starts_with("__do_trace_") {
+                break;
+            }
+            n += 1;
+        }
+        n
     }
 }
 
