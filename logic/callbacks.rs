@@ -18,21 +18,21 @@ pub(crate) const MAX_FUNCS: usize = 64;
 /// The functions seen, each in the slot it claimed at its first call (0: free). Slots are never freed,
 /// so a function keeps its slot (and its counters their meaning) across resets.
 pub(crate) struct Functions {
-    slots: KVec<AtomicUsize>,
+    slots: [AtomicUsize; MAX_FUNCS],
 }
 
 impl Functions {
     /// An empty table.
     pub(crate) fn new() -> Result<Self> {
-        let mut slots = KVec::with_capacity(MAX_FUNCS, GFP_KERNEL)?;
-        for _ in 0..MAX_FUNCS {
-            slots.push(AtomicUsize::new(0), GFP_KERNEL)?;
-        }
-        Ok(Self { slots })
+        Ok(Self {
+            slots: core::array::from_fn(|_| AtomicUsize::new(0)),
+        })
     }
 
     /// The slot of `func`, claimed (one compare-and-swap) at its first sight; `None` when every slot is
-    /// another function's. No lock, no allocation: it runs in the tracepoint.
+    /// another function's. No lock, no allocation: it runs in the tracepoint. A function is most often
+    /// in its home slot (one load and a compare); the table is an array, so the probe carries no bounds
+    /// check.
     #[inline]
     pub(crate) fn slot(&self, func: usize) -> Option<usize> {
         if func == 0 {
@@ -41,7 +41,7 @@ impl Functions {
         let home = ((func >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) % MAX_FUNCS;
         for i in 0..MAX_FUNCS {
             let slot = (home + i) % MAX_FUNCS;
-            let key = self.slots.get(slot)?;
+            let key = &self.slots[slot];
             let seen = key.load(Relaxed);
             if seen == func {
                 return Some(slot);

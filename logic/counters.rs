@@ -8,7 +8,7 @@
 
 use crate::logic::callbacks::MAX_FUNCS;
 use crate::logic::histogram::{self, Histogram};
-use crate::sys::percpu::{bytes_per_cpu, CpuView, PerCpuArray};
+use crate::sys::percpu::{bytes_per_cpu, BlockView, CpuView, PerCpuArray, PerCpuBlock};
 use kernel::c_str;
 use kernel::prelude::*;
 
@@ -152,10 +152,37 @@ pub(crate) enum Hist {
 
 const HISTS: usize = 8;
 
-/// Layout of one CPU's counters: `PER_TARGET_ARRAYS` arrays of `cpus` targets, the locals, the
-/// wakelist attempts (every other probe's hits follow from its event counts), the calls queued per
-/// function slot ([`MAX_FUNCS`], and one for the functions that found no slot), then the histograms
-/// ([`histogram::WORDS`] each).
+/// The counters whose number is fixed (a [`PerCpuBlock`] per window): the locals, the wakelist
+/// attempts (every other probe's hits follow from its event counts), the calls queued per function
+/// slot ([`MAX_FUNCS`], and one for the functions that found no slot), then the histograms
+/// ([`histogram::WORDS`] each). Every index is a constant or a clamped offset below [`HEAD`], so the
+/// handlers' counters carry no bounds check.
+mod head {
+    use super::{histogram, Hist, Local, HISTS, LOCALS, MAX_FUNCS};
+
+    #[inline(always)]
+    pub(super) const fn local(local: Local) -> usize {
+        local as usize
+    }
+    pub(super) const WAKELIST_ATTEMPTS: usize = LOCALS;
+    #[inline(always)]
+    pub(super) fn queued(slot: usize) -> usize {
+        WAKELIST_ATTEMPTS + 1 + slot.min(MAX_FUNCS)
+    }
+    const HISTS_AT: usize = WAKELIST_ATTEMPTS + 1 + MAX_FUNCS + 1;
+    /// The first word of histogram `hist`.
+    #[inline(always)]
+    pub(super) const fn hist(hist: Hist) -> usize {
+        HISTS_AT + hist as usize * histogram::WORDS
+    }
+    /// Counters in the block: 617.
+    pub(crate) const LEN: usize = HISTS_AT + HISTS * histogram::WORDS;
+}
+
+/// Counters per CPU whose number is fixed.
+const HEAD: usize = head::LEN;
+
+/// Layout of the counters that grow with the CPUs: `PER_TARGET_ARRAYS` arrays of `cpus` targets.
 #[derive(Clone, Copy)]
 struct Layout {
     cpus: usize,
@@ -172,41 +199,18 @@ impl Layout {
             .wrapping_add(target)
     }
     #[inline]
-    fn local(self, local: Local) -> usize {
-        PER_TARGET_ARRAYS
-            .wrapping_mul(self.cpus)
-            .wrapping_add(local as usize)
-    }
-    #[inline]
-    fn wakelist_attempts(self) -> usize {
-        PER_TARGET_ARRAYS
-            .wrapping_mul(self.cpus)
-            .wrapping_add(LOCALS)
-    }
-    /// Slot `MAX_FUNCS` counts the calls whose function found no slot.
-    #[inline]
-    fn queued(self, slot: usize) -> usize {
-        self.wakelist_attempts()
-            .wrapping_add(1)
-            .wrapping_add(slot.min(MAX_FUNCS))
-    }
-    #[inline]
-    fn hist(self, hist: Hist, word: usize) -> usize {
-        self.queued(MAX_FUNCS)
-            .wrapping_add(1)
-            .wrapping_add((hist as usize).wrapping_mul(histogram::WORDS))
-            .wrapping_add(word)
-    }
-    #[inline]
     fn len(self) -> usize {
-        self.queued(MAX_FUNCS) + 1 + HISTS * histogram::WORDS
+        PER_TARGET_ARRAYS * self.cpus
     }
 }
 
 /// One window's counters: the probe handlers add to them, the debugfs files read them.
 pub(crate) struct Counters {
     layout: Layout,
-    array: PerCpuArray,
+    /// The fixed counters ([`head`]).
+    head: PerCpuBlock<HEAD>,
+    /// The per-target arrays ([`Layout`]).
+    targets: PerCpuArray,
 }
 
 impl Counters {
@@ -215,27 +219,27 @@ impl Counters {
         let layout = Layout { cpus };
         Ok(Self {
             layout,
-            array: PerCpuArray::new(layout.len())?,
+            head: PerCpuBlock::new()?,
+            targets: PerCpuArray::new(layout.len())?,
         })
     }
 
     /// Bytes of per-cpu memory the counters of `cpus` CPU ids take, over all of them: each CPU keeps
     /// `5 * cpus + 617` counters of 8 bytes (81 single counters, 8 histograms of 67).
     pub(crate) fn bytes(cpus: usize) -> usize {
-        cpus * bytes_per_cpu(Layout { cpus }.len())
+        cpus * (bytes_per_cpu(HEAD) + bytes_per_cpu(Layout { cpus }.len()))
     }
 
     /// Counts one call queued for another CPU, of the function in `slot` (`None`: no slot left).
     #[inline]
     pub(crate) fn queued(&self, slot: Option<usize>) {
-        self.array
-            .inc(self.layout.queued(slot.unwrap_or(MAX_FUNCS)));
+        self.head.inc(head::queued(slot.unwrap_or(MAX_FUNCS)));
     }
 
     /// Counts one call of `ttwu_queue_wakelist` on this CPU, queued or not.
     #[inline]
     pub(crate) fn wakelist_attempt(&self) {
-        self.array.inc(self.layout.wakelist_attempts());
+        self.head.inc(head::WAKELIST_ATTEMPTS);
     }
 
     /// Counts an event of `array` sent from this CPU to `target`. A target out of range (never seen:
@@ -243,13 +247,13 @@ impl Counters {
     #[inline]
     pub(crate) fn sent(&self, array: PerTarget, target: usize) {
         let target = if target < self.layout.cpus { target } else { 0 };
-        self.array.inc(self.layout.to(array, target));
+        self.targets.inc(self.layout.to(array, target));
     }
 
     /// Counts one `local` event on this CPU.
     #[inline]
     pub(crate) fn local(&self, local: Local) {
-        self.array.inc(self.layout.local(local));
+        self.head.inc(head::local(local));
     }
 
     /// Counts a reschedule request made on CPU `this` for CPU `target`'s runqueue.
@@ -263,31 +267,35 @@ impl Counters {
     }
 
     /// Adds an interval of `ns` nanoseconds to this CPU's histogram `hist`. Each histogram is written by
-    /// one kind of handler, which never interrupts itself on its CPU (see [`PerCpuArray::raise`]): the
+    /// one kind of handler, which never interrupts itself on its CPU (see [`PerCpuBlock::raise`]): the
     /// IPI entries in hard interrupt context, `sched_switch` and the notifiers in the scheduler.
     #[inline]
     pub(crate) fn record(&self, hist: Hist, ns: u64) {
-        let at = |word| self.layout.hist(hist, word);
-        self.array.inc(at(histogram::bucket(ns)));
-        self.array.add(at(histogram::SUM), ns);
-        self.array.raise(at(histogram::MAX), ns);
-        self.array.raise(at(histogram::NOT_MIN), !ns);
+        let at = head::hist(hist);
+        self.head.inc(at + histogram::bucket(ns));
+        self.head.add(at + histogram::SUM, ns);
+        self.head.raise(at + histogram::MAX, ns);
+        self.head.raise(at + histogram::NOT_MIN, !ns);
     }
 
     /// Zeroes every counter. Only for a window that no handler counts into any more.
     pub(crate) fn zero(&self) {
-        self.array.zero();
+        self.head.zero();
+        self.targets.zero();
     }
 
     /// The counters as they are now, read in place (no copy): one view per CPU.
     pub(crate) fn reading(&self) -> Result<Reading<'_>> {
         let mut views = KVec::with_capacity(self.layout.cpus, GFP_KERNEL)?;
+        let mut heads = KVec::with_capacity(self.layout.cpus, GFP_KERNEL)?;
         for cpu in 0..self.layout.cpus {
-            views.push(self.array.cpu_view(cpu), GFP_KERNEL)?;
+            views.push(self.targets.cpu_view(cpu), GFP_KERNEL)?;
+            heads.push(self.head.cpu_view(cpu), GFP_KERNEL)?;
         }
         Ok(Reading {
             layout: self.layout,
             views,
+            heads,
         })
     }
 }
@@ -296,11 +304,16 @@ impl Counters {
 pub(crate) struct Reading<'a> {
     layout: Layout,
     views: KVec<CpuView<'a>>,
+    heads: KVec<BlockView<'a, HEAD>>,
 }
 
 impl Reading<'_> {
     fn get(&self, cpu: usize, idx: usize) -> u64 {
         self.views.get(cpu).map_or(0, |v| v.get(idx))
+    }
+
+    fn get_head(&self, cpu: usize, idx: usize) -> u64 {
+        self.heads.get(cpu).map_or(0, |v| v.get(idx))
     }
 
     /// Every CPU id, sender or target.
@@ -330,17 +343,17 @@ impl Reading<'_> {
 
     /// Counter `local` of CPU `cpu`.
     pub(crate) fn local(&self, cpu: usize, local: Local) -> u64 {
-        self.get(cpu, self.layout.local(local))
+        self.get_head(cpu, head::local(local))
     }
 
     /// Calls queued by CPU `cpu` of the function in `slot` (`None`: those that found no slot).
     pub(crate) fn queued(&self, cpu: usize, slot: Option<usize>) -> u64 {
-        self.get(cpu, self.layout.queued(slot.unwrap_or(MAX_FUNCS)))
+        self.get_head(cpu, head::queued(slot.unwrap_or(MAX_FUNCS)))
     }
 
     /// Histogram `hist` of CPU `cpu`.
     pub(crate) fn hist(&self, cpu: usize, hist: Hist) -> Histogram {
-        Histogram::from_words(|word| self.get(cpu, self.layout.hist(hist, word)))
+        Histogram::from_words(|word| self.get_head(cpu, head::hist(hist) + word))
     }
 
     /// Histogram `hist` over all CPUs.
@@ -368,7 +381,7 @@ impl Reading<'_> {
             Tag::Cfm => each(&|c| self.local(c, Local::CfmCalls)),
             Tag::Rsc => each(&|c| self.resched_by(c)),
             Tag::Wkl if wkl_by_csd => each(&|c| self.sent_by(PerTarget::Wkl, c)),
-            Tag::Wkl => each(&|c| self.get(c, self.layout.wakelist_attempts())),
+            Tag::Wkl => each(&|c| self.get_head(c, head::WAKELIST_ATTEMPTS)),
         }
     }
 }

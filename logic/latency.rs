@@ -129,9 +129,11 @@ impl Latency {
         }
     }
 
+    /// Wrapping arithmetic: no overflow check (and no panic path) in the handlers; CPU ids come from
+    /// the kernel, far below where `cpu * SLOTS` could wrap, and `get` checks the index.
     #[inline]
     fn slot(&self, cpu: usize, which: usize) -> Option<&AtomicU64> {
-        self.starts.get(cpu * SLOTS + which)
+        self.starts.get(cpu.wrapping_mul(SLOTS).wrapping_add(which))
     }
 
     /// Claims `slot` for an interval starting now, unless one is in progress; `remote` is kept with it.

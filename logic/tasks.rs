@@ -29,7 +29,7 @@ use kernel::sync::Arc;
 
 /// Adds one to a counter that only one context ever writes (the task's own context switches).
 fn bump(counter: &AtomicU64) {
-    counter.store(counter.load(Relaxed) + 1, Relaxed);
+    counter.store(counter.load(Relaxed).wrapping_add(1), Relaxed);
 }
 
 const NO_CPU: u32 = u32::MAX;
@@ -271,7 +271,11 @@ impl Tasks {
 
     /// `attach` written by the calling task: registers a notifier on it. Attaching twice is a no-op;
     /// `ENOSPC` when `attach_capacity` tasks are attached.
+    ///
+    /// May sleep the first time (turning preempt notifiers on): process context only (the `attach`
+    /// write, and the works `attach PID` queues, which run as the thread returns to user space).
     pub(crate) fn attach_current(&self, me: &Current<'_>) -> Result {
+        self.attached.enable();
         self.attached
             .attach(me, |t, cpu| {
                 t.task.set_current(me);
@@ -285,6 +289,10 @@ impl Tasks {
     /// for a kernel thread, `ESRCH` when there is no such process, `EBUSY` (nothing queued) when the
     /// process has more threads than [`MAX_PENDING`] leaves room for.
     pub(crate) fn queue_pid(self: &Arc<Self>, pid: i32, attach: bool) -> Result<usize> {
+        if attach {
+            // Here, where it may sleep, so that the works find it on.
+            self.attached.enable();
+        }
         let mut threads = 0;
         taskwork::for_each_thread(pid, |_| threads += 1)?;
         let mut permits = Permits::reserve(self, threads)?;
@@ -518,7 +526,7 @@ pub(crate) struct Hooks {
 }
 
 impl Hooks {
-    /// Turns preempt notifiers on and registers the fork, exit, wakeup and switch probes, and the hotplug
+    /// Registers the fork, exit, wakeup and switch probes, and the hotplug
     /// state that forgets a CPU's intervals in progress before it comes back online.
     pub(crate) fn new(engine: Arc<Engine>, module: &'static ThisModule) -> Result<Self> {
         let tasks = Arc::new(Tasks::new(&engine, module)?, GFP_KERNEL)?;

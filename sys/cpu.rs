@@ -166,17 +166,21 @@ impl Iterator for CpuMaskIter<'_> {
     #[inline]
     fn next(&mut self) -> Option<usize> {
         const BITS: usize = usize::BITS as usize;
+        // Wrapping arithmetic, so that the probes that walk a mask carry no overflow check: `next_word`
+        // is at most `usize::MAX / BITS` (the end), whose product with `BITS` does not wrap, and `base`
+        // plus a bit position stays below `nr` rounded up to a word.
         while self.bits == 0 {
-            if self.next_word * BITS >= self.nr {
+            let at = self.next_word.wrapping_mul(BITS);
+            if at >= self.nr {
                 return None;
             }
             // SAFETY: `next_word * BITS < nr` (just checked), so the word is inside the mask.
             self.bits = unsafe { self.mask.word(self.next_word) };
-            self.base = self.next_word * BITS;
-            self.next_word += 1;
+            self.base = at;
+            self.next_word = self.next_word.wrapping_add(1);
         }
-        let cpu = self.base + self.bits.trailing_zeros() as usize;
-        self.bits &= self.bits - 1;
+        let cpu = self.base.wrapping_add(self.bits.trailing_zeros() as usize);
+        self.bits &= self.bits.wrapping_sub(1);
         if cpu < self.nr {
             Some(cpu)
         } else {
@@ -205,7 +209,7 @@ pub(super) unsafe fn rq_cpu(rq: usize) -> usize {
     }
     // SAFETY: The caller guarantees `rq` points to a live runqueue, whose `int cpu` is at `offset`; it
     // is set at boot and never changes.
-    unsafe { ((rq + offset) as *const i32).read() as usize }
+    unsafe { (rq.wrapping_add(offset) as *const i32).read() as usize }
 }
 
 /// Whether the current task of the runqueue at `rq` is marked to reschedule (`TIF_NEED_RESCHED`).

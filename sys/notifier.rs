@@ -16,7 +16,7 @@ use super::cpu;
 use super::module::ModuleRef;
 use super::task::{self, Current, NewTask, Task, Woken};
 use core::sync::atomic::{
-    AtomicU64, AtomicUsize,
+    AtomicBool, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use kernel::ffi::c_int;
@@ -69,7 +69,7 @@ impl<H: Handler> PreemptNotifier<H> {
 }
 
 /// A table of preempt notifiers with handler `H`, allocated at load, that tasks carry; and the static
-/// key that turns notifiers on.
+/// key that turns notifiers on, from the first attach.
 ///
 /// Attaching and detaching allocate nothing and take no lock: a slot is claimed and freed with one
 /// atomic operation on a bitmap, and found again from the task's own notifier list. So both may happen
@@ -93,7 +93,11 @@ pub(crate) struct Notifiers<H: Handler> {
     limit: AtomicUsize,
     full: AtomicU64,
     module: &'static ThisModule,
-    _enabled: Enabled,
+    /// Whether this table turned the preempt-notifier static key on (see [`Self::enable`]).
+    key_on: AtomicBool,
+    /// How many times it did (two first attachers may both have): as many `preempt_notifier_dec` at
+    /// unload.
+    key_refs: AtomicUsize,
 }
 
 // SAFETY: `ops` is only read (by the scheduler, through the notifiers) after construction; the rest
@@ -103,8 +107,8 @@ unsafe impl<H: Handler> Send for Notifiers<H> {}
 unsafe impl<H: Handler> Sync for Notifiers<H> {}
 
 impl<H: Handler> Notifiers<H> {
-    /// A table of `len` slots whose handlers `make` builds now, `limit` of them usable at once; turns
-    /// preempt notifiers on (may sleep) until it is dropped.
+    /// A table of `len` slots whose handlers `make` builds now, `limit` of them usable at once.
+    /// Preempt notifiers stay off (the kernel's context switches skip them) until [`Self::enable`].
     pub(crate) fn new(
         module: &'static ThisModule,
         len: usize,
@@ -128,7 +132,8 @@ impl<H: Handler> Notifiers<H> {
             limit: AtomicUsize::new(limit.min(len)),
             full: AtomicU64::new(0),
             module,
-            _enabled: Enabled::new(),
+            key_on: AtomicBool::new(false),
+            key_refs: AtomicUsize::new(0),
         };
         this.slots.reserve(len, GFP_KERNEL)?;
         for index in 0..len {
@@ -245,11 +250,36 @@ impl<H: Handler> Notifiers<H> {
         unsafe { ModuleRef::put_held(self.module) };
     }
 
+    /// Turns preempt notifiers on (`preempt_notifier_inc`, a static key) unless this table did already;
+    /// they stay on until the table is dropped. Until the first attach the kernel's context switches
+    /// skip the notifier lists altogether (`fire_sched_{in,out}_preempt_notifiers()` in
+    /// kernel/sched/core.c test the key first), so loading the module costs a switch nothing here.
+    ///
+    /// May sleep (`static_key_slow_inc()` takes `cpus_read_lock()`): call it from process context
+    /// before [`Self::attach`], and before queueing works that attach. [`Self::attach_new`] needs no
+    /// call: it attaches only the children of attached tasks, so the key is on.
+    pub(crate) fn enable(&self) {
+        if self.key_on.load(Acquire) {
+            return;
+        }
+        // SAFETY: Process context (the caller's contract above); balanced in `drop`.
+        unsafe { bindings::preempt_notifier_inc() };
+        self.key_refs.fetch_add(1, Relaxed);
+        // Release: who sees it on sees the key enabled (the increment returned once it was patched in).
+        self.key_on.store(true, Release);
+    }
+
     /// Registers a notifier on the calling task, first calling `start` with its handler and the CPU the
     /// task runs on, with preemption off until the notifier is registered (so the task cannot move to
     /// another CPU, or spend time off it, between the two); `Ok(false)` if it carries one of this table
     /// already. No allocation, no lock; `start` must not sleep.
+    ///
+    /// Preempt notifiers must be on ([`Self::enable`]): a notifier registered while they are off
+    /// would be silent. Refused with `EINVAL` otherwise.
     pub(crate) fn attach(&self, me: &Current<'_>, start: impl FnOnce(&H, usize)) -> Result<bool> {
+        if !self.key_on.load(Acquire) {
+            return Err(EINVAL);
+        }
         if self.is_attached(me) {
             return Ok(false);
         }
@@ -319,6 +349,10 @@ impl<H: Handler> Drop for Notifiers<H> {
             // SAFETY: `ops` came from `KBox::into_raw` and no notifier is registered (invariant).
             drop(unsafe { KBox::from_raw(self.ops) });
         }
+        for _ in 0..self.key_refs.load(Relaxed) {
+            // SAFETY: Balances a `preempt_notifier_inc` of `enable`; process context (unload).
+            unsafe { bindings::preempt_notifier_dec() };
+        }
     }
 }
 
@@ -349,23 +383,4 @@ unsafe extern "C" fn sched_out<H: Handler>(
     // SAFETY: Used only within this call.
     let prev = unsafe { task::current() };
     this.handler.sched_out(prev, next);
-}
-
-/// Keeps the preempt-notifier static key on (`preempt_notifier_inc`) while it lives.
-struct Enabled(());
-
-impl Enabled {
-    /// Turns preempt notifiers on (may sleep).
-    fn new() -> Self {
-        // SAFETY: `preempt_notifier_inc` may be called from process context at any time.
-        unsafe { bindings::preempt_notifier_inc() };
-        Self(())
-    }
-}
-
-impl Drop for Enabled {
-    fn drop(&mut self) {
-        // SAFETY: Balances the `preempt_notifier_inc` of `new`.
-        unsafe { bindings::preempt_notifier_dec() };
-    }
 }

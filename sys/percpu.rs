@@ -75,35 +75,6 @@ impl PerCpuArray {
         }
     }
 
-    /// Adds `v` to counter `idx` of the current CPU (IRQ-safe, as [`Self::inc`]); an index out of
-    /// range is ignored.
-    #[inline(always)]
-    pub(crate) fn add(&self, idx: usize, v: u64) {
-        if let Some(slot) = self.this_slot(idx) {
-            this_cpu_add(slot, v);
-        }
-    }
-
-    /// Raises counter `idx` of the current CPU to `v` if it is below. A load and a store: the counter
-    /// must only be raised from one context on its CPU at a time (an interrupt that raised it between
-    /// the two could be undone; the callers raise each counter from one kind of handler only, which
-    /// does not interrupt itself).
-    #[inline(always)]
-    pub(crate) fn raise(&self, idx: usize, v: u64) {
-        if let Some(slot) = self.this_slot(idx) {
-            if this_cpu_read(slot) < v {
-                this_cpu_write(slot, v);
-            }
-        }
-    }
-
-    /// The per-cpu address of counter `idx` (`None` out of range).
-    #[inline(always)]
-    fn this_slot(&self, idx: usize) -> Option<*mut u64> {
-        let &base = self.chunks.get(idx / CHUNK)?;
-        (idx < self.len).then(|| base.wrapping_add(idx % CHUNK))
-    }
-
     /// CPU `cpu`'s counters.
     pub(crate) fn cpu_view(&self, cpu: usize) -> CpuView<'_> {
         CpuView {
@@ -149,6 +120,125 @@ impl Drop for PerCpuArray {
         for &base in self.chunks.iter() {
             // SAFETY: `base` came from `__alloc_percpu` and is freed only here (invariant).
             unsafe { bindings::free_percpu(base.cast()) };
+        }
+    }
+}
+
+/// `N` counters on every possible CPU in one allocation, for the counters whose number does not grow
+/// with the CPUs. An index the compiler knows to be below `N` (a constant, an enum's position, a
+/// clamped bucket) costs no check: a counter is one instruction through `%gs` on x86-64.
+///
+/// Concurrency as for [`PerCpuArray`].
+///
+/// # Invariants
+///
+/// `base` is a per-cpu allocation of `N` `u64`s from `__alloc_percpu`, freed only in `drop`.
+pub(crate) struct PerCpuBlock<const N: usize> {
+    base: *mut u64,
+}
+
+// SAFETY: As for `PerCpuArray`.
+unsafe impl<const N: usize> Send for PerCpuBlock<N> {}
+// SAFETY: As for `PerCpuArray`.
+unsafe impl<const N: usize> Sync for PerCpuBlock<N> {}
+
+impl<const N: usize> PerCpuBlock<N> {
+    /// `N` fits one allocation: at most [`CHUNK`] counters (a quarter of `PCPU_MIN_UNIT_SIZE`).
+    const FITS: () = assert!(N > 0 && N <= CHUNK);
+
+    /// Allocates `N` zeroed counters on every possible CPU.
+    pub(crate) fn new() -> Result<Self> {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::FITS;
+        // SAFETY: As in `PerCpuArray::new`.
+        let base = unsafe { bindings::rrp_alloc_percpu(N * 8, core::mem::align_of::<u64>()) };
+        if base.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: a per-cpu allocation of `N` counters.
+        Ok(Self { base: base.cast() })
+    }
+
+    /// Adds one to counter `idx` of the current CPU; an index out of range is ignored.
+    #[inline(always)]
+    pub(crate) fn inc(&self, idx: usize) {
+        if idx < N {
+            this_cpu_inc(self.base.wrapping_add(idx));
+        }
+    }
+
+    /// Adds `v` to counter `idx` of the current CPU; an index out of range is ignored.
+    #[inline(always)]
+    pub(crate) fn add(&self, idx: usize, v: u64) {
+        if idx < N {
+            this_cpu_add(self.base.wrapping_add(idx), v);
+        }
+    }
+
+    /// Raises counter `idx` of the current CPU to `v` if it is below. A load and a store: the counter
+    /// must only be raised from one context on its CPU at a time (an interrupt that raised it between
+    /// the two could be undone; the callers raise each counter from one kind of handler only, which
+    /// does not interrupt itself).
+    #[inline(always)]
+    pub(crate) fn raise(&self, idx: usize, v: u64) {
+        if idx < N {
+            let slot = self.base.wrapping_add(idx);
+            if this_cpu_read(slot) < v {
+                this_cpu_write(slot, v);
+            }
+        }
+    }
+
+    /// CPU `cpu`'s copy, or `None` for an impossible CPU.
+    fn copy(&self, cpu: usize) -> Option<*mut u64> {
+        // SAFETY: `cpu` is a possible CPU, so it has a copy of the live allocation (invariant).
+        cpu::is_possible(cpu).then(|| unsafe { bindings::rrp_per_cpu_ptr(self.base, cpu as u32) })
+    }
+
+    /// CPU `cpu`'s counters.
+    pub(crate) fn cpu_view(&self, cpu: usize) -> BlockView<'_, N> {
+        BlockView {
+            copy: self.copy(cpu),
+            _block: self,
+        }
+    }
+
+    /// Sets every counter of every possible CPU to zero. Only for a block that no CPU increments now.
+    pub(crate) fn zero(&self) {
+        for cpu in 0..cpu::nr_cpu_ids() {
+            if let Some(copy) = self.copy(cpu) {
+                for idx in 0..N {
+                    // SAFETY: `copy` is `cpu`'s copy of `N` aligned `u64`s (invariant); no CPU
+                    // increments the block now (the caller's promise).
+                    unsafe { copy.add(idx).write_volatile(0) };
+                }
+            }
+        }
+    }
+}
+
+impl<const N: usize> Drop for PerCpuBlock<N> {
+    fn drop(&mut self) {
+        // SAFETY: `base` came from `__alloc_percpu` and is freed only here (invariant).
+        unsafe { bindings::free_percpu(self.base.cast()) };
+    }
+}
+
+/// One CPU's counters of a [`PerCpuBlock`].
+pub(crate) struct BlockView<'a, const N: usize> {
+    /// That CPU's copy (`None`: an impossible CPU, whose counters read 0).
+    copy: Option<*mut u64>,
+    _block: &'a PerCpuBlock<N>,
+}
+
+impl<const N: usize> BlockView<'_, N> {
+    /// Counter `idx` (0 out of range or for an impossible CPU).
+    pub(crate) fn get(&self, idx: usize) -> u64 {
+        match self.copy {
+            // SAFETY: `copy` is a CPU's copy of the block, alive while `_block` is borrowed, and
+            // `idx < N` is inside it; a racing `this_cpu_inc` is one instruction (see `CpuView::get`).
+            Some(copy) if idx < N => unsafe { copy.add(idx).read_volatile() },
+            _ => 0,
         }
     }
 }
