@@ -12,6 +12,7 @@
 
 use crate::logic::counters::{Counters, Hist, Local};
 use crate::sys::cpu;
+use crate::sys::percpu::PerCpuBlock;
 use crate::sys::task::{Task, TaskExt};
 use crate::sys::time::now_ns;
 use core::sync::atomic::{
@@ -75,6 +76,17 @@ pub(crate) struct Latency {
     /// `SLOTS` words per CPU id: 0, or the start of the interval in progress.
     starts: KVec<AtomicU64>,
     on: AtomicBool,
+    /// Per CPU, the clock reading of the context switch in progress there ([`SWITCH_NOW`]) and the
+    /// task it switches to ([`SWITCH_TO`], 0: not read yet in this switch); see [`Self::switch_now`].
+    switch: PerCpuBlock<2>,
+}
+
+const SWITCH_NOW: usize = 0;
+const SWITCH_TO: usize = 1;
+
+/// A task's identity for [`Latency::switch_now`]: the address of its `task_struct`.
+fn task_key(task: &Task) -> u64 {
+    core::ptr::from_ref(task) as usize as u64
 }
 
 impl Latency {
@@ -87,12 +99,35 @@ impl Latency {
         Ok(Self {
             starts,
             on: AtomicBool::new(true),
+            switch: PerCpuBlock::new()?,
         })
     }
 
-    /// Bytes the start slots of `cpus` CPU ids take.
+    /// Bytes the start slots of `cpus` CPU ids take (and the switch clock, two words per CPU).
     pub(crate) fn bytes(cpus: usize) -> usize {
-        SLOTS * cpus * core::mem::size_of::<AtomicU64>()
+        (SLOTS + 2) * cpus * core::mem::size_of::<AtomicU64>()
+    }
+
+    /// The clock reading of the context switch to `next` in progress on this CPU: read by the first
+    /// handler of the switch that needs it, reused by the others, so a switch reads the clock once.
+    ///
+    /// A switch's handlers run on one CPU, in order, with the runqueue locked and interrupts off until
+    /// the last, which runs with preemption still off: `trace_sched_switch()` in `__schedule()`, then
+    /// `context_switch()` -> `prepare_task_switch()` -> `fire_sched_out_preempt_notifiers(prev, next)`,
+    /// then `finish_task_switch()` -> `fire_sched_in_preempt_notifiers(current)` (kernel/sched/core.c:
+    /// 6.12 lines 6749, 5163 and 5247; 7.3 lines 7281, 5316 and 5400). `sched_switch`, which runs
+    /// first in every switch, resets the word ([`Self::switched`]), so no reading outlives its switch.
+    /// Nothing in interrupt context writes these words.
+    #[inline]
+    pub(crate) fn switch_now(&self, next: &Task) -> u64 {
+        let key = task_key(next);
+        if self.switch.read(SWITCH_TO) == key {
+            return self.switch.read(SWITCH_NOW);
+        }
+        let now = now_ns();
+        self.switch.write(SWITCH_NOW, now);
+        self.switch.write(SWITCH_TO, key);
+        now
     }
 
     /// Whether intervals are measured.
@@ -230,25 +265,36 @@ impl Latency {
         }
     }
 
-    /// This CPU switches from `prev`, preempted (`preempt`) or not, `prev_state` its state when the
-    /// switch began (the task blocks when it was not preempted and its state is not 0): ends the
-    /// reschedule interval in progress for it, and counts how that switch went.
+    /// This CPU switches from `prev` to `next`, preempted (`preempt`) or not, `prev_state` its state
+    /// when the switch began (the task blocks when it was not preempted and its state is not 0): ends
+    /// the reschedule interval in progress for it, and counts how that switch went. The first handler
+    /// of every switch: it starts the switch's clock reading afresh ([`Self::switch_now`]).
     #[inline]
     pub(crate) fn switched(
         &self,
         counters: &Counters,
         prev: &Task,
+        next: &Task,
         preempt: bool,
         prev_state: u32,
     ) {
+        self.switch.write(SWITCH_TO, 0);
         if !self.enabled() {
             return;
         }
-        let Some((ns, remote)) = self.slot(cpu::this_cpu(), RESCHED).and_then(Self::end) else {
+        let Some(slot) = self.slot(cpu::this_cpu(), RESCHED) else {
             return;
         };
+        if slot.load(Relaxed) == 0 {
+            return;
+        }
+        let stamp = slot.swap(0, Relaxed);
+        if stamp == 0 {
+            return;
+        }
+        let ns = self.switch_now(next).saturating_sub(stamp >> 1);
         counters.record(
-            if remote {
+            if stamp & REMOTE != 0 {
                 Hist::ReschedRemote
             } else {
                 Hist::ReschedLocal

@@ -174,7 +174,7 @@ impl Tracker {
 impl notifier::Handler for Tracker {
     /// Counts the switch in; when latency recording is on, starts the slice and measures the wait
     /// since the wakeup, if the task was woken since it last left a CPU.
-    fn sched_in(&self, cpu: usize) {
+    fn sched_in(&self, cpu: usize, me: &Task) {
         let counters = &self.engine.window().counters;
         bump(&self.ins);
         counters.local(Local::SchedIn);
@@ -185,7 +185,7 @@ impl notifier::Handler for Tracker {
         }
         let woken = self.woken_at.swap(0, Relaxed);
         if self.engine.latency().enabled() {
-            let now = now_ns();
+            let now = self.engine.latency().switch_now(me);
             self.slice_start.store(now, Relaxed);
             if woken != 0 {
                 counters.record(Hist::WakeupToRun, now.saturating_sub(woken));
@@ -220,7 +220,8 @@ impl notifier::Handler for Tracker {
             } else {
                 Hist::SliceBlocked
             };
-            counters.record(hist, now_ns().saturating_sub(start));
+            let now = self.engine.latency().switch_now(next);
+            counters.record(hist, now.saturating_sub(start));
         }
     }
 }
@@ -502,13 +503,14 @@ impl SchedProcessExit for Tasks {
 impl SchedSwitch for Engine {
     /// Counts every context switch, and those that preempted the previous task; ends the reschedule
     /// interval in progress for this CPU.
-    fn sched_switch(&self, preempt: bool, prev: &Task, _next: &Task, prev_state: u32) {
+    fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32) {
         let counters = &self.window().counters;
         counters.local(Local::Switches);
         if preempt {
             counters.local(Local::SwitchesPreempt);
         }
-        self.latency().switched(counters, prev, preempt, prev_state);
+        self.latency()
+            .switched(counters, prev, next, preempt, prev_state);
     }
 }
 

@@ -26,8 +26,8 @@ use kernel::types::Opaque;
 /// What a notifier calls. Both run in scheduler context and must not sleep, allocate or panic;
 /// `sched_out` runs with the runqueue lock held and IRQs off.
 pub(crate) trait Handler: Send + Sync {
-    /// The task is about to run on `cpu`.
-    fn sched_in(&self, cpu: usize);
+    /// The task `me` (now `current`) is about to run on `cpu`.
+    fn sched_in(&self, cpu: usize, me: &Task);
     /// The task `prev` (still `current`) is being switched out for `next`.
     fn sched_out(&self, prev: &Task, next: &Task);
 }
@@ -364,7 +364,9 @@ impl<H: Handler> Drop for Notifiers<H> {
 unsafe extern "C" fn sched_in<H: Handler>(n: *mut bindings::preempt_notifier, cpu: c_int) {
     // SAFETY: `n` is the first field of a live `PreemptNotifier<H>` (type invariant).
     let this = unsafe { &*n.cast::<PreemptNotifier<H>>() };
-    this.handler.sched_in(cpu as usize);
+    // SAFETY: Used only within this call.
+    let me = unsafe { task::current() };
+    this.handler.sched_in(cpu as usize, me);
 }
 
 /// `sched_out` trampoline.

@@ -189,6 +189,25 @@ impl<const N: usize> PerCpuBlock<N> {
         }
     }
 
+    /// Word `idx` of the current CPU (0 out of range). Callers keep the CPU for as long as the value
+    /// means something to them (preemption off).
+    #[inline(always)]
+    pub(crate) fn read(&self, idx: usize) -> u64 {
+        if idx < N {
+            this_cpu_read(self.base.wrapping_add(idx))
+        } else {
+            0
+        }
+    }
+
+    /// Sets word `idx` of the current CPU to `v`; an index out of range is ignored.
+    #[inline(always)]
+    pub(crate) fn write(&self, idx: usize, v: u64) {
+        if idx < N {
+            this_cpu_write(self.base.wrapping_add(idx), v);
+        }
+    }
+
     /// CPU `cpu`'s copy, or `None` for an impossible CPU.
     fn copy(&self, cpu: usize) -> Option<*mut u64> {
         // SAFETY: `cpu` is a possible CPU, so it has a copy of the live allocation (invariant).
