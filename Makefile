@@ -48,7 +48,7 @@ export RRP_KO := $(MODDIR)/resched_probe.ko
 # The fallback-only build for this kernel, which the boot test loads for its `fallback` part.
 export RRP_FALLBACK_KO := $(REPO)/.build-$(KTAG)fallback$(filter-out -default,-$(KCONFIG))/resched_probe.ko
 # The module's sources: Kbuild, the crate root, and its two folders (logic/, sys/).
-MOD_DIRS := logic sys
+MOD_DIRS := logic logic/report sys
 MOD_SRCS := Kbuild rust_resched_probe.rs $(foreach d,$(MOD_DIRS),$(filter-out %/bindings_generated.rs, \
 	$(patsubst $(REPO)/%,%,$(wildcard $(REPO)/$(d)/*.rs $(REPO)/$(d)/*.c $(REPO)/$(d)/*.h))))
 
@@ -92,6 +92,10 @@ modules: $(KERNEL_DEP) sources
 sources:
 ifneq ($(MODDIR),$(REPO))
 	mkdir -p $(addprefix $(MODDIR)/,$(MOD_DIRS))
+	# A source removed or moved in the repo goes from the copy too (a stale logic/report.rs would
+	# clash with logic/report/mod.rs).
+	cd $(MODDIR) && find $(MOD_DIRS) -maxdepth 1 \( -name '*.rs' -o -name '*.c' -o -name '*.h' \) \
+		! -name bindings_generated.rs -delete
 	cd $(REPO) && cp -p --parents $(MOD_SRCS) $(MODDIR)/
 endif
 

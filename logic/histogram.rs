@@ -7,6 +7,7 @@
 //! the largest value and the complement of the smallest (so that both extremes only ever rise and a
 //! zeroed histogram is empty).
 
+use crate::logic::report::table::FixedText;
 use core::fmt::{self, Write};
 
 /// Buckets per histogram: every `u64` fits (the last bucket also takes what lies beyond it).
@@ -60,38 +61,16 @@ struct Range(usize);
 impl fmt::Display for Range {
     /// Honours the formatter's width and alignment (the bucket column is padded).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut label = Label::default();
         match self.0 {
-            k @ (0 | 1) => write!(label, "[{k}]")?,
-            k if k == BUCKETS - 1 => write!(label, "[{}, ...)", Bound(low(k)))?,
-            k => write!(label, "[{}, {})", Bound(low(k)), Bound(low(k + 1)))?,
+            k @ (0 | 1) => FixedText::<32>::padded(f, format_args!("[{k}]")),
+            k if k == BUCKETS - 1 => {
+                FixedText::<32>::padded(f, format_args!("[{}, ...)", Bound(low(k))))
+            }
+            k => FixedText::<32>::padded(
+                f,
+                format_args!("[{}, {})", Bound(low(k)), Bound(low(k + 1))),
+            ),
         }
-        f.pad(label.as_str())
-    }
-}
-
-/// A short label built in place (no allocation), for padding.
-#[derive(Default)]
-struct Label {
-    bytes: [u8; 32],
-    len: usize,
-}
-
-impl Label {
-    fn as_str(&self) -> &str {
-        core::str::from_utf8(&self.bytes[..self.len]).unwrap_or("?")
-    }
-}
-
-impl Write for Label {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
     }
 }
 

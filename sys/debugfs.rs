@@ -118,13 +118,38 @@ impl fmt::Write for Text {
     }
 }
 
+/// Why a file's text could not be shown: an errno. Formatting into a [`Text`] fails only when the text
+/// cannot grow, so a [`fmt::Error`] is `ENOMEM`; this is the one place that says so.
+pub(crate) struct ShowError(Error);
+
+impl From<fmt::Error> for ShowError {
+    fn from(_: fmt::Error) -> Self {
+        Self(ENOMEM)
+    }
+}
+
+impl From<Error> for ShowError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl From<kernel::alloc::AllocError> for ShowError {
+    fn from(_: kernel::alloc::AllocError) -> Self {
+        Self(ENOMEM)
+    }
+}
+
+/// What [`Node::show`] returns: `?` takes both formatting and kernel errors.
+pub(crate) type Shown = core::result::Result<(), ShowError>;
+
 /// What a debugfs file shows when read and accepts when written.
 ///
 /// A file is readable (by root) when its type implements `show`, writable when it implements `store`.
 #[vtable]
 pub(crate) trait Node: Sync + Sized {
     /// Writes the file's whole text to `out`.
-    fn show(&self, _out: &mut Text) -> Result {
+    fn show(&self, _out: &mut Text) -> Shown {
         kernel::build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -274,7 +299,7 @@ unsafe extern "C" fn show<T: Node>(m: *mut bindings::seq_file, _v: *mut c_void) 
             bindings::seq_write(m, text.0.as_ptr().cast(), text.0.len());
             0
         },
-        Err(e) => e.to_errno(),
+        Err(ShowError(e)) => e.to_errno(),
     }
 }
 
