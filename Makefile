@@ -4,9 +4,10 @@
 #
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
-#   make check      for both kernels (6.12 and 7.3; CHECK_KERNELS=...: some): set-up, kernel, warning-free
-#                   module, fmtcheck, clippy, then the QEMU boot test and the scale boot (512 possible CPUs,
-#                   4 online)
+#   make check      the host unit tests (make unit), then for both kernels (6.12 and 7.3; CHECK_KERNELS=...:
+#                   some): set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
+#                   the scale boot (512 possible CPUs, 4 online)
+#   make unit       the host unit tests alone, in seconds (logic/unit, the tool's tests)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
 #                   booted under qemu-system-aarch64 (4 CPUs, then 512 possible with 4 online)
@@ -60,14 +61,14 @@ KMAKE := $(MAKE) -C $(KDIR) M=$(MODDIR) $(KARCH) LLVM=1 RUSTC=/usr/bin/rustc HOS
 	BINDGEN=$(BINDGEN) CLIPPY_DRIVER=/usr/bin/clippy-driver
 RUSTFMT := /usr/bin/rustfmt
 # rustfmt follows `mod` from the crate root into logic/ and sys/ (not into the generated bindings).
-RS_SRCS := rust_resched_probe.rs
+RS_SRCS := rust_resched_probe.rs logic/unit/lib.rs
 
 # Build the cached kernel first only when building against it.
 ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: testmod testmod-ko fallback default modules tool tool-check kernel kdir kimage setup run check check-build test bench bench-modules \
+.PHONY: testmod testmod-ko fallback default modules tool tool-check unit kernel kdir kimage setup run check check-build test bench bench-modules \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
 
 default: modules tool
@@ -79,11 +80,14 @@ TOOL_ARGS := --locked --manifest-path $(TOOL_DIR)/Cargo.toml
 tool:
 	cargo build $(TOOL_ARGS) --release -q
 
-# The tool's host checks: rustfmt, clippy (warnings are errors) and its unit tests on saved module output.
+# The tool's host checks: rustfmt and clippy (warnings are errors); its unit tests run in `make unit`.
 tool-check:
 	cd $(TOOL_DIR) && cargo fmt --check
 	cargo clippy $(TOOL_ARGS) --release -q -- -D warnings
-	cargo test $(TOOL_ARGS) --release -q
+
+# The host unit tests, in seconds: the module's kernel-free logic (logic/unit) and the tool's.
+unit:
+	$(REPO)/scripts/unit.sh
 
 modules: $(KERNEL_DEP) sources
 	$(KMAKE) modules

@@ -7,7 +7,7 @@
 //! the largest value and the complement of the smallest (so that both extremes only ever rise and a
 //! zeroed histogram is empty).
 
-use crate::logic::report::table::FixedText;
+use crate::logic::text::FixedText;
 use core::fmt::{self, Write};
 
 /// Buckets per histogram: every `u64` fits (the last bucket also takes what lies beyond it).
@@ -46,7 +46,7 @@ impl fmt::Display for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut v = self.0;
         for suffix in ["", "K", "M", "G", "T", "P"] {
-            if v < 1024 || v % 1024 != 0 {
+            if v < 1024 || !v.is_multiple_of(1024) {
                 return write!(f, "{v}{suffix}");
             }
             v /= 1024;

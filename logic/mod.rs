@@ -13,3 +13,4 @@ pub(crate) mod ratelimit;
 pub(crate) mod report;
 pub(crate) mod stacks;
 pub(crate) mod tasks;
+pub(crate) mod text;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check` over every kernel of CHECK_KERNELS (default "6.12 7.3"): for each, the build checks
+# `make check`: the host unit tests (scripts/unit.sh), then over every kernel of CHECK_KERNELS (default
+# "6.12 7.3"): for each, the build checks
 # (fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test module), then
 # its two boots (the boot test, then the scale boot: 512 possible CPUs, 4 online). The builds run one
 # kernel after the other (2 cores); the boots of the kernels run side by side (CHECK_PARALLEL=0: one after
@@ -27,9 +28,13 @@ counts() { # the last `N passed, N failed` line of a log as "N N"; none, or a no
 	echo "$p $f"
 }
 
-# What every kernel shares: the tool, its host checks, the load generator, QEMU 10 for the scale boot.
+# What every kernel shares: the tool, its host checks, the load generator, QEMU 10 for the scale boot;
+# and the host unit tests, which count their test functions.
 shared_failed=0
 mk tool tool-check "$repo/tools/rrp-load" || shared_failed=1
+"$repo/scripts/unit.sh" 2>&1 | tee "$logs/unit"
+unit_rc=${PIPESTATUS[0]}
+read -r unit_passed unit_failed < <(counts "$logs/unit" "$unit_rc")
 "$repo/scripts/qemu-x2apic.sh" build || shared_failed=1
 
 booted=()
@@ -69,9 +74,9 @@ for k in "${booted[@]}"; do
 done
 for p in "${pids[@]}"; do wait "$p"; done
 
-passed=0
-failed=$shared_failed
-summary=()
+passed=$unit_passed
+failed=$((shared_failed + unit_failed))
+summary=("unit tests (host): $unit_passed passed, $unit_failed failed")
 for k in $kernels; do
 	if [ -f "$logs/buildfail-$k" ]; then
 		failed=$((failed + 1))

@@ -2,10 +2,10 @@
 
 //! The module's own state: `cpus` (the columns), `probes` (what is registered, and how) and `reset`.
 
-use super::table::{cpu_list, line};
 use crate::logic::engine::Engine;
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
+use crate::logic::text::{cpu_list, line};
 use crate::sys::cpu;
 use crate::sys::debugfs::{Node, Shown, Text};
 use crate::sys::task::Current;

@@ -3,12 +3,13 @@
 //! How long: `latency/resched`, `latency/ipi`, `latency/wakeup`, `latency/slices` (histograms over
 //! all CPUs, then their summary rows per CPU) and the setting `latency_enable`.
 
-use super::table::{header, histogram, histogram_rows, line, render, row};
+use super::table::{header, histogram, histogram_rows, render, row};
 use crate::logic::counters::{Hist, Local};
 use crate::logic::engine::Engine;
 use crate::logic::latency::Kind;
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
+use crate::logic::text::line;
 use crate::sys::debugfs::{Dir, File, Node, Shown, Text};
 use crate::sys::task::Current;
 use core::fmt::{self, Write};

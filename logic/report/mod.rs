@@ -15,7 +15,7 @@ mod control;
 mod counters;
 mod latency;
 mod stacks;
-pub(crate) mod table;
+mod table;
 mod tasks;
 
 use crate::logic::engine::Engine;

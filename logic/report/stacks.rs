@@ -3,11 +3,11 @@
 //! Who sends: `stacks/<tag>` (each distinct stack of a tag's hits, most counted first), and the two
 //! settings `stacks_enable` and `stacks_capacity`.
 
-use super::table::{cpu_list, line, parse_count};
 use crate::logic::counters::Tag;
 use crate::logic::engine::Engine;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::stacks::MAX_ENTRIES;
+use crate::logic::text::{cpu_list, line, parse_count};
 use crate::sys::debugfs::{Dir, File, Node, Shown, Text};
 use crate::sys::stacktrace::{self, Symbolizer};
 use crate::sys::task::Current;

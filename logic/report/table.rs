@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! How the files lay out their text: CPU lists, tables in the /proc/interrupts layout (a header of
-//! `CPU<n>` columns, one row per counter), histograms; short labels formatted in place
-//! ([`FixedText`]); and the small parsers of what the files accept.
+//! How the files lay out their text: tables in the /proc/interrupts layout (a header of `CPU<n>`
+//! columns, one row per counter) and histograms (the pure text helpers are in [`crate::logic::text`]).
 
 use crate::logic::counters::{Hist, Reading};
 use crate::logic::engine::Engine;
 use crate::logic::histogram::Histogram;
+use crate::logic::text::FixedText;
 use crate::sys::cpu;
 use crate::sys::debugfs::{Shown, Text};
 use core::fmt::{self, Write};
@@ -14,35 +14,6 @@ use kernel::prelude::*;
 
 /// Width of one CPU column, as in /proc/interrupts (`%10u` and a space).
 pub(super) const COLUMN: usize = 11;
-
-/// Writes `cpus` (increasing) as a kernel CPU list, e.g. `0-3,6`, and a newline.
-pub(crate) fn cpu_list(out: &mut impl Write, cpus: impl Iterator<Item = usize>) -> fmt::Result {
-    let mut runs: Option<(usize, usize)> = None;
-    let mut sep = "";
-    let mut flush = |out: &mut dyn Write, (lo, hi): (usize, usize)| -> fmt::Result {
-        let r = if lo == hi {
-            write!(out, "{sep}{lo}")
-        } else {
-            write!(out, "{sep}{lo}-{hi}")
-        };
-        sep = ",";
-        r
-    };
-    for cpu in cpus {
-        runs = match runs {
-            Some((lo, hi)) if cpu == hi + 1 => Some((lo, cpu)),
-            Some(done) => {
-                flush(out, done)?;
-                Some((cpu, cpu))
-            }
-            None => Some((cpu, cpu)),
-        };
-    }
-    if let Some(done) = runs {
-        flush(out, done)?;
-    }
-    writeln!(out)
-}
 
 /// Writes a table header: `label_width` blanks, then a right-aligned `CPU<n>` for each CPU of `cols`.
 pub(super) fn header(out: &mut impl Write, cols: &[usize], label_width: usize) -> fmt::Result {
@@ -122,46 +93,6 @@ impl fmt::Display for Label<'_> {
     }
 }
 
-/// Up to `N` bytes of text formatted in place (no allocation): a short label that a formatter pads as
-/// a whole. Writing more than fits is an error.
-pub(crate) struct FixedText<const N: usize> {
-    bytes: [u8; N],
-    len: usize,
-}
-
-impl<const N: usize> FixedText<N> {
-    /// Formats `args` in place and pads the result as one string with `f`'s width and alignment.
-    pub(crate) fn padded(f: &mut fmt::Formatter<'_>, args: fmt::Arguments<'_>) -> fmt::Result {
-        let mut text = Self {
-            bytes: [0; N],
-            len: 0,
-        };
-        text.write_fmt(args)?;
-        f.pad(text.as_str())
-    }
-
-    /// The text written so far.
-    fn as_str(&self) -> &str {
-        // Only whole `str`s are copied in, so the bytes are UTF-8.
-        self.bytes
-            .get(..self.len)
-            .and_then(|b| core::str::from_utf8(b).ok())
-            .unwrap_or("?")
-    }
-}
-
-impl<const N: usize> Write for FixedText<N> {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len.checked_add(s.len()).ok_or(fmt::Error)?;
-        self.bytes
-            .get_mut(self.len..end)
-            .ok_or(fmt::Error)?
-            .copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
-}
-
 /// The online CPUs: the columns of every table.
 pub(super) fn columns() -> Result<KVec<usize>> {
     let mut cols = KVec::new();
@@ -215,27 +146,6 @@ pub(super) fn insert_by_count<T>(
         i -= 1;
     }
     Ok(())
-}
-
-/// `input` without one trailing newline.
-pub(super) fn line(input: &[u8]) -> &[u8] {
-    input.strip_suffix(b"\n").unwrap_or(input)
-}
-
-/// A decimal number without sign, spaces or leading zeros.
-pub(super) fn parse_count(digits: &[u8]) -> Option<usize> {
-    if digits.is_empty() || digits.len() > 9 || digits.first() == Some(&b'0') {
-        return None;
-    }
-    digits.iter().try_fold(0usize, |n, &d| {
-        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
-    })
-}
-
-/// A task's NUL-padded name as text.
-pub(super) fn comm_str(comm: &[u8]) -> &str {
-    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    core::str::from_utf8(&comm[..len]).unwrap_or("?")
 }
 
 /// Writes `@name: <summary>` and the buckets of `h`, then a blank line.

@@ -3,11 +3,12 @@
 //! Task switches: `sched` (every CPU's context switches), and for the attached tasks `tasks`,
 //! `preempted_by`, `attach` and `attach_capacity`.
 
-use super::table::{comm_str, line, parse_count, render, table, Row};
+use super::table::{render, table, Row};
 use crate::logic::counters::Local;
 use crate::logic::engine::Engine;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::tasks::{Tasks, MAX_ATTACHED, MAX_PENDING};
+use crate::logic::text::{comm_str, line, parse_count};
 use crate::sys::debugfs::{Node, Shown, Text};
 use crate::sys::task::Current;
 use core::fmt::Write;
