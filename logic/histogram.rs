@@ -46,7 +46,7 @@ impl fmt::Display for Bound {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut v = self.0;
         for suffix in ["", "K", "M", "G", "T", "P"] {
-            if v < 1024 || !v.is_multiple_of(1024) {
+            if v < 1024 || v % 1024 != 0 {
                 return write!(f, "{v}{suffix}");
             }
             v /= 1024;

@@ -4,8 +4,9 @@
 //! `tracepoint_probe_register`.
 //!
 //! Each tracepoint this module uses has a handler trait with its arguments as safe types, and a
-//! constructor of [`TracepointProbe`] that registers the matching trampoline; the probe owns its
-//! handler and unregisters before dropping it.
+//! constructor of [`TracepointProbe`] that registers the matching trampoline, all three declared by
+//! one [`tracepoint!`] from the tracepoint's prototype; the probe owns its handler and unregisters
+//! before dropping it.
 //!
 //! Where each handler runs. Until 6.12 every tracepoint probe ran with preemption off
 //! (`preempt_disable_notrace()` in `__DO_TRACE`); on 7.x probes run under SRCU-fast
@@ -30,94 +31,6 @@ use kernel::c_str;
 use kernel::ffi::{c_char, c_int, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
-
-/// `sched_switch(preempt, prev, next, prev_state)`: every context switch, on its CPU (`__schedule()`,
-/// IRQs off, the runqueue locked).
-pub(crate) trait SchedSwitch: Send + Sync {
-    /// `prev` is switched out for `next`; `preempt` when `prev` was preempted (it stays runnable);
-    /// `prev_state` is `prev`'s state when the switch began: when not preempted, 0 if it stays runnable
-    /// (it yielded, or was rescheduled on its way back to user space), else the state it blocks in.
-    fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32);
-}
-
-/// `sched_wakeup(p)`: `p`, whose state matched a sleeping state, is made runnable (in the waker, or on
-/// the target CPU for a wakelist wakeup; with `p`'s locks held: no sleeping).
-pub(crate) trait SchedWakeup: Send + Sync {
-    /// `task` is woken.
-    fn sched_wakeup(&self, task: &Woken<'_>);
-}
-
-/// `sched_process_fork(parent, child)`: in the parent, before the child first runs (`kernel_clone()`,
-/// preemptible: the trampoline turns preemption off; no sleeping, `GFP_ATOMIC` only).
-pub(crate) trait SchedProcessFork: Send + Sync {
-    /// `parent` (the calling task) created `child`.
-    fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>);
-}
-
-/// `sched_process_exit(p)` (7.x: `(p, group_dead)`): in the exiting task (`do_exit()`, preemptible: the
-/// trampoline turns preemption off).
-pub(crate) trait SchedProcessExit: Send + Sync {
-    /// The calling task exits.
-    fn sched_process_exit(&self, task: &Current<'_>);
-}
-
-/// `ipi_send_cpu(cpu, callsite, callback)` (may run in NMI: no locks): an IPI to one CPU is about to be
-/// sent, from `smp_send_reschedule()` (callback NULL; its callers hold a runqueue lock or have
-/// preemption off), `send_call_function_single_ipi()` (callback
-/// `generic_smp_call_function_single_interrupt`; from `__smp_call_single_queue()`, whose callers have
-/// preemption off) or `irq_work_raise()` (a self-IPI, callback the work; preemption off).
-pub(crate) trait IpiSendCpu: Send + Sync {
-    /// An IPI to `cpu`; `callback` is 0 for NULL. `here` gives the sender's stack.
-    fn ipi_send_cpu(&self, cpu: usize, callback: usize, here: &Here<'_>);
-}
-
-/// `ipi_send_cpumask(mask, callsite, callback)`: call-function IPIs to the CPUs of `mask` are about to be
-/// sent (`send_call_function_ipi_mask()`, from `smp_call_function_many_cond()` after its `get_cpu()`).
-pub(crate) trait IpiSendCpumask: Send + Sync {
-    /// IPIs to the CPUs of `mask`. `here` gives the sender's stack.
-    fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, callback: usize, here: &Here<'_>);
-}
-
-/// `csd_queue_cpu(cpu, callsite, func, csd)` (may run in NMI: no locks): a function call is queued for
-/// `cpu` (`__smp_call_single_queue()`, whose callers have preemption off: `generic_exec_single()`,
-/// `irq_work_queue_on()`, `ttwu_queue_wakelist()` under `p->pi_lock`; `smp_call_function_many_cond()`
-/// after its `get_cpu()`); `func` is the function that will run there (`sched_ttwu_pending` for
-/// wakelist wakeups).
-pub(crate) trait CsdQueueCpu: Send + Sync {
-    /// `func` queued for `cpu`; `wakeup` when the queued entry is a task's wakelist entry (a wakeup
-    /// queued by `ttwu_queue_wakelist()`, `CSD_TYPE_TTWU`). `here` gives the queuing CPU's stack.
-    fn csd_queue_cpu(&self, cpu: usize, func: usize, wakeup: bool, here: &Here<'_>);
-}
-
-/// x86 `irq_vectors:<vector>_entry(vector)` (`reschedule_entry`, `call_function_single_entry`,
-/// `call_function_entry`): the IPI handler starts on this CPU, in hard interrupt context with interrupts
-/// off, before it counts itself in `/proc/interrupts`.
-pub(crate) trait VectorEntry: Send + Sync {
-    /// The handler of the IPI this probe was registered for starts on this CPU.
-    fn vector_entry(&self);
-}
-
-/// `ipi:ipi_entry(reason)` (arm64, arm: `do_handle_IPI()`): the handler of an IPI starts on this CPU, in
-/// hard interrupt context, or in NMI context for the CPU-stop IPI with pseudo-NMIs (and during a panic),
-/// `reason` the IPI's line in `/proc/interrupts` (`"Rescheduling interrupts"`, `"Function call
-/// interrupts"`, ...). Other architectures (x86 among them) have the tracepoint but never fire it.
-pub(crate) trait IpiEntry: Send + Sync {
-    /// An IPI whose `/proc/interrupts` name is `reason` (without its NUL) is received on this CPU. An
-    /// implementation must look at `reason` before doing anything else and do nothing for IPIs it does
-    /// not count: this also runs in NMI context.
-    fn ipi_entry(&self, reason: &[u8]);
-}
-
-/// `sched_set_need_resched_tp(tsk, cpu, tif)` (6.16+: a bare tracepoint, no tracefs event): a
-/// need-resched flag, immediate (`TIF_NEED_RESCHED`) or lazy (`TIF_NEED_RESCHED_LAZY`), is newly set on
-/// `tsk` (the current task of `cpu`, or in `__schedule()` and sched_ext the task about to run there). Fired by `__resched_curr()` (the runqueue locked), before it decides
-/// whether an IPI is needed, and by `set_tsk_need_resched()` through `__trace_set_need_resched()`
-/// (`cpu` its `smp_processor_id()`, which requires preemption off), kernel/sched/core.c.
-pub(crate) trait SetNeedResched: Send + Sync {
-    /// This CPU asks `cpu` to reschedule (immediately or lazily: not told apart here). `here` gives the
-    /// asking CPU's stack.
-    fn set_need_resched(&self, cpu: usize, here: &Here<'_>);
-}
 
 /// The bytes of `s`, without its NUL (6.12's `kernel::str::CStr` calls this `as_bytes`, 7.x's
 /// `core::ffi::CStr` `to_bytes`).
@@ -148,6 +61,16 @@ impl Here<'_> {
 struct Inner<H> {
     tp: *mut bindings::tracepoint,
     handler: Arc<H>,
+}
+
+impl<H> Inner<H> {
+    /// Where the tracepoint fired, for the call of its probe in progress.
+    fn here(&self) -> Here<'_> {
+        Here {
+            tp: self.tp,
+            _call: PhantomData,
+        }
+    }
 }
 
 /// A probe on a kernel tracepoint, calling a handler `H` it owns.
@@ -247,120 +170,327 @@ impl<H: Send + Sync> TracepointProbe<H> {
     }
 }
 
-impl<H: SchedSwitch> TracepointProbe<H> {
+/// Declares a tracepoint's handler trait and the constructor of [`TracepointProbe`] that registers its
+/// trampoline, from the tracepoint's name and prototype (`TP_PROTO`, written once: the trampoline takes
+/// exactly these arguments after the data pointer, which kCFI checks at every indirect call).
+///
+/// The trampoline's body sees `inner`, the probe's live [`Inner`], and the arguments; it converts them
+/// to safe types (each `unsafe` block saying why here) and calls the handler.
+macro_rules! tracepoint {
+    (
+        $(#[$trait_doc:meta])*
+        trait $trait:ident {
+            $(#[$method_doc:meta])*
+            fn $method:ident(&self $(, $arg:ident: $arg_ty:ty)* $(,)?);
+        }
+        $(#[$ctor_doc:meta])*
+        fn $ctor:ident = $name:literal;
+        $(#[$probe_doc:meta])*
+        unsafe extern "C" fn $probe:ident(
+            $inner:ident $(, $(#[$c_attr:meta])* $c_arg:ident: $c_ty:ty)* $(,)?
+        ) $body:block
+    ) => {
+        $(#[$trait_doc])*
+        pub(crate) trait $trait: Send + Sync {
+            $(#[$method_doc])*
+            fn $method(&self $(, $arg: $arg_ty)*);
+        }
+
+        impl<H: $trait> TracepointProbe<H> {
+            $(#[$ctor_doc])*
+            pub(crate) fn $ctor(handler: Arc<H>) -> Result<Self> {
+                // SAFETY: The trampoline takes the data pointer, then the tracepoint's `TP_PROTO` (the
+                // prototype this macro was given), and runs in the tracepoint's context.
+                unsafe { Self::register(c_str!($name), $probe::<H> as *mut c_void, handler) }
+            }
+        }
+
+        $(#[$probe_doc])*
+        ///
+        /// # Safety
+        ///
+        /// Registered by the constructor above: `data` is its live `Inner<H>`, the arguments are the
+        /// tracepoint's.
+        unsafe extern "C" fn $probe<H: $trait>(
+            data: *mut c_void
+            $(, $(#[$c_attr])* $c_arg: $c_ty)*
+        ) {
+            // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+            let $inner = unsafe { &*data.cast::<Inner<H>>() };
+            $body
+        }
+    };
+}
+
+tracepoint! {
+    /// `sched_switch(preempt, prev, next, prev_state)`: every context switch, on its CPU
+    /// (`__schedule()`, IRQs off, the runqueue locked).
+    trait SchedSwitch {
+        /// `prev` is switched out for `next`; `preempt` when `prev` was preempted (it stays
+        /// runnable); `prev_state` is `prev`'s state when the switch began: when not preempted, 0 if
+        /// it stays runnable (it yielded, or was rescheduled on its way back to user space), else the
+        /// state it blocks in.
+        fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32);
+    }
     /// Calls `handler` at every `sched_switch`.
-    pub(crate) fn sched_switch(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `switch_probe` has `sched_switch`'s prototype after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("sched_switch"),
-                switch_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
+    fn sched_switch = "sched_switch";
+    /// `sched_switch` trampoline.
+    unsafe extern "C" fn switch_probe(
+        inner,
+        preempt: bool,
+        prev: *mut bindings::task_struct,
+        next: *mut bindings::task_struct,
+        prev_state: u32,
+    ) {
+        // SAFETY: The scheduler holds both tasks for the duration of the switch.
+        let (prev, next) = unsafe { (task::from_raw(prev), task::from_raw(next)) };
+        inner.handler.sched_switch(preempt, prev, next, prev_state);
     }
 }
 
-impl<H: SchedWakeup> TracepointProbe<H> {
+tracepoint! {
+    /// `sched_wakeup(p)`: `p`, whose state matched a sleeping state, is made runnable (in the waker, or
+    /// on the target CPU for a wakelist wakeup; with `p`'s locks held: no sleeping).
+    trait SchedWakeup {
+        /// `task` is woken.
+        fn sched_wakeup(&self, task: &Woken<'_>);
+    }
     /// Calls `handler` at every `sched_wakeup`.
-    pub(crate) fn sched_wakeup(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `wakeup_probe` has `sched_wakeup`'s prototype after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("sched_wakeup"),
-                wakeup_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
+    fn sched_wakeup = "sched_wakeup";
+    /// `sched_wakeup` trampoline: `p` is the task `try_to_wake_up()` wakes (`ttwu_do_wakeup()`, after
+    /// its state matched).
+    unsafe extern "C" fn wakeup_probe(inner, p: *mut bindings::task_struct) {
+        // SAFETY: The waker holds `p` for the duration of the wakeup; its state matched a sleeping
+        // state (`ttwu_state_match()`), and `try_to_wake_up()` calls `ttwu_do_wakeup()` either for
+        // `p == current` (on its CPU) or with `p`'s runqueue lock held (`ttwu_runnable()`,
+        // `ttwu_do_activate()` from `ttwu_queue()` and `sched_ttwu_pending()`, kernel/sched/core.c:
+        // 3672-3675, 3756-3774, 3783-3803, 3969-3979, 4160-4181 in 6.12).
+        let woken = unsafe { Woken::new(task::from_raw(p)) };
+        inner.handler.sched_wakeup(&woken);
     }
 }
 
-impl<H: SchedProcessFork> TracepointProbe<H> {
+tracepoint! {
+    /// `sched_process_fork(parent, child)`: in the parent, before the child first runs
+    /// (`kernel_clone()`, preemptible: the trampoline turns preemption off; no sleeping, `GFP_ATOMIC`
+    /// only).
+    trait SchedProcessFork {
+        /// `parent` (the calling task) created `child`.
+        fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>);
+    }
     /// Calls `handler` at every `sched_process_fork`.
-    pub(crate) fn sched_process_fork(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `fork_probe` has `sched_process_fork`'s prototype after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("sched_process_fork"),
-                fork_probe::<H> as *mut c_void,
-                handler,
-            )
+    fn sched_process_fork = "sched_process_fork";
+    /// `sched_process_fork` trampoline: the tracepoint fires in `parent` before `child` is woken
+    /// (`kernel_clone`, before `wake_up_new_task`).
+    unsafe extern "C" fn fork_probe(
+        inner,
+        parent: *mut bindings::task_struct,
+        child: *mut bindings::task_struct,
+    ) {
+        // SAFETY: Used only within this call.
+        let me = unsafe { task::current() };
+        if task::raw(me) != parent {
+            return;
         }
+        // SAFETY: `me` is the calling task, in one of its own tracepoints (not a notifier callback).
+        let parent = unsafe { Current::new(me) };
+        // SAFETY: The creator holds `child`, which is not woken before the tracepoint returns.
+        let child = unsafe { NewTask::new(task::from_raw(child)) };
+        // Preemption off, as on 6.12 (see the module documentation).
+        super::cpu::pinned(|_| inner.handler.sched_process_fork(&parent, &child));
     }
 }
 
-impl<H: SchedProcessExit> TracepointProbe<H> {
+tracepoint! {
+    /// `sched_process_exit(p)` (7.x: `(p, group_dead)`): in the exiting task (`do_exit()`,
+    /// preemptible: the trampoline turns preemption off).
+    trait SchedProcessExit {
+        /// The calling task exits.
+        fn sched_process_exit(&self, task: &Current<'_>);
+    }
     /// Calls `handler` at every `sched_process_exit`.
-    pub(crate) fn sched_process_exit(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `exit_probe` has `sched_process_exit`'s prototype after the data pointer (with
-        // `group_dead` where the tree's include/trace/events/sched.h has it: Kbuild's
-        // `rrp_exit_group_dead`).
-        unsafe {
-            Self::register(
-                c_str!("sched_process_exit"),
-                exit_probe::<H> as *mut c_void,
-                handler,
-            )
+    fn sched_process_exit = "sched_process_exit";
+    /// `sched_process_exit` trampoline (with `group_dead` where the tree's
+    /// include/trace/events/sched.h has it: Kbuild's `rrp_exit_group_dead`).
+    unsafe extern "C" fn exit_probe(
+        inner,
+        p: *mut bindings::task_struct,
+        #[cfg(rrp_exit_group_dead)] _group_dead: bool,
+    ) {
+        // SAFETY: Used only within this call.
+        let me = unsafe { task::current() };
+        if task::raw(me) != p {
+            return;
         }
+        // SAFETY: `me` is the calling task, in one of its own tracepoints (not a notifier callback).
+        let me = unsafe { Current::new(me) };
+        // Preemption off, as on 6.12 (see the module documentation).
+        super::cpu::pinned(|_| inner.handler.sched_process_exit(&me));
     }
 }
 
-impl<H: SetNeedResched> TracepointProbe<H> {
+tracepoint! {
+    /// `sched_set_need_resched_tp(tsk, cpu, tif)` (6.16+: a bare tracepoint, no tracefs event): a
+    /// need-resched flag, immediate (`TIF_NEED_RESCHED`) or lazy (`TIF_NEED_RESCHED_LAZY`), is newly
+    /// set on `tsk` (the current task of `cpu`, or in `__schedule()` and sched_ext the task about to
+    /// run there). Fired by `__resched_curr()` (the runqueue locked), before it decides whether an IPI
+    /// is needed, and by `set_tsk_need_resched()` through `__trace_set_need_resched()` (`cpu` its
+    /// `smp_processor_id()`, which requires preemption off), kernel/sched/core.c.
+    trait SetNeedResched {
+        /// This CPU asks `cpu` to reschedule (immediately or lazily: not told apart here). `here`
+        /// gives the asking CPU's stack.
+        fn set_need_resched(&self, cpu: usize, here: &Here<'_>);
+    }
     /// Calls `handler` at every `sched_set_need_resched_tp` (`ENOENT` where the kernel has no such
-    /// tracepoint: before 6.16).
-    pub(crate) fn set_need_resched(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `need_resched_probe` has `sched_set_need_resched_tp`'s prototype after the data
-        // pointer (the only one it has had since it was added).
-        unsafe {
-            Self::register(
-                c_str!("sched_set_need_resched_tp"),
-                need_resched_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
+    /// tracepoint: before 6.16; its prototype has not changed since it was added).
+    fn set_need_resched = "sched_set_need_resched_tp";
+    /// `sched_set_need_resched_tp` trampoline.
+    unsafe extern "C" fn need_resched_probe(
+        inner,
+        _tsk: *mut bindings::task_struct,
+        cpu: c_int,
+        _tif: c_int,
+    ) {
+        inner.handler.set_need_resched(cpu as u32 as usize, &inner.here());
     }
 }
 
-impl<H: IpiSendCpu> TracepointProbe<H> {
+tracepoint! {
+    /// `ipi_send_cpu(cpu, callsite, callback)` (may run in NMI: no locks): an IPI to one CPU is about
+    /// to be sent, from `smp_send_reschedule()` (callback NULL; its callers hold a runqueue lock or
+    /// have preemption off), `send_call_function_single_ipi()` (callback
+    /// `generic_smp_call_function_single_interrupt`; from `__smp_call_single_queue()`, whose callers
+    /// have preemption off) or `irq_work_raise()` (a self-IPI, callback the work; preemption off).
+    trait IpiSendCpu {
+        /// An IPI to `cpu`; `callback` is 0 for NULL. `here` gives the sender's stack.
+        fn ipi_send_cpu(&self, cpu: usize, callback: usize, here: &Here<'_>);
+    }
     /// Calls `handler` at every `ipi_send_cpu`.
-    pub(crate) fn ipi_send_cpu(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `ipi_send_cpu_probe` has `ipi_send_cpu`'s prototype after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("ipi_send_cpu"),
-                ipi_send_cpu_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
+    fn ipi_send_cpu = "ipi_send_cpu";
+    /// `ipi_send_cpu` trampoline.
+    unsafe extern "C" fn ipi_send_cpu_probe(
+        inner,
+        cpu: u32,
+        _callsite: usize,
+        callback: *mut c_void,
+    ) {
+        let here = inner.here();
+        inner
+            .handler
+            .ipi_send_cpu(cpu as usize, callback as usize, &here);
     }
 }
 
-impl<H: IpiSendCpumask> TracepointProbe<H> {
+tracepoint! {
+    /// `ipi_send_cpumask(mask, callsite, callback)`: call-function IPIs to the CPUs of `mask` are about
+    /// to be sent (`send_call_function_ipi_mask()`, from `smp_call_function_many_cond()` after its
+    /// `get_cpu()`).
+    trait IpiSendCpumask {
+        /// IPIs to the CPUs of `mask`. `here` gives the sender's stack.
+        fn ipi_send_cpumask(&self, mask: &CpuMask<'_>, callback: usize, here: &Here<'_>);
+    }
     /// Calls `handler` at every `ipi_send_cpumask`.
-    pub(crate) fn ipi_send_cpumask(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `ipi_send_cpumask_probe` has `ipi_send_cpumask`'s prototype after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("ipi_send_cpumask"),
-                ipi_send_cpumask_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
+    fn ipi_send_cpumask = "ipi_send_cpumask";
+    /// `ipi_send_cpumask` trampoline: `mask` is a valid cpumask for the call.
+    unsafe extern "C" fn ipi_send_cpumask_probe(
+        inner,
+        mask: *const bindings::cpumask,
+        _callsite: usize,
+        callback: *mut c_void,
+    ) {
+        // SAFETY: The sender keeps `mask` valid and unchanged while it sends, which includes this
+        // call.
+        let mask = unsafe { CpuMask::from_raw(mask as usize) };
+        inner
+            .handler
+            .ipi_send_cpumask(&mask, callback as usize, &inner.here());
     }
 }
 
-impl<H: CsdQueueCpu> TracepointProbe<H> {
-    /// Calls `handler` at every `csd_queue_cpu`.
-    pub(crate) fn csd_queue_cpu(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `csd_queue_cpu_probe` has `csd_queue_cpu`'s prototype after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("csd_queue_cpu"),
-                csd_queue_cpu_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
+tracepoint! {
+    /// `csd_queue_cpu(cpu, callsite, func, csd)` (may run in NMI: no locks): a function call is queued
+    /// for `cpu` (`__smp_call_single_queue()`, whose callers have preemption off:
+    /// `generic_exec_single()`, `irq_work_queue_on()`, `ttwu_queue_wakelist()` under `p->pi_lock`;
+    /// `smp_call_function_many_cond()` after its `get_cpu()`); `func` is the function that will run
+    /// there (`sched_ttwu_pending` for wakelist wakeups).
+    trait CsdQueueCpu {
+        /// `func` queued for `cpu`; `wakeup` when the queued entry is a task's wakelist entry (a
+        /// wakeup queued by `ttwu_queue_wakelist()`, `CSD_TYPE_TTWU`). `here` gives the queuing CPU's
+        /// stack.
+        fn csd_queue_cpu(&self, cpu: usize, func: usize, wakeup: bool, here: &Here<'_>);
     }
+    /// Calls `handler` at every `csd_queue_cpu`.
+    fn csd_queue_cpu = "csd_queue_cpu";
+    /// `csd_queue_cpu` trampoline, with the tracepoint's own prototype (`smp_call_func_t func`,
+    /// `call_single_data_t *csd`): `func` is never NULL (kernel/smp.c fires the tracepoint with the
+    /// function of a call it queues, or with `sched_ttwu_pending` for a wakelist entry).
+    unsafe extern "C" fn csd_queue_cpu_probe(
+        inner,
+        cpu: u32,
+        _callsite: usize,
+        func: unsafe extern "C" fn(*mut c_void),
+        csd: *mut bindings::__call_single_data,
+    ) {
+        // Every queued entry starts with a `struct __call_single_node` whose flags hold its type; the
+        // queuing code reads them the same way (`CSD_TYPE()`, just before this tracepoint in
+        // `__smp_call_single_queue()`). The type bits do not change while the entry is queued.
+        // SAFETY: `csd` is the entry being queued, valid for this call (not yet on any list); its
+        // flags are an aligned `unsigned int`, read once as `READ_ONCE()` would (another CPU may set
+        // other bits of an irq_work's flags meanwhile).
+        let flags =
+            unsafe { core::ptr::addr_of!((*csd).node.__bindgen_anon_1.u_flags).read_volatile() };
+        let wakeup = flags & bindings::CSD_FLAG_TYPE_MASK == bindings::CSD_TYPE_TTWU;
+        inner
+            .handler
+            .csd_queue_cpu(cpu as usize, func as usize, wakeup, &inner.here());
+    }
+}
+
+tracepoint! {
+    /// `ipi:ipi_entry(reason)` (arm64, arm: `do_handle_IPI()`): the handler of an IPI starts on this
+    /// CPU, in hard interrupt context, or in NMI context for the CPU-stop IPI with pseudo-NMIs (and
+    /// during a panic), `reason` the IPI's line in `/proc/interrupts` (`"Rescheduling interrupts"`,
+    /// `"Function call interrupts"`, ...). Other architectures (x86 among them) have the tracepoint
+    /// but never fire it.
+    trait IpiEntry {
+        /// An IPI whose `/proc/interrupts` name is `reason` (without its NUL) is received on this CPU.
+        /// An implementation must look at `reason` before doing anything else and do nothing for IPIs
+        /// it does not count: this also runs in NMI context.
+        fn ipi_entry(&self, reason: &[u8]);
+    }
+    /// Calls `handler` each time an IPI handler starts, on architectures that fire `ipi:ipi_entry`.
+    fn ipi_entry = "ipi_entry";
+    /// `ipi:ipi_entry` trampoline: `reason` is a NUL-terminated string literal (an entry of arm64's
+    /// `ipi_types[]`), or NULL.
+    unsafe extern "C" fn ipi_entry_probe(inner, reason: *const c_char) {
+        if reason.is_null() {
+            return;
+        }
+        // SAFETY: `reason` is a NUL-terminated string literal (see above), which lives as long as the
+        // kernel; reading it is safe in any context, NMI included.
+        let reason = unsafe { CStr::from_char_ptr(reason) };
+        inner.handler.ipi_entry(cstr_bytes(reason));
+    }
+}
+
+/// x86 `irq_vectors:<vector>_entry(vector)` (`reschedule_entry`, `call_function_single_entry`,
+/// `call_function_entry`): the IPI handler starts on this CPU, in hard interrupt context with interrupts
+/// off, before it counts itself in `/proc/interrupts`. Three tracepoints of one prototype: the
+/// constructor takes the [`Vector`].
+pub(crate) trait VectorEntry: Send + Sync {
+    /// The handler of the IPI this probe was registered for starts on this CPU.
+    fn vector_entry(&self);
+}
+
+/// `irq_vectors:*_entry` trampoline.
+///
+/// # Safety
+///
+/// Registered by [`TracepointProbe::vector_entry`]: `data` is its live `Inner<H>`.
+unsafe extern "C" fn vector_entry_probe<H: VectorEntry>(data: *mut c_void, _vector: i32) {
+    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
+    let inner = unsafe { &*data.cast::<Inner<H>>() };
+    inner.handler.vector_entry();
 }
 
 /// The x86 IPI vectors whose handlers have an `irq_vectors` entry tracepoint.
@@ -401,21 +531,6 @@ impl<H: VectorEntry> TracepointProbe<H> {
     }
 }
 
-impl<H: IpiEntry> TracepointProbe<H> {
-    /// Calls `handler` each time an IPI handler starts, on architectures that fire `ipi:ipi_entry`.
-    pub(crate) fn ipi_entry(handler: Arc<H>) -> Result<Self> {
-        // SAFETY: `ipi:ipi_entry` has the prototype `(const char *reason)`, which `ipi_entry_probe` has
-        // after the data pointer.
-        unsafe {
-            Self::register(
-                c_str!("ipi_entry"),
-                ipi_entry_probe::<H> as *mut c_void,
-                handler,
-            )
-        }
-    }
-}
-
 impl<H: Send + Sync> Drop for TracepointProbe<H> {
     fn drop(&mut self) {
         let data = core::ptr::from_ref(&*self.inner)
@@ -428,224 +543,4 @@ impl<H: Send + Sync> Drop for TracepointProbe<H> {
         // used. (`tracepoint_probe_unregister` fails only with `-ENOENT`, for a probe not registered.)
         unsafe { bindings::rrp_tracepoint_synchronize_unregister() };
     }
-}
-
-/// `sched_switch` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::sched_switch`]: `data` is its live `Inner<H>`, the tasks are live.
-unsafe extern "C" fn switch_probe<H: SchedSwitch>(
-    data: *mut c_void,
-    preempt: bool,
-    prev: *mut bindings::task_struct,
-    next: *mut bindings::task_struct,
-    prev_state: u32,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
-    // SAFETY: The scheduler holds both tasks for the duration of the switch.
-    let (prev, next) = unsafe { (task::from_raw(prev), task::from_raw(next)) };
-    handler.sched_switch(preempt, prev, next, prev_state);
-}
-
-/// `sched_wakeup` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::sched_wakeup`]: `data` is its live `Inner<H>`; `p` is the task
-/// `try_to_wake_up()` wakes (`ttwu_do_wakeup()`, after its state matched).
-unsafe extern "C" fn wakeup_probe<H: SchedWakeup>(
-    data: *mut c_void,
-    p: *mut bindings::task_struct,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
-    // SAFETY: The waker holds `p` for the duration of the wakeup; its state matched a sleeping state
-    // (`ttwu_state_match()`), and `try_to_wake_up()` calls `ttwu_do_wakeup()` either for `p == current`
-    // (on its CPU) or with `p`'s runqueue lock held (`ttwu_runnable()`, `ttwu_do_activate()` from
-    // `ttwu_queue()` and `sched_ttwu_pending()`, kernel/sched/core.c: 3672-3675, 3756-3774, 3783-3803,
-    // 3969-3979, 4160-4181 in 6.12).
-    let woken = unsafe { Woken::new(task::from_raw(p)) };
-    handler.sched_wakeup(&woken);
-}
-
-/// `sched_process_fork` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::sched_process_fork`]: `data` is its live `Inner<H>`; the tracepoint fires
-/// in `parent` before `child` is woken (`kernel_clone`, before `wake_up_new_task`).
-unsafe extern "C" fn fork_probe<H: SchedProcessFork>(
-    data: *mut c_void,
-    parent: *mut bindings::task_struct,
-    child: *mut bindings::task_struct,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
-    // SAFETY: Used only within this call.
-    let me = unsafe { task::current() };
-    if task::raw(me) != parent {
-        return;
-    }
-    // SAFETY: `me` is the calling task, in one of its own tracepoints (not a notifier callback).
-    let parent = unsafe { Current::new(me) };
-    // SAFETY: The creator holds `child`, which is not woken before the tracepoint returns.
-    let child = unsafe { NewTask::new(task::from_raw(child)) };
-    // Preemption off, as on 6.12 (see the module documentation).
-    super::cpu::pinned(|_| handler.sched_process_fork(&parent, &child));
-}
-
-/// `sched_process_exit` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::sched_process_exit`]: `data` is its live `Inner<H>`.
-unsafe extern "C" fn exit_probe<H: SchedProcessExit>(
-    data: *mut c_void,
-    p: *mut bindings::task_struct,
-    #[cfg(rrp_exit_group_dead)] _group_dead: bool,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let handler = unsafe { &*(*data.cast::<Inner<H>>()).handler };
-    // SAFETY: Used only within this call.
-    let me = unsafe { task::current() };
-    if task::raw(me) != p {
-        return;
-    }
-    // SAFETY: `me` is the calling task, in one of its own tracepoints (not a notifier callback).
-    let me = unsafe { Current::new(me) };
-    // Preemption off, as on 6.12 (see the module documentation).
-    super::cpu::pinned(|_| handler.sched_process_exit(&me));
-}
-
-/// `sched_set_need_resched_tp` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::set_need_resched`]: `data` is its live `Inner<H>`.
-unsafe extern "C" fn need_resched_probe<H: SetNeedResched>(
-    data: *mut c_void,
-    _tsk: *mut bindings::task_struct,
-    cpu: c_int,
-    _tif: c_int,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let inner = unsafe { &*data.cast::<Inner<H>>() };
-    let here = Here {
-        tp: inner.tp,
-        _call: PhantomData,
-    };
-    inner.handler.set_need_resched(cpu as u32 as usize, &here);
-}
-
-/// `ipi_send_cpu` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::ipi_send_cpu`]: `data` is its live `Inner<H>`.
-unsafe extern "C" fn ipi_send_cpu_probe<H: IpiSendCpu>(
-    data: *mut c_void,
-    cpu: u32,
-    _callsite: usize,
-    callback: *mut c_void,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let inner = unsafe { &*data.cast::<Inner<H>>() };
-    let here = Here {
-        tp: inner.tp,
-        _call: PhantomData,
-    };
-    inner
-        .handler
-        .ipi_send_cpu(cpu as usize, callback as usize, &here);
-}
-
-/// `ipi_send_cpumask` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::ipi_send_cpumask`]: `data` is its live `Inner<H>`, `mask` a valid
-/// cpumask for the call.
-unsafe extern "C" fn ipi_send_cpumask_probe<H: IpiSendCpumask>(
-    data: *mut c_void,
-    mask: *const bindings::cpumask,
-    _callsite: usize,
-    callback: *mut c_void,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let inner = unsafe { &*data.cast::<Inner<H>>() };
-    let here = Here {
-        tp: inner.tp,
-        _call: PhantomData,
-    };
-    // SAFETY: The sender keeps `mask` valid and unchanged while it sends, which includes this call.
-    let mask = unsafe { CpuMask::from_raw(mask as usize) };
-    inner
-        .handler
-        .ipi_send_cpumask(&mask, callback as usize, &here);
-}
-
-/// `csd_queue_cpu` trampoline, with the tracepoint's own prototype (`smp_call_func_t func`,
-/// `call_single_data_t *csd`): with kCFI the tracepoint's iterator checks it at every indirect call.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::csd_queue_cpu`]: `data` is its live `Inner<H>`; `func` is never
-/// NULL (kernel/smp.c fires the tracepoint with the function of a call it queues, or with
-/// `sched_ttwu_pending` for a wakelist entry).
-unsafe extern "C" fn csd_queue_cpu_probe<H: CsdQueueCpu>(
-    data: *mut c_void,
-    cpu: u32,
-    _callsite: usize,
-    func: unsafe extern "C" fn(*mut c_void),
-    csd: *mut bindings::__call_single_data,
-) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let inner = unsafe { &*data.cast::<Inner<H>>() };
-    // Every queued entry starts with a `struct __call_single_node` whose flags hold its type; the
-    // queuing code reads them the same way (`CSD_TYPE()`, just before this tracepoint in
-    // `__smp_call_single_queue()`). The type bits do not change while the entry is queued.
-    // SAFETY: `csd` is the entry being queued, valid for this call (not yet on any list); its flags are
-    // an aligned `unsigned int`, read once as `READ_ONCE()` would (another CPU may set other bits of an
-    // irq_work's flags meanwhile).
-    let flags =
-        unsafe { core::ptr::addr_of!((*csd).node.__bindgen_anon_1.u_flags).read_volatile() };
-    let wakeup = flags & bindings::CSD_FLAG_TYPE_MASK == bindings::CSD_TYPE_TTWU;
-    let here = Here {
-        tp: inner.tp,
-        _call: PhantomData,
-    };
-    inner
-        .handler
-        .csd_queue_cpu(cpu as usize, func as usize, wakeup, &here);
-}
-
-/// `irq_vectors:*_entry` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::vector_entry`]: `data` is its live `Inner<H>`.
-unsafe extern "C" fn vector_entry_probe<H: VectorEntry>(data: *mut c_void, _vector: i32) {
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let inner = unsafe { &*data.cast::<Inner<H>>() };
-    inner.handler.vector_entry();
-}
-
-/// `ipi:ipi_entry` trampoline.
-///
-/// # Safety
-///
-/// Registered by [`TracepointProbe::ipi_entry`]: `data` is its live `Inner<H>`; `reason` is a
-/// NUL-terminated string literal (an entry of arm64's `ipi_types[]`), or NULL.
-unsafe extern "C" fn ipi_entry_probe<H: IpiEntry>(data: *mut c_void, reason: *const c_char) {
-    if reason.is_null() {
-        return;
-    }
-    // SAFETY: `data` is the `Inner` the probe keeps alive while registered.
-    let inner = unsafe { &*data.cast::<Inner<H>>() };
-    // SAFETY: `reason` is a NUL-terminated string literal (the function's safety requirements), which
-    // lives as long as the kernel; reading it is safe in any context, NMI included.
-    let reason = unsafe { CStr::from_char_ptr(reason) };
-    inner.handler.ipi_entry(cstr_bytes(reason));
 }
