@@ -40,7 +40,7 @@ MODDIR := $(REPO)/.build-$(KTAG)$(KCONFIG)
 endif
 # `make fallback` builds, in .build-fallback/, the module that counts with the fallbacks only (kprobes on
 # the send functions, a kretprobe on ttwu_queue_wakelist), as on a kernel without the ipi and csd
-# tracepoints: the boot test checks it too. rustc reads RRP_FALLBACK_ONLY from the environment.
+# tracepoints: the boot test checks it too. Kbuild turns RRP_FALLBACK_ONLY into the cfg `rrp_fallback_only`.
 ifeq ($(RRP_FALLBACK_ONLY),1)
 MODDIR := $(REPO)/.build-$(KTAG)fallback$(filter-out -default,-$(KCONFIG))
 export RRP_FALLBACK_ONLY

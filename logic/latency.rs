@@ -10,11 +10,12 @@
 //! active window. So the hot paths load a word and, only when they start or end an interval, read the
 //! clock and make one atomic exchange; nothing is allocated or locked.
 
-use crate::logic::counters::{Counters, Hist, Local};
+use crate::logic::counters::{Counters, Hist, Local, PerTarget, Tag};
 use crate::sys::cpu;
 use crate::sys::percpu::PerCpuBlock;
 use crate::sys::task::{Task, TaskExt};
 use crate::sys::time::now_ns;
+use crate::sys::tracepoint::Vector;
 use core::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Relaxed, SeqCst},
@@ -36,13 +37,36 @@ impl Kind {
     /// Every kind, in display order.
     pub(crate) const ALL: [Kind; 3] = [Kind::Res, Kind::Cfs, Kind::Cfm];
 
+    /// The tag of its sends.
+    pub(crate) const fn tag(self) -> Tag {
+        match self {
+            Kind::Res => Tag::Res,
+            Kind::Cfs => Tag::Cfs,
+            Kind::Cfm => Tag::Cfm,
+        }
+    }
+
+    /// The per-target array of its sends.
+    pub(crate) const fn array(self) -> PerTarget {
+        match self {
+            Kind::Res => PerTarget::Res,
+            Kind::Cfs => PerTarget::Cfs,
+            Kind::Cfm => PerTarget::Cfm,
+        }
+    }
+
+    /// The x86 vector whose handler receives it.
+    pub(crate) const fn vector(self) -> Vector {
+        match self {
+            Kind::Res => Vector::Reschedule,
+            Kind::Cfs => Vector::CallFunctionSingle,
+            Kind::Cfm => Vector::CallFunction,
+        }
+    }
+
     /// The kind as the tables show it (the tag of its send).
     pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::Res => "RES",
-            Kind::Cfs => "CFS",
-            Kind::Cfm => "CFM",
-        }
+        self.tag().name()
     }
 
     /// The counter of this kind's received IPIs.

@@ -6,6 +6,7 @@
 pub(crate) mod callbacks;
 pub(crate) mod counters;
 pub(crate) mod engine;
+pub(crate) mod handlers;
 pub(crate) mod histogram;
 pub(crate) mod latency;
 pub(crate) mod probes;
@@ -14,3 +15,4 @@ pub(crate) mod report;
 pub(crate) mod stacks;
 pub(crate) mod tasks;
 pub(crate) mod text;
+pub(crate) mod tracker;

@@ -8,7 +8,6 @@
 //! C header: [`include/linux/kprobes.h`](srctree/include/linux/kprobes.h)
 
 use super::bindings;
-use super::probed::Function;
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::ptr::addr_of_mut;
@@ -20,6 +19,16 @@ use kernel::prelude::*;
 use kernel::types::Opaque;
 #[cfg(rrp_pin_init_crate)]
 use pin_init::pin_init_from_closure;
+
+/// A probed kernel function (the functions this module probes are in [`super::probed`]).
+///
+/// # Safety
+///
+/// Each of `SYMBOLS` has the prototype that the accessors of `Regs<Self>` and `RetRegs<Self>` assume.
+pub(crate) unsafe trait Function: Send + Sync + 'static {
+    /// The names to try, in order.
+    const SYMBOLS: &'static [&'static CStr];
+}
 
 /// The registers of probed function `F` at its entry (`pre_handler`, a kretprobe's `entry_handler`).
 ///

@@ -9,19 +9,9 @@
 //! [`kernel/sched/core.c`](srctree/kernel/sched/core.c)
 
 use super::cpu::{self, CpuMask};
-use super::kprobe::{Regs, RetRegs};
+use super::kprobe::{Function, Regs, RetRegs};
 use kernel::c_str;
 use kernel::prelude::*;
-
-/// A probed kernel function.
-///
-/// # Safety
-///
-/// Each of `SYMBOLS` has the prototype that the accessors of `Regs<Self>` and `RetRegs<Self>` assume.
-pub(crate) unsafe trait Function: Send + Sync + 'static {
-    /// The names to try, in order.
-    const SYMBOLS: &'static [&'static CStr];
-}
 
 /// `void native_smp_send_reschedule(int cpu)`: a reschedule IPI to `cpu`.
 pub(crate) enum SmpSendReschedule {}

@@ -6,8 +6,8 @@
 //! [`include/linux/kallsyms.h`](srctree/include/linux/kallsyms.h)
 
 use super::bindings;
+use super::kprobe::Function;
 use super::kprobe::Regs;
-use super::probed::Function;
 use core::fmt::{self, Write};
 #[cfg(target_arch = "x86_64")]
 use core::mem::MaybeUninit;
