@@ -6,7 +6,7 @@
 //! tasks are switched out, preempted or blocking (preempt notifiers); on request, from which kernel
 //! stacks each kind of event comes.
 //!
-//! Everything is read with `cat` under `/sys/kernel/debug/resched/` (see README.md for each file).
+//! Everything is read with `cat` under `/sys/kernel/debug/resched/` (docs/debugfs.md: one entry per file).
 //! [`logic`] holds what is counted and shown; [`sys`] the thin safe wrappers over the C it reaches.
 
 use kernel::prelude::*;

@@ -65,7 +65,7 @@ pub(crate) struct Tracker {
     preemptors_other: AtomicU64,
 }
 
-// A slot (the notifier, its index and this) stays under 512 bytes, as the README states.
+// A slot (the notifier, its index and this) stays under 512 bytes, as docs/design.md states.
 const _: () = assert!(core::mem::size_of::<Tracker>() <= 512 - 32);
 
 impl Tracker {

@@ -33,7 +33,7 @@ def main(c, g):
     c.check("received: one column per online CPU, rows RES CAL RCO CCO (arm64 has one call-function IPI)",
             cols == cpus and list(rows) == ["RES", "CAL", "RCO", "CCO"], read(f"{D}/received"))
     write_errno(f"{D}/reset", b"1")
-    print("# ipi and received after the load (the README's arm64 excerpt):")
+    print("# ipi and received after the load (docs/kernels.md's arm64 excerpt):")
     window = received_over_load(c, g, cpus, show=("ipi", "received"))
     ipi_text = read(f"{D}/latency/ipi")
     if window:

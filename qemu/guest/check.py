@@ -2,6 +2,7 @@
 """The boot test (`make check`): loads the module, checks what it shows, unloads it, 20 load/unload
 cycles, then the IPI, preempt-notifier and stack checks, each part after its own insmod."""
 
+import fnmatch
 import os
 
 import arm64
@@ -45,6 +46,47 @@ def write_fails(path):
     return False
 
 
+def documented(repo):
+    """The files docs/debugfs.md documents: {path pattern under D: mode}, from its `What:` and `Mode:`
+    lines (`stacks/<tag>` is the pattern `stacks/*`)."""
+    entries, what = {}, None
+    with open(f"{repo}/docs/debugfs.md") as f:
+        for line in f:
+            key, _, value = line.strip().partition(":")
+            if key == "What":
+                what = value.strip().removeprefix(f"{D}/").replace("<tag>", "*")
+            elif key == "Mode" and what is not None:
+                entries[what] = int(value.strip(), 8)
+                what = None
+    return entries
+
+
+def created():
+    """Every file under D (not its directories): {path under D: mode}."""
+    files = {}
+    for root, _, names in os.walk(D):
+        for name in names:
+            path = os.path.join(root, name)
+            files[os.path.relpath(path, D)] = os.stat(path).st_mode & 0o7777
+    return files
+
+
+def check_reference(c, repo):
+    """Each file the module creates has exactly one entry in docs/debugfs.md, with the mode it has, and
+    each entry names a file the module creates."""
+    doc, files = documented(repo), created()
+    entry_of = {f: [p for p in doc if fnmatch.fnmatchcase(f, p)] for f in files}
+    unmatched = sorted(f for f, ps in entry_of.items() if len(ps) != 1)
+    c.check(f"every file of {D} ({len(files)}) has one entry in docs/debugfs.md", bool(files) and not unmatched,
+            f"not exactly one: {unmatched}" if unmatched else "")
+    wrong = sorted(f"{f} {m:o} (documented {doc[ps[0]]:o})" for f, m in files.items()
+                   if len(ps := entry_of[f]) == 1 and doc[ps[0]] != m)
+    c.check("each file has the mode docs/debugfs.md gives it", not wrong, "; ".join(wrong))
+    stale = sorted(p for p in doc if not any(fnmatch.fnmatchcase(f, p) for f in files))
+    c.check(f"each of the {len(doc)} entries of docs/debugfs.md names a file the module creates", not stale,
+            f"no such file: {stale}" if stale else "")
+
+
 def main(c, g):
     # --- Load, files, unload ------------------------------------------------------------------------
     c.check(f"insmod {KO_NAME}.ko", insmod(g.ko))
@@ -62,6 +104,7 @@ def main(c, g):
         mode = None
     c.check("cpus is root-only read-only (mode 400)", mode == 0o400, f"mode {mode:o}" if mode else "")
     c.check("writing cpus fails", write_fails(f"{D}/cpus"))
+    check_reference(c, g.repo)
     c.check("load logged one line", dmesg_count(f"{PREFIX}loaded") == 1)
     c.check(f"rmmod {KO_NAME}", rmmod())
     c.check(f"unload removed {D}", not os.path.exists(D))

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """The scale test (`make check` and `make check-arm64`, second boot): a guest with 512 present CPUs
 (QEMU `-smp 512`; on x86 with x2APIC and an intel-iommu, see qemu/boot.sh) of which it brings up 4
-(`maxcpus=4`), so that `nr_cpu_ids` is 512 as on a large server: the module loads, states its memory by the README's formula, every file reads (the sparse
+(`maxcpus=4`), so that `nr_cpu_ids` is 512 as on a large server: the module loads, states its memory by the formula of docs/design.md, every file reads (the sparse
 `pairs` view included), a reset and a load count, and it unloads."""
 
 import os
@@ -30,7 +30,7 @@ def main(c, g):
     if not module_listed():
         return
     line = [l for l in dmesg().splitlines() if f"{PREFIX}loaded" in l]
-    # The README's formula: 2 windows x (n CPUs x (5n + 617) counters x 8 bytes + 5 stack tables x 512
+    # The formula of docs/design.md: 2 windows x (n CPUs x (5n + 617) counters x 8 bytes + 5 stack tables x 512
     # entries x 8 x (18 + ceil(n/64)) bytes) + 6n x 8 bytes (4 latency starts and the switch clock per CPU).
     want = (2 * (n * (5 * n + 617) * 8 + 5 * 512 * 8 * (18 + (n + 63) // 64)) + 6 * n * 8) // 1024
     c.check(f"the load message states {n} possible CPUs and the memory of the formula ({want} KiB)",

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `resched`: the user-side tool of rust_resched_probe. See `resched --help` and the README.
+//! `resched`: the user-side tool of rust_resched_probe. See `resched --help` and tools/resched/README.md.
 
 mod export;
 mod module;

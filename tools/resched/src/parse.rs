@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Parsers for the module's debugfs files. Their formats are the contract described in the README
-//! ("The files as an interface"), which the guest tests hold the module to:
+//! Parsers for the module's debugfs files. Their formats are the contract of docs/debugfs.md, which
+//! the guest tests hold the module to:
 //!
 //! - tables (`ipi`, `targets`, `received`, `sched`, and the per-CPU part of the `latency/*` files): a
 //!   header line of `CPU<n>` columns, then rows `LABEL:` followed by one number per column and an

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 //! One reading of every number the module exports, its difference with an earlier one, and the JSON
-//! document (schema `resched/1`, described in the README).
+//! document (schema `resched/1`, described in tools/resched/README.md).
 
 use crate::module::Module;
 use crate::parse::{self, Histogram, Pair, Table, Task};
