@@ -158,10 +158,10 @@ CHECK_KERNELS ?= 6.12 7.3
 check: setup
 	CHECK_KERNELS="$(CHECK_KERNELS)" $(REPO)/scripts/check.sh
 
-# The arm64 boot test: the arm64 kernel (cached like the others), the module built for it with warnings as
-# errors, the load generator cross-built static in a sysroot of Debian arm64 packages, an initramfs of
-# Debian arm64 packages, then two boots under qemu-system-aarch64: the boot test (its parts for arm64)
-# and 512 possible CPUs with 4 online. One `N passed, N failed` over both.
+# The arm64 boot test (scripts/check.sh with CHECK_ARCH=arm64): the arm64 kernel (cached like the others),
+# the module built for it with warnings as errors, the load generator cross-built static in a sysroot of
+# Debian arm64 packages, an initramfs of Debian arm64 packages, then two boots under qemu-system-aarch64:
+# the boot test (its parts for arm64) and 512 possible CPUs with 4 online. One `N passed, N failed`.
 LOAD_ARM64 := $(REPO)/tools/rrp-load-arm64
 $(LOAD_ARM64): $(REPO)/tools/rrp-load.c
 	$(REPO)/scripts/arm64-root.sh build
@@ -169,18 +169,7 @@ $(LOAD_ARM64): $(REPO)/tools/rrp-load.c
 		-O2 -Wall -Wextra -Werror -pthread -o $@ $<
 
 check-arm64:
-	$(REPO)/scripts/setup.sh --arm64
-	$(REPO)/scripts/arm64-root.sh build
-	$(MAKE) -C $(REPO) KCONFIG=arm64 check-build testmod $(LOAD_ARM64)
-	@t=$$(mktemp -d); ko=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=arm64 ko); \
-	tmod=$$($(MAKE) -s --no-print-directory -C $(REPO) KCONFIG=arm64 testmod-ko); \
-	for m in check scale; do \
-		{ KCONFIG=arm64 RRP_KO=$$ko RRP_TESTMOD=$$tmod BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2400} $(REPO)/qemu/boot.sh $$m; \
-		  echo $$? > $$t/$$m.rc; } 2>&1 | tee $$t/$$m.log; \
-	done; \
-	awk '/^[0-9]+ passed, [0-9]+ failed$$/ { p += $$1; f += $$3; n++ } \
-		END { if (n < 2) f++; print p " passed, " f " failed" }' $$t/check.log $$t/scale.log; \
-	rc=$$(cat $$t/check.rc $$t/scale.rc | sort -n | tail -1); rm -rf $$t; exit $$rc
+	CHECK_ARCH=arm64 CHECK_KERNELS="$(KVER)" $(REPO)/scripts/check.sh
 
 # Stress on the debug kernel (KASAN, lockdep, KFENCE, debug objects); `make stress KCONFIG=default` on
 # the normal one.

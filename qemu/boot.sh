@@ -66,7 +66,9 @@ ko=${RRP_KO:-$repo/resched_probe.ko}
 memory=${MEMORY:-1G}
 [ "${KCONFIG:-default}" = debug ] && memory=${MEMORY:-2G}
 
-cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
+RRP_LOG=boot
+. "$repo/scripts/lib.sh"
+cache=$RRP_CACHE
 mkdir -p "$cache/runs"
 out=$(mktemp -d "$cache/runs/$mode.XXXXXX")
 console="$out/console.log"

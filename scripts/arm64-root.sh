@@ -14,16 +14,15 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cmd=${1:-build}
-cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
+RRP_LOG=arm64-root
+. "$here/scripts/lib.sh"
+cache=$RRP_CACHE
 # What the guest runs: busybox (sh, mount, insmod, rmmod, dmesg, tee, poweroff) and the guest checks'
 # Python with the libraries its standard modules load.
 ROOT_PKGS=(busybox-static libc6 python3.11-minimal libpython3.11-minimal libpython3.11-stdlib libexpat1 zlib1g
 	libffi8)
 SYSROOT_PKGS=(libc6 libc6-dev linux-libc-dev libgcc-12-dev libgcc-s1)
 PKGS=("${ROOT_PKGS[@]}" libc6-dev linux-libc-dev libgcc-12-dev libgcc-s1)
-SUDO=
-[ "$(id -u)" = 0 ] || SUDO=sudo
-log() { printf 'arm64-root: %s\n' "$*" >&2; }
 
 versions() {
 	local p v
@@ -51,7 +50,7 @@ if grep -q '=missing$' <<<"$list" || grep -q '=(none)$' <<<"$list"; then
 	$SUDO apt-get update -qq
 	list=$(versions)
 fi
-key=$( { echo "$list"; cat "$here/qemu/arm64-init"; } | sha256sum | cut -c1-12)
+key=$( { echo "$list"; cat "$here/qemu/arm64-init"; } | rrp_key)
 dir="$cache/arm64-root-$key"
 img="$dir/initramfs.cpio.gz"
 
@@ -73,19 +72,11 @@ fi
 log "downloading ${#PKGS[@]} arm64 packages: $(tr '\n' ' ' <<<"$list")"
 rm -rf "$dir.tmp"
 mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
-# apt-get download writes into the current folder; as root it warns that _apt cannot write there.
-(cd "$dir.tmp/debs" && apt-get download -q "${PKGS[@]/%/:arm64}" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true
-for p in "${PKGS[@]}"; do
-	ls "$dir.tmp/debs/${p}_"*_arm64.deb >/dev/null 2>&1 || { log "error: $p:arm64 was not downloaded"; exit 1; }
-done
+rrp_download "$dir.tmp/debs" "${PKGS[@]/%/:arm64}"
 root="$dir.tmp/root"
-for p in "${ROOT_PKGS[@]}"; do
-	dpkg-deb -x "$dir.tmp/debs/${p}_"*_arm64.deb "$root"
-done
+rrp_unpack "$dir.tmp/debs" "$root" "${ROOT_PKGS[@]}"
 mkdir -p "$dir.tmp/sysroot"
-for p in "${SYSROOT_PKGS[@]}"; do
-	dpkg-deb -x "$dir.tmp/debs/${p}_"*_arm64.deb "$dir.tmp/sysroot"
-done
+rrp_unpack "$dir.tmp/debs" "$dir.tmp/sysroot" "${SYSROOT_PKGS[@]}"
 # What the guest never needs: documentation, locales, Python's test modules.
 rm -rf "$root/usr/share/doc" "$root/usr/share/man" "$root/usr/share/locale" "$root/usr/lib/python3.11/test" \
 	"$root/usr/lib/aarch64-linux-gnu/gconv"

@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: the host unit tests (scripts/unit.sh), then over every kernel of CHECK_KERNELS (default
-# "6.12 7.3"): for each, the build checks
-# (fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test module), then
-# its two boots (the boot test, then the scale boot: 512 possible CPUs, 4 online). The builds run one
-# kernel after the other (2 cores); the boots of the kernels run side by side (CHECK_PARALLEL=0: one after
-# the other), each guest on one core. Each boot's log is printed when it ends. One line per kernel, then
-# one `N passed, N failed` over all: a build check that fails counts one failure and leaves that kernel's
-# boots out (said so, never counted as passed); a boot that prints no count line counts one failure.
+# The one script that builds, boots and tallies: `make check` (x86-64) and `make check-arm64`
+# (CHECK_ARCH=arm64). For every kernel of CHECK_KERNELS (default "6.12 7.3"): its build checks, then its
+# two boots (the boot test, then the scale boot: 512 possible CPUs, 4 online).
+#
+# x86-64: first the host unit tests (scripts/unit.sh, each test function counted) and the tool's checks;
+# build checks fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test
+# module. arm64 (cross-built, booted under qemu-system-aarch64 with an initramfs of Debian arm64
+# packages): build checks the warning-free module, the test module and the static load generator.
+#
+# The builds run one kernel after the other (2 cores); the boots of the kernels run side by side
+# (CHECK_PARALLEL=0: one after the other), each guest on one core. Each boot's log is printed when it
+# ends. One line per kernel, then one `N passed, N failed` over all: a build check that fails counts one
+# failure and leaves that kernel's boots out (said so, never counted as passed); a boot that prints no
+# count line counts one failure.
 set -uo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+arch=${CHECK_ARCH:-x86}
 # 6.12's module builds in the repo itself, and Kbuild's clean there (clippy, check-build) removes every .ko
 # under it, the other kernels' folders included: 6.12 goes first.
 kernels=$(printf '%s\n' ${CHECK_KERNELS:-6.12 7.3} | sort -V | tr '\n' ' ')
@@ -28,20 +35,36 @@ counts() { # the last `N passed, N failed` line of a log as "N N"; none, or a no
 	echo "$p $f"
 }
 
-# What every kernel shares: the tool, its host checks, the load generator, QEMU 10 for the scale boot;
-# and the host unit tests, which count their test functions.
-shared_failed=0
-mk tool tool-check "$repo/tools/rrp-load" || shared_failed=1
-"$repo/scripts/unit.sh" 2>&1 | tee "$logs/unit"
-unit_rc=${PIPESTATUS[0]}
-read -r unit_passed unit_failed < <(counts "$logs/unit" "$unit_rc")
-"$repo/scripts/qemu-x2apic.sh" build || shared_failed=1
+# What every kernel shares, and what each builds and boots with.
+shared_failed=0 unit_passed=0 unit_failed=0
+case "$arch" in
+	x86)
+		# The tool, its host checks, the load generator, QEMU 10 for the scale boot; and the host unit
+		# tests, which count their test functions.
+		mk tool tool-check "$repo/tools/rrp-load" || shared_failed=1
+		"$repo/scripts/unit.sh" 2>&1 | tee "$logs/unit"
+		unit_rc=${PIPESTATUS[0]}
+		read -r unit_passed unit_failed < <(counts "$logs/unit" "$unit_rc")
+		"$repo/scripts/qemu-x2apic.sh" build || shared_failed=1
+		kconfig=default
+		builds=(fmtcheck clippy check-build fallback testmod)
+		timeout=${BOOT_TIMEOUT:-}
+		;;
+	arm64)
+		# qemu-system-aarch64, the guest's root and the sysroot of the static load generator.
+		{ "$repo/scripts/setup.sh" --arm64 && "$repo/scripts/arm64-root.sh" build; } || shared_failed=1
+		kconfig=arm64
+		builds=(check-build testmod "$repo/tools/rrp-load-arm64")
+		timeout=${BOOT_TIMEOUT:-2400}
+		;;
+	*) echo "check.sh: unknown CHECK_ARCH '$arch' (x86 or arm64)" >&2; exit 2 ;;
+esac
 
 booted=()
 for k in $kernels; do
 	start=$SECONDS
-	log "kernel $k: build checks (the kernel is built first unless cached)"
-	mk KVER="$k" fmtcheck clippy check-build fallback testmod 2>&1 | tee "$logs/build-$k"
+	log "kernel $k ($arch): build checks (the kernel is built first unless cached)"
+	mk KVER="$k" KCONFIG="$kconfig" "${builds[@]}" 2>&1 | tee "$logs/build-$k"
 	if [ "${PIPESTATUS[0]}" = 0 ]; then
 		log "kernel $k: build checks passed in $((SECONDS - start)) s"
 		booted+=("$k")
@@ -53,11 +76,13 @@ done
 
 boots() { # kernel: the boot test, then the scale boot, each into its log
 	local k=$1 m ko fko tmod
-	ko=$(mk -s KVER="$k" ko)
-	fko=$(mk -s KVER="$k" RRP_FALLBACK_ONLY=1 ko)
-	tmod=$(mk -s KVER="$k" testmod-ko)
+	ko=$(mk -s KVER="$k" KCONFIG="$kconfig" ko)
+	fko=$(mk -s KVER="$k" KCONFIG="$kconfig" RRP_FALLBACK_ONLY=1 ko)
+	tmod=$(mk -s KVER="$k" KCONFIG="$kconfig" testmod-ko)
 	for m in check scale; do
-		KVER=$k RRP_KO=$ko RRP_FALLBACK_KO=$fko RRP_TESTMOD=$tmod "$repo/qemu/boot.sh" "$m" >"$logs/$m-$k" 2>&1
+		# An empty BOOT_TIMEOUT is boot.sh's default.
+		KVER=$k KCONFIG=$kconfig RRP_KO=$ko RRP_FALLBACK_KO=$fko RRP_TESTMOD=$tmod BOOT_TIMEOUT=$timeout \
+			"$repo/qemu/boot.sh" "$m" >"$logs/$m-$k" 2>&1
 		echo $? >"$logs/$m-$k.rc"
 		log "kernel $k: $m boot ended: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/$m-$k" | tail -1 || echo 'no count')"
 	done
@@ -76,7 +101,8 @@ for p in "${pids[@]}"; do wait "$p"; done
 
 passed=$unit_passed
 failed=$((shared_failed + unit_failed))
-summary=("unit tests (host): $unit_passed passed, $unit_failed failed")
+summary=()
+[ "$arch" != x86 ] || summary+=("unit tests (host): $unit_passed passed, $unit_failed failed")
 for k in $kernels; do
 	if [ -f "$logs/buildfail-$k" ]; then
 		failed=$((failed + 1))
@@ -91,9 +117,9 @@ for k in $kernels; do
 		kp=$((kp + p)) kf=$((kf + f))
 	done
 	passed=$((passed + kp)) failed=$((failed + kf))
-	summary+=("kernel $k: $kp passed, $kf failed (boot test and scale boot)")
+	summary+=("kernel $k ($arch): $kp passed, $kf failed (boot test and scale boot)")
 done
-[ "$shared_failed" = 0 ] || summary+=("the tool's checks, the load generator or QEMU 10 failed (1 failure)")
+[ "$shared_failed" = 0 ] || summary+=("the shared set-up failed (x86: the tool's checks, the load generator or QEMU 10; arm64: set-up or the guest root): 1 failure")
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -40,7 +40,9 @@ case "$kver" in
 	*) echo "kernel.sh: unknown KVER '$kver' (6.12 or 7.3)" >&2; exit 2 ;;
 esac
 
-cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
+RRP_LOG=kernel
+. "$here/scripts/lib.sh"
+cache=$RRP_CACHE
 export PATH="/usr/lib/llvm-19/bin:$HOME/.cargo/bin:$PATH"
 BINDGEN=$(command -v bindgen || echo bindgen)
 KMAKE=(make ARCH="$arch" LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "BINDGEN=$BINDGEN")
@@ -48,7 +50,7 @@ KMAKE=(make ARCH="$arch" LLVM=1 RUSTC=/usr/bin/rustc HOSTRUSTC=/usr/bin/rustc "B
 # 6.12: the installed linux-source-6.12's version (`missing` if it is not); 7.3: that of the tarball,
 # fetched on first use (if that fails, the paths say `missing` and a build stops).
 pkgver=$("$here/scripts/linux-source.sh" version "$kver") || { [ "$cmd" != build ] || exit 1; pkgver=missing; }
-key=$( { echo "$pkgver"; fragment; /usr/bin/rustc --version 2>/dev/null; } | sha256sum | cut -c1-12)
+key=$( { echo "$pkgver"; fragment; /usr/bin/rustc --version 2>/dev/null; } | rrp_key)
 tree="$cache/linux-${pkgver%%-*}-$kconfig-$key"
 
 case "$cmd" in
@@ -57,8 +59,6 @@ case "$cmd" in
 	build) ;;
 	*) echo "kernel.sh: unknown command '$cmd' (kdir, kimage, build)" >&2; exit 2 ;;
 esac
-
-log() { printf 'kernel: %s\n' "$*" >&2; }
 
 if [ -f "$tree/.rrp-built" ] && [ -f "$tree/$image" ]; then
 	log "cached: $tree"

@@ -20,8 +20,9 @@ set -euo pipefail
 
 cmd=${1:-}
 ver=${2:-${KVER:-6.12}}
-cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
-log() { printf 'linux-source: %s\n' "$*" >&2; }
+RRP_LOG=linux-source
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cache=$RRP_CACHE
 die() { printf 'linux-source: error: %s\n' "$*" >&2; exit 1; }
 
 case "$cmd" in

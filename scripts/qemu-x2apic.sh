@@ -14,14 +14,13 @@
 set -euo pipefail
 
 cmd=${1:-build}
-cache=${RESCHED_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-resched-probe}
+RRP_LOG=qemu-x2apic
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cache=$RRP_CACHE
 SUITE=bookworm-backports
 # qemu-system-x86's binary, the ROMs and keymaps of qemu-system-data, and the SeaBIOS it was built for.
 PKGS=(qemu-system-x86 qemu-system-data seabios)
 SOURCES=/etc/apt/sources.list.d/rrp-bookworm-backports.sources
-SUDO=
-[ "$(id -u)" = 0 ] || SUDO=sudo
-log() { printf 'qemu-x2apic: %s\n' "$*" >&2; }
 
 versions() {
 	local p v
@@ -49,7 +48,7 @@ if grep -q '=missing$' <<<"$list"; then
 	$SUDO apt-get update -qq
 	list=$(versions)
 fi
-key=$(sha256sum <<<"$list" | cut -c1-12)
+key=$(rrp_key <<<"$list")
 dir="$cache/qemu-x2apic-$key"
 bin="$dir/usr/bin/qemu-system-x86_64"
 
@@ -72,13 +71,9 @@ log "downloading from $SUITE: $(tr '\n' ' ' <<<"$list")"
 rm -rf "$dir.tmp"
 mkdir -p "$dir.tmp/debs" "$dir.tmp/root"
 root="$dir.tmp/root"
-# apt-get download writes into the current folder; as root it warns that _apt cannot write there.
-getdebs() { (cd "$dir.tmp/debs" && apt-get download -q "$@" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2) || true; }
-getdebs $list
-for p in "${PKGS[@]}"; do
-	ls "$dir.tmp/debs/${p}_"*.deb >/dev/null 2>&1 || { log "error: $p was not downloaded"; exit 1; }
-	dpkg-deb -x "$dir.tmp/debs/${p}_"*.deb "$root"
-done
+# shellcheck disable=SC2086 # one `name=version` per word
+rrp_download "$dir.tmp/debs" $list
+rrp_unpack "$dir.tmp/debs" "$root" "${PKGS[@]}"
 # QEMU looks for the BIOS in its data folder; the system's has links to SeaBIOS there, this one gets its own.
 for f in "$root/usr/share/seabios/"*.bin; do
 	[ -e "$root/usr/share/qemu/${f##*/}" ] || ln -s "../seabios/${f##*/}" "$root/usr/share/qemu/${f##*/}"

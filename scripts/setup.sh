@@ -27,11 +27,9 @@ APT_PKGS=(
 # packages of the guest's root).
 [ "${1:-}" = --arm64 ] && APT_PKGS+=(qemu-system-arm)
 
-log() { printf 'setup: %s\n' "$*" >&2; }
-die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
-
-SUDO=
-[ "$(id -u)" = 0 ] || SUDO=sudo
+RRP_LOG=setup
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+die() { log "error: $*"; exit 1; }
 
 missing=()
 for p in "${APT_PKGS[@]}"; do
