@@ -324,7 +324,8 @@ def main(c, g, fallback=False):
         oracle += " (RSC: flags set anew at __resched_curr, and __trace_set_need_resched)"
     low = oracle_counts(trace, "RRP_AFTER_RESET", "RRP_READ")
     high = oracle_counts(trace, "RRP_BEFORE_RESET", "RRP_END")
-    for kind in ("RES", "CFS", "CFM", "RSC", "WKL"):
+    # Every tag the module offers, read from it (`probes`), each against its oracle.
+    for kind in (l.split()[0] for l in probes_text.splitlines() if l.strip()):
         keys = set(low[kind]) | set(high[kind]) | {k for k, n in ours[kind].items() if n}
         bad = [f"{kind} {k}: ours {ours[kind].get(k, 0)}, oracle {low[kind].get(k, 0)}..{high[kind].get(k, 0)}"
                for k in sorted(keys)
