@@ -66,9 +66,11 @@ pub(crate) enum PerTarget {
     RscRemote = 3,
     /// Wakeups queued on the target's wakelist.
     Wkl = 4,
+    /// IPIs the target did not need: it was polling idle (`sched_wake_idle_without_ipi`).
+    NoIpi = 5,
 }
 
-const PER_TARGET_ARRAYS: usize = 5;
+const PER_TARGET_ARRAYS: usize = 6;
 
 impl PerTarget {
     /// Every array, in display order.
@@ -78,6 +80,7 @@ impl PerTarget {
         PerTarget::Cfm,
         PerTarget::RscRemote,
         PerTarget::Wkl,
+        PerTarget::NoIpi,
     ];
 
     /// The kind as the sparse view shows it (the tag of the probe that counts it).
@@ -88,6 +91,7 @@ impl PerTarget {
             PerTarget::Cfm => "CFM",
             PerTarget::RscRemote => "RSC",
             PerTarget::Wkl => "WKL",
+            PerTarget::NoIpi => "NIP",
         }
     }
 }
@@ -125,9 +129,15 @@ pub(crate) enum Local {
     ReschedBlocked = 13,
     /// ... that ended with the idle task leaving the CPU.
     ReschedIdle = 14,
+    /// Lazy reschedule requests made (`TIF_NEED_RESCHED_LAZY`, 7.x).
+    RscLazy = 15,
+    /// Immediate reschedule requests made for a CPU whose lazy request was pending (promoted).
+    RscPromoted = 16,
+    /// Measured lazy requests promoted to immediate before the switch that ended them.
+    ReschedPromoted = 17,
 }
 
-const LOCALS: usize = 15;
+const LOCALS: usize = 18;
 
 /// The latency histograms each CPU keeps (see [`crate::logic::latency`]).
 #[derive(Clone, Copy)]
@@ -148,9 +158,11 @@ pub(crate) enum Hist {
     SlicePreempted = 6,
     /// ... for slices that ended with the task blocking.
     SliceBlocked = 7,
+    /// Lazy reschedule requests for this CPU (by any CPU), to its next context switch.
+    ReschedLazy = 8,
 }
 
-const HISTS: usize = 8;
+const HISTS: usize = 9;
 
 /// The counters whose number is fixed (a [`PerCpuBlock`] per window): the locals, the wakelist
 /// attempts (every other probe's hits follow from its event counts), the calls queued per function
@@ -175,7 +187,7 @@ mod head {
     pub(super) const fn hist(hist: Hist) -> usize {
         HISTS_AT + hist as usize * histogram::WORDS
     }
-    /// Counters in the block: 617.
+    /// Counters in the block: 687.
     pub(crate) const LEN: usize = HISTS_AT + HISTS * histogram::WORDS;
 }
 
@@ -225,7 +237,7 @@ impl Counters {
     }
 
     /// Bytes of per-cpu memory the counters of `cpus` CPU ids take, over all of them: each CPU keeps
-    /// `5 * cpus + 617` counters of 8 bytes (81 single counters, 8 histograms of 67).
+    /// `6 * cpus + 687` counters of 8 bytes (84 single counters, 9 histograms of 67).
     pub(crate) fn bytes(cpus: usize) -> usize {
         cpus * (bytes_per_cpu(HEAD) + bytes_per_cpu(Layout { cpus }.len()))
     }

@@ -11,7 +11,8 @@ use crate::sys::kprobe::{Function, Handler, Regs, RetHandler, RetRegs};
 use crate::sys::probed::{ReschedCurr, SendCallFuncIpi, TargetCpu, TtwuQueueWakelist};
 use crate::sys::stacktrace::Stack;
 use crate::sys::tracepoint::{
-    CsdQueueCpu, Here, IpiEntry, IpiSendCpu, IpiSendCpumask, SetNeedResched, VectorEntry,
+    CsdQueueCpu, Here, IpiEntry, IpiSendCpu, IpiSendCpumask, Request, SetNeedResched, VectorEntry,
+    WakeIdleWithoutIpi,
 };
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -128,27 +129,46 @@ impl Handler for Resched {
         window.counters.resched(this, target);
         self.engine
             .latency()
-            .resched_requested(this, target, || regs.already_marked());
+            .resched_requested(this, target, Request::Immediate, || regs.already_marked());
         record_stack(&self.engine, window, Tag::Rsc, regs);
     }
 }
 
 /// `sched_set_need_resched_tp(tsk, cpu, tif)`: this CPU newly set a need-resched flag (lazy or not) of
-/// `cpu`'s current task, which was not marked before (so a reschedule interval starts or restarts).
+/// `cpu`'s current task, which was not marked before (so a reschedule interval starts or restarts), or
+/// promoted its pending lazy request to an immediate one.
 pub(crate) struct NeedResched {
     pub(super) engine: Arc<Engine>,
 }
 
 impl SetNeedResched for NeedResched {
     #[inline]
-    fn set_need_resched(&self, target: usize, here: &Here<'_>) {
+    fn set_need_resched(&self, target: usize, request: Request, here: &Here<'_>) {
         let window = self.engine.window();
         let this = cpu::this_cpu();
         window.counters.resched(this, target);
+        match request {
+            Request::Immediate => {}
+            Request::Lazy => window.counters.local(Local::RscLazy),
+            Request::Promoted => window.counters.local(Local::RscPromoted),
+        }
         self.engine
             .latency()
-            .resched_requested(this, target, || false);
+            .resched_requested(this, target, request, || false);
         record_here(&self.engine, window, Tag::Rsc, here);
+    }
+}
+
+/// `sched:sched_wake_idle_without_ipi(cpu)`: this CPU found `cpu` polling idle and woke it without an
+/// IPI (a reschedule request, or a call queued for it).
+pub(crate) struct IdleWake {
+    pub(super) engine: Arc<Engine>,
+}
+
+impl WakeIdleWithoutIpi for IdleWake {
+    #[inline]
+    fn wake_idle_without_ipi(&self, cpu: usize) {
+        self.engine.window().counters.sent(PerTarget::NoIpi, cpu);
     }
 }
 

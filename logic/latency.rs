@@ -15,7 +15,7 @@ use crate::sys::cpu;
 use crate::sys::percpu::PerCpuBlock;
 use crate::sys::task::{Task, TaskExt};
 use crate::sys::time::now_ns;
-use crate::sys::tracepoint::Vector;
+use crate::sys::tracepoint::{Request, Vector};
 use core::sync::atomic::{
     AtomicBool, AtomicU64,
     Ordering::{Relaxed, SeqCst},
@@ -92,8 +92,14 @@ impl Kind {
 const SLOTS: usize = 4;
 const RESCHED: usize = 3;
 
-/// A reschedule start made by another CPU has this bit set (the timestamp is shifted past it).
+/// A reschedule start made by another CPU has this bit set (the timestamp is shifted past the flags).
 const REMOTE: u64 = 1;
+/// A reschedule start by a lazy request has this bit set.
+const LAZY: u64 = 2;
+/// ... and this one once an immediate request promoted it.
+const PROMOTED: u64 = 4;
+/// The flags' width: the timestamp is shifted past them.
+const FLAGS: u32 = 3;
 
 /// The intervals in progress, and whether latency recording is on.
 pub(crate) struct Latency {
@@ -195,32 +201,38 @@ impl Latency {
         self.starts.get(cpu.wrapping_mul(SLOTS).wrapping_add(which))
     }
 
-    /// Claims `slot` for an interval starting now, unless one is in progress; `remote` is kept with it.
+    /// Claims `slot` for an interval starting now, unless one is in progress; `flags` are kept with it.
     #[inline]
-    fn start(slot: &AtomicU64, remote: bool) {
-        Self::start_at(slot, remote, &mut None);
+    fn start(slot: &AtomicU64, flags: u64) {
+        Self::start_at(slot, flags, &mut None);
+    }
+
+    /// The start word of an interval starting at `now` with `flags`.
+    #[inline]
+    fn stamp(now: u64, flags: u64) -> u64 {
+        (now.max(1) << FLAGS) | flags
     }
 
     /// [`Self::start`] with the clock read at most once for several slots: `now` is read on first need
     /// and kept.
     #[inline]
-    fn start_at(slot: &AtomicU64, remote: bool, now: &mut Option<u64>) {
+    fn start_at(slot: &AtomicU64, flags: u64, now: &mut Option<u64>) {
         if slot.load(Relaxed) == 0 {
             let now = *now.get_or_insert_with(now_ns);
-            let stamp = (now.max(1) << 1) | u64::from(remote);
+            let stamp = Self::stamp(now, flags);
             // Lost to another start: the interval began a little earlier, on that CPU.
             let _ = slot.compare_exchange(0, stamp, Relaxed, Relaxed);
         }
     }
 
-    /// Ends the interval in `slot`, if one is in progress: its length in ns and whether it was remote.
+    /// Ends the interval in `slot`, if one is in progress: its length in ns.
     #[inline]
-    fn end(slot: &AtomicU64) -> Option<(u64, bool)> {
+    fn end(slot: &AtomicU64) -> Option<u64> {
         if slot.load(Relaxed) == 0 {
             return None;
         }
         let stamp = slot.swap(0, Relaxed);
-        (stamp != 0).then(|| (now_ns().saturating_sub(stamp >> 1), stamp & REMOTE != 0))
+        (stamp != 0).then(|| now_ns().saturating_sub(stamp >> FLAGS))
     }
 
     /// An IPI of `kind` is about to be sent to `target`.
@@ -228,7 +240,7 @@ impl Latency {
     pub(crate) fn ipi_sent(&self, kind: Kind, target: usize) {
         if self.enabled() {
             if let Some(slot) = self.slot(target, kind as usize) {
-                Self::start(slot, false);
+                Self::start(slot, 0);
             }
         }
     }
@@ -238,7 +250,7 @@ impl Latency {
     #[inline]
     pub(crate) fn ipi_sent_many(&self, target: usize, now: &mut Option<u64>) {
         if let Some(slot) = self.slot(target, Kind::Cfm as usize) {
-            Self::start_at(slot, false, now);
+            Self::start_at(slot, 0, now);
         }
     }
 
@@ -255,23 +267,26 @@ impl Latency {
     #[inline]
     pub(crate) fn ipi_delivered(&self, counters: &Counters, kind: Kind, cpu: usize) {
         if self.enabled() {
-            if let Some((ns, _)) = self.slot(cpu, kind as usize).and_then(Self::end) {
+            if let Some(ns) = self.slot(cpu, kind as usize).and_then(Self::end) {
                 counters.record(kind.delivery(), ns);
             }
         }
     }
 
-    /// CPU `this` asks CPU `target` to reschedule (`resched_curr`); `marked` tells whether the target's
-    /// current task is still marked from an earlier request.
+    /// CPU `this` asks CPU `target` to reschedule (`resched_curr`), a `request` of its kind; `marked`
+    /// tells whether the target's current task is still marked from an earlier request.
     ///
     /// An interval in progress whose task is no longer marked was answered by a `__schedule()` that
     /// picked the same task again, which fires no `sched_switch`: it is dropped, and this request starts
     /// a new one. (A request so answered and followed by no other one still ends at the next switch.)
+    /// A promotion (an immediate request while a lazy one is pending) marks the lazy interval in
+    /// progress: the wait goes on from the lazy request.
     #[inline]
     pub(crate) fn resched_requested(
         &self,
         this: usize,
         target: usize,
+        request: Request,
         marked: impl FnOnce() -> bool,
     ) {
         if !self.enabled() {
@@ -280,11 +295,15 @@ impl Latency {
         let Some(slot) = self.slot(target, RESCHED) else {
             return;
         };
+        let flags = u64::from(this != target) | if request == Request::Lazy { LAZY } else { 0 };
         let old = slot.load(Relaxed);
         if old == 0 {
-            Self::start(slot, this != target);
+            Self::start(slot, flags);
+        } else if request == Request::Promoted && old & LAZY != 0 {
+            // Lost to the switch that ends it: the promotion came too late to matter.
+            let _ = slot.compare_exchange(old, old | PROMOTED, Relaxed, Relaxed);
         } else if !marked() {
-            let stamp = (now_ns().max(1) << 1) | u64::from(this != target);
+            let stamp = Self::stamp(now_ns(), flags);
             let _ = slot.compare_exchange(old, stamp, Relaxed, Relaxed);
         }
     }
@@ -316,15 +335,18 @@ impl Latency {
         if stamp == 0 {
             return;
         }
-        let ns = self.switch_now(next).saturating_sub(stamp >> 1);
-        counters.record(
-            if stamp & REMOTE != 0 {
-                Hist::ReschedRemote
-            } else {
-                Hist::ReschedLocal
-            },
-            ns,
-        );
+        let ns = self.switch_now(next).saturating_sub(stamp >> FLAGS);
+        let hist = if stamp & LAZY != 0 {
+            if stamp & PROMOTED != 0 {
+                counters.local(Local::ReschedPromoted);
+            }
+            Hist::ReschedLazy
+        } else if stamp & REMOTE != 0 {
+            Hist::ReschedRemote
+        } else {
+            Hist::ReschedLocal
+        };
+        counters.record(hist, ns);
         counters.local(if !preempt && prev_state != 0 {
             Local::ReschedBlocked
         } else if prev.is_idle() {

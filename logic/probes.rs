@@ -15,8 +15,8 @@
 use crate::logic::counters::Tag;
 use crate::logic::engine::Engine;
 use crate::logic::handlers::{
-    CsdQueue, IpiCpu, IpiEntryReceived, IpiMany, IpiMask, IpiOne, IpiReceived, NeedResched,
-    Resched, Wakelist,
+    CsdQueue, IdleWake, IpiCpu, IpiEntryReceived, IpiMany, IpiMask, IpiOne, IpiReceived,
+    NeedResched, Resched, Wakelist,
 };
 use crate::logic::latency::Kind;
 use crate::sys::cpu;
@@ -92,6 +92,9 @@ pub(crate) struct Probes {
     wkl: Wakeups,
     /// The receive side.
     received: Received,
+    /// Idle CPUs woken without an IPI (`None` where the kernel lacks the tracepoint: NIP stays 0,
+    /// and the load says so). Held to stay registered.
+    _idle: Option<TracepointProbe<IdleWake>>,
 }
 
 /// Logs that the tracepoint `name` could not be used (error `e`) and what counts `what` instead.
@@ -229,12 +232,17 @@ impl Probes {
         // The receive side first: an IPI is then never counted as sent (and as coalesced) for want
         // of its receive probe.
         let received = Received::new(engine)?;
+        let idle = handler(engine, |engine| IdleWake { engine })?;
+        let idle = TracepointProbe::wake_idle_without_ipi(idle)
+            .inspect_err(|&e| fell_back("sched_wake_idle_without_ipi", e, "NIP not counted"))
+            .ok();
         Self {
             one: OneTarget::new(engine)?,
             many: ManyTargets::new(engine)?,
             rsc: Requests::new(engine)?,
             wkl: Wakeups::new(engine)?,
             received,
+            _idle: idle,
         }
         .registered()
     }

@@ -145,6 +145,47 @@ bool rrp_task_is_exiting(struct task_struct *t) { return t->flags & PF_EXITING; 
 /* is_idle_task() */
 bool rrp_is_idle_task(struct task_struct *t) { return is_idle_task(t); }
 
+/*
+ * The kind of the need-resched request of flag bit `tif` that sched_set_need_resched_tp reports for
+ * `tsk`: 0 immediate, 1 lazy (TIF_NEED_RESCHED_LAZY), 2 immediate while a lazy request is pending on
+ * `tsk` (a promotion, as the tick makes it). Without lazy preemption (6.12) every request is immediate.
+ */
+int rrp_resched_kind(struct task_struct *tsk, int tif)
+{
+#ifdef CONFIG_ARCH_HAS_PREEMPT_LAZY
+	if (tif == TIF_NEED_RESCHED_LAZY)
+		return 1;
+	if (test_tsk_thread_flag(tsk, TIF_NEED_RESCHED_LAZY))
+		return 2;
+#endif
+	return 0;
+}
+
+/*
+ * The preemption model in force (preempt_model_*(), include/linux/preempt.h), as
+ * /sys/kernel/debug/sched/preempt names it; "rt" with PREEMPT_RT. With PREEMPT_DYNAMIC it may change at
+ * run time.
+ */
+const char *rrp_preempt_model(void)
+{
+	if (preempt_model_rt())
+		return "rt";
+#ifdef CONFIG_ARCH_HAS_PREEMPT_LAZY
+	if (preempt_model_lazy())
+		return "lazy";
+#endif
+	if (preempt_model_full())
+		return "full";
+	if (preempt_model_voluntary())
+		return "voluntary";
+	if (preempt_model_none())
+		return "none";
+	return "unknown";
+}
+
+/* CONFIG_PREEMPT_DYNAMIC: the model is chosen at boot (preempt=) and may change at run time */
+bool rrp_preempt_dynamic(void) { return IS_ENABLED(CONFIG_PREEMPT_DYNAMIC); }
+
 /* preempt_notifier_init() */
 void rrp_preempt_notifier_init(struct preempt_notifier *n, struct preempt_ops *ops) { preempt_notifier_init(n, ops); }
 

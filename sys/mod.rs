@@ -13,6 +13,7 @@ pub(crate) mod kprobe;
 pub(crate) mod module;
 pub(crate) mod notifier;
 pub(crate) mod percpu;
+pub(crate) mod preempt;
 pub(crate) mod probed;
 pub(crate) mod rcu;
 pub(crate) mod stacktrace;

@@ -329,6 +329,20 @@ tracepoint! {
     }
 }
 
+/// What kind of need-resched request `sched_set_need_resched_tp` reports.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// `TIF_NEED_RESCHED`, on a task with no lazy request pending: acted on at the next preemption
+    /// point (an IPI when remote and the target does not poll).
+    Immediate,
+    /// `TIF_NEED_RESCHED_LAZY` (7.x, lazy preemption): no IPI; acted on at the return to user space, or
+    /// promoted by the next tick.
+    Lazy,
+    /// `TIF_NEED_RESCHED` on a task whose lazy request is pending: the lazy request promoted (the tick's
+    /// `resched_curr()` when the lazy one was not acted on in time), or an immediate request on top.
+    Promoted,
+}
+
 tracepoint! {
     /// `sched_set_need_resched_tp(tsk, cpu, tif)` (6.16+: a bare tracepoint, no tracefs event): a
     /// need-resched flag, immediate (`TIF_NEED_RESCHED`) or lazy (`TIF_NEED_RESCHED_LAZY`), is newly
@@ -337,21 +351,46 @@ tracepoint! {
     /// is needed, and by `set_tsk_need_resched()` through `__trace_set_need_resched()` (`cpu` its
     /// `smp_processor_id()`, which requires preemption off), kernel/sched/core.c.
     trait SetNeedResched {
-        /// This CPU asks `cpu` to reschedule (immediately or lazily: not told apart here). `here`
-        /// gives the asking CPU's stack.
-        fn set_need_resched(&self, cpu: usize, here: &Here<'_>);
+        /// This CPU asks `cpu` to reschedule; `request` says how. `here` gives the asking CPU's stack.
+        fn set_need_resched(&self, cpu: usize, request: Request, here: &Here<'_>);
     }
     /// Calls `handler` at every `sched_set_need_resched_tp` (`ENOENT` where the kernel has no such
     /// tracepoint: before 6.16; its prototype has not changed since it was added).
     fn set_need_resched = "sched_set_need_resched_tp";
-    /// `sched_set_need_resched_tp` trampoline.
+    /// `sched_set_need_resched_tp` trampoline: `tsk` is the runqueue's current task (its runqueue is
+    /// locked) or the calling CPU's own.
     unsafe extern "C" fn need_resched_probe(
         inner,
-        _tsk: *mut bindings::task_struct,
+        tsk: *mut bindings::task_struct,
         cpu: c_int,
-        _tif: c_int,
+        tif: c_int,
     ) {
-        inner.handler.set_need_resched(cpu as u32 as usize, &inner.here());
+        // SAFETY: `tsk` is valid for the call (above); the helper tests one bit of its thread flags.
+        let request = match unsafe { bindings::rrp_resched_kind(tsk, tif) } {
+            1 => Request::Lazy,
+            2 => Request::Promoted,
+            _ => Request::Immediate,
+        };
+        inner
+            .handler
+            .set_need_resched(cpu as u32 as usize, request, &inner.here());
+    }
+}
+
+tracepoint! {
+    /// `sched:sched_wake_idle_without_ipi(cpu)`: this CPU would have sent `cpu` an IPI (a reschedule
+    /// request, a call-function IPI for a queued wakeup, a nohz kick) but found it polling idle, so only
+    /// set its flag (`set_nr_and_not_polling()` / `set_nr_if_polling()`, kernel/sched/core.c; preemption
+    /// off: the runqueue locked, or `__smp_call_single_queue()`'s callers).
+    trait WakeIdleWithoutIpi {
+        /// `cpu` is woken without an IPI.
+        fn wake_idle_without_ipi(&self, cpu: usize);
+    }
+    /// Calls `handler` at every `sched_wake_idle_without_ipi`.
+    fn wake_idle_without_ipi = "sched_wake_idle_without_ipi";
+    /// `sched_wake_idle_without_ipi` trampoline.
+    unsafe extern "C" fn wake_idle_probe(inner, cpu: c_int) {
+        inner.handler.wake_idle_without_ipi(cpu as u32 as usize);
     }
 }
 

@@ -32,7 +32,10 @@ impl Node for Ipi {
                 Row("CFM", &|c| s.local(c, Local::CfmCalls), "Function call (many) sends"),
                 Row("CFT", &sent(PerTarget::Cfm), "Function call (many) target CPUs"),
                 Row("RSC", &|c| s.resched_by(c), "reschedule requests made"),
+                Row("RSL", &|c| s.local(c, Local::RscLazy), "... of which lazy (no IPI; at the return to user space or the tick)"),
+                Row("RSP", &|c| s.local(c, Local::RscPromoted), "... of which immediate while a lazy one was pending (promoted)"),
                 Row("WKL", &sent(PerTarget::Wkl), "Wakeups queued on another CPU's wakelist"),
+                Row("NIP", &sent(PerTarget::NoIpi), "IPIs not needed: the target was polling idle"),
             ];
             table(out, cols, 4, &rows)
         })
@@ -54,6 +57,7 @@ impl Node for Targets {
                 Row("CAL", &cal, "Function call IPIs sent to this CPU (single + many)"),
                 Row("RSC", &to(PerTarget::RscRemote), "reschedule requests from other CPUs"),
                 Row("WKL", &to(PerTarget::Wkl), "Wakeups queued on this CPU's wakelist"),
+                Row("NIP", &to(PerTarget::NoIpi), "IPIs this CPU did not need: it was polling idle"),
             ];
             table(out, cols, 4, &rows)
         })

@@ -3,7 +3,7 @@
 //! How long: `latency/resched`, `latency/ipi`, `latency/wakeup`, `latency/slices` (histograms over
 //! all CPUs, then their summary rows per CPU) and the setting `latency_enable`.
 
-use super::table::{header, histogram, histogram_rows, render, row};
+use super::table::{header, histogram, histogram_rows, render, rows_of, Row};
 use crate::logic::counters::{Hist, Local};
 use crate::logic::engine::Engine;
 use crate::logic::latency::Kind;
@@ -11,6 +11,7 @@ use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::text::line;
 use crate::sys::debugfs::{Dir, File, Node, Shown, Text};
+use crate::sys::preempt;
 use crate::sys::task::Current;
 use core::fmt::{self, Write};
 use kernel::c_str;
@@ -38,48 +39,44 @@ impl Node for ReschedLatency {
                 out,
                 "# From the first reschedule request for a CPU to that CPU's next context switch (ns)"
             )?;
+            preempt_model(out)?;
             latency_off(out, &self.0)?;
             histogram(out, "local", &s.hist_all(Hist::ReschedLocal))?;
             histogram(out, "remote", &s.hist_all(Hist::ReschedRemote))?;
+            histogram(out, "lazy", &s.hist_all(Hist::ReschedLazy))?;
             header(out, cols, 5)?;
-            histogram_rows(
-                out,
-                cols,
-                s,
-                Hist::ReschedLocal,
-                "L",
-                "Local requests measured",
-            )?;
-            histogram_rows(
-                out,
-                cols,
-                s,
-                Hist::ReschedRemote,
-                "R",
-                "Remote requests measured",
-            )?;
-            let ended = [
-                (
-                    "PRE",
-                    Local::ReschedPreempted,
-                    "Ended by preempting a task (it stays runnable)",
-                ),
-                (
-                    "BLK",
-                    Local::ReschedBlocked,
-                    "Ended by the task blocking (voluntary switch)",
-                ),
-                (
-                    "IDL",
-                    Local::ReschedIdle,
-                    "Ended by the idle task leaving the CPU",
-                ),
+            #[rustfmt::skip]
+            let kinds = [
+                (Hist::ReschedLocal, "L", "Local immediate requests measured"),
+                (Hist::ReschedRemote, "R", "Remote immediate requests measured"),
+                (Hist::ReschedLazy, "Z", "Lazy requests measured (local and remote)"),
             ];
-            for (label, local, desc) in ended {
-                row(out, cols, 5, &label, |c| s.local(c, local), desc)?;
+            for (hist, prefix, what) in kinds {
+                histogram_rows(out, cols, s, hist, prefix, what)?;
             }
-            Ok(())
+            let local = |local| move |c| s.local(c, local);
+            #[rustfmt::skip]
+            let ended = [
+                Row("PRO", &local(Local::ReschedPromoted), "Lazy requests promoted to immediate before their switch"),
+                Row("PRE", &local(Local::ReschedPreempted), "Ended by preempting a task (it stays runnable)"),
+                Row("BLK", &local(Local::ReschedBlocked), "Ended by the task blocking (voluntary switch)"),
+                Row("IDL", &local(Local::ReschedIdle), "Ended by the idle task leaving the CPU"),
+            ];
+            rows_of(out, cols, 5, &ended)
         })
+    }
+}
+
+/// Writes `# preemption model: MODEL` (and how to change it, when it can change at run time).
+fn preempt_model(out: &mut impl Write) -> fmt::Result {
+    let model = preempt::model().to_str().unwrap_or("?");
+    if preempt::dynamic() {
+        writeln!(
+            out,
+            "# preemption model: {model} (dynamic: preempt= at boot, /sys/kernel/debug/sched/preempt)"
+        )
+    } else {
+        writeln!(out, "# preemption model: {model}")
     }
 }
 

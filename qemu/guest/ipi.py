@@ -79,12 +79,12 @@ def main(c, g):
         got = os.stat(f"{D}/{name}").st_mode & 0o777
         c.check(f"{name} has mode {mode:o}", got == mode, f"mode {got:o}")
     ipi_cols, ipi_rows = parse_table(read(f"{D}/ipi"))
-    c.check("ipi: one column per online CPU, rows RES CFS CFM CFT RSC WKL",
-            ipi_cols == cpus and list(ipi_rows) == ["RES", "CFS", "CFM", "CFT", "RSC", "WKL"],
+    c.check("ipi: one column per online CPU, rows RES CFS CFM CFT RSC RSL RSP WKL NIP",
+            ipi_cols == cpus and list(ipi_rows) == ["RES", "CFS", "CFM", "CFT", "RSC", "RSL", "RSP", "WKL", "NIP"],
             read(f"{D}/ipi"))
     t_cols, t_rows = parse_table(read(f"{D}/targets"))
-    c.check("targets: one column per online CPU, rows RES CAL RSC WKL",
-            t_cols == cpus and list(t_rows) == ["RES", "CAL", "RSC", "WKL"], read(f"{D}/targets"))
+    c.check("targets: one column per online CPU, rows RES CAL RSC WKL NIP",
+            t_cols == cpus and list(t_rows) == ["RES", "CAL", "RSC", "WKL", "NIP"], read(f"{D}/targets"))
     c.check("no raw kernel addresses in any file",
             not any(re.search(r"ffff[0-9a-f]{12}", read(f"{D}/{n}")) for n in
                     ("ipi", "targets", "matrix", "probes")))

@@ -24,7 +24,7 @@ type Family = (
     &'static [(&'static str, &'static str)],
 );
 
-const FAMILIES: [Family; 7] = [
+const FAMILIES: [Family; 9] = [
     (
         "resched_ipi_sent_total",
         "IPIs sent by this CPU (CFM: call-function sends, one per call; CFT: their target CPUs).",
@@ -55,6 +55,18 @@ const FAMILIES: [Family; 7] = [
         &[("RSC", "RSC")],
     ),
     (
+        "resched_requests_by_kind_total",
+        "Reschedule requests made by this CPU, by kind: lazy (no IPI), promoted (immediate while a lazy one was pending).",
+        "ipi",
+        &[("RSL", "lazy"), ("RSP", "promoted")],
+    ),
+    (
+        "resched_ipi_not_needed_total",
+        "IPIs this CPU did not send because the target was polling idle.",
+        "ipi",
+        &[("NIP", "NIP")],
+    ),
+    (
         "resched_wakelist_wakeups_total",
         "Wakeups this CPU queued on another CPU's wakelist.",
         "ipi",
@@ -81,9 +93,10 @@ const FAMILIES: [Family; 7] = [
 ];
 
 /// The histograms, by snapshot key, as the `interval` label.
-const HISTS: [(&str, &str); 8] = [
+const HISTS: [(&str, &str); 9] = [
     ("latency/resched/local", "resched_local"),
     ("latency/resched/remote", "resched_remote"),
+    ("latency/resched/lazy", "resched_lazy"),
     ("latency/ipi/RES", "ipi_delivery_res"),
     ("latency/ipi/CFS", "ipi_delivery_cfs"),
     ("latency/ipi/CFM", "ipi_delivery_cfm"),
@@ -247,6 +260,7 @@ mod tests {
             histograms,
             pairs: vec![],
             tasks: vec![],
+            preemption_model: None,
             taken: None,
         };
         let out = render(&s, None).unwrap();

@@ -48,6 +48,14 @@ fn is_header(line: &str) -> bool {
         })
 }
 
+/// The preemption model `latency/resched` names (`# preemption model: lazy ...`), if it does.
+pub fn preemption_model(text: &str) -> Option<String> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("# preemption model: "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+}
+
 /// Parses the first table of `text` (the part from its `CPU<n>` header line on).
 pub fn table(text: &str) -> Result<Table> {
     let mut lines = text.lines().skip_while(|l| !is_header(l));
@@ -301,6 +309,13 @@ pub fn matrix(text: &str) -> Result<BTreeMap<String, Cells>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_preemption_model_line() {
+        let text = "# From the first ...\n# preemption model: lazy (dynamic: preempt= at boot)\n@local: count 0\n";
+        assert_eq!(super::preemption_model(text).as_deref(), Some("lazy"));
+        assert_eq!(super::preemption_model("@local: count 0\n"), None);
+    }
+
     use super::*;
 
     const IPI: &str = include_str!("../tests/fixtures/ipi");

@@ -39,6 +39,10 @@ pub struct Snapshot {
     pub pairs: Vec<Pair>,
     /// Attached tasks (per-task counts run from their attach; not differences).
     pub tasks: Vec<Task>,
+    /// The preemption model in force (`none`, `voluntary`, `full`, `lazy`, `rt`), as `latency/resched`
+    /// names it; absent from modules that do not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preemption_model: Option<String>,
     #[serde(skip)]
     pub taken: Option<Instant>,
 }
@@ -60,8 +64,12 @@ impl Snapshot {
             );
         }
         let mut histograms = BTreeMap::new();
+        let mut preemption_model = None;
         for name in LATENCY {
             let text = m.read(name)?;
+            if name == "latency/resched" {
+                preemption_model = parse::preemption_model(&text);
+            }
             for (h, v) in parse::histograms(&text).with_context(|| format!("parsing {name}"))? {
                 histograms.insert(format!("{name}/{h}"), v);
             }
@@ -81,6 +89,7 @@ impl Snapshot {
             histograms,
             pairs: parse::pairs(&m.read("pairs")?)?,
             tasks: parse::tasks(&m.read("tasks")?)?,
+            preemption_model,
             taken: Some(taken),
         })
     }
@@ -155,6 +164,7 @@ impl Snapshot {
             histograms,
             pairs,
             tasks: self.tasks.clone(),
+            preemption_model: self.preemption_model.clone(),
             taken: self.taken,
         }
     }

@@ -17,7 +17,7 @@ use std::time::Instant;
 /// What `stat` prints, in order: (file, row, what it counts).
 /// A row the module does not show is left out (`received` has no CFS and CFM rows on arm64, where one
 /// IPI carries both call-function kinds: its CAL line stands for them).
-pub const LINES: [(&str, &str, &str); 18] = [
+pub const LINES: [(&str, &str, &str); 21] = [
     ("ipi", "RES", "reschedule IPIs sent"),
     ("ipi", "CFS", "function call (single) IPIs sent"),
     ("ipi", "CFM", "function call (many) sends"),
@@ -27,7 +27,10 @@ pub const LINES: [(&str, &str, &str); 18] = [
     ("received", "CFS", "... of which single"),
     ("received", "CFM", "... of which many"),
     ("ipi", "RSC", "reschedule requests"),
+    ("ipi", "RSL", "... of which lazy"),
+    ("ipi", "RSP", "... of which promoted from lazy"),
     ("ipi", "WKL", "wakeups queued on a wakelist"),
+    ("ipi", "NIP", "IPIs not needed: target polling idle"),
     ("sched", "CSW", "context switches, all tasks"),
     ("sched", "CSP", "... of which preemptions"),
     ("sched", "IN", "attached tasks switched in"),
@@ -39,9 +42,10 @@ pub const LINES: [(&str, &str, &str); 18] = [
 ];
 
 /// The histograms `stat` summarizes: (key, what it measures).
-const HISTS: [(&str, &str); 8] = [
+const HISTS: [(&str, &str); 9] = [
     ("latency/resched/local", "resched -> switch, local"),
     ("latency/resched/remote", "resched -> switch, remote"),
+    ("latency/resched/lazy", "resched -> switch, lazy"),
     ("latency/ipi/RES", "IPI delivery, RES"),
     ("latency/ipi/CFS", "IPI delivery, CFS"),
     ("latency/ipi/CFM", "IPI delivery, CFM"),
@@ -230,6 +234,9 @@ pub fn print_stat(d: &Snapshot, cmd: &str, per_cpu: bool, elapsed: f64) {
         println!(" resched_probe counters since the last reset:");
     } else {
         println!(" resched_probe stats for '{cmd}' (attached: it and the tasks it starts):");
+    }
+    if let Some(model) = &d.preemption_model {
+        println!(" preemption model: {model}");
     }
     println!();
     for (file, row, what) in LINES {
