@@ -7,6 +7,7 @@
 #   make check      the host unit tests (make unit), then for both kernels (6.12 and 7.3; CHECK_KERNELS=...:
 #                   some): set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
 #                   the scale boot (512 possible CPUs, 4 online)
+#   make check-rt   the boot test and scale boot on 7.3 built PREEMPT_RT with lockdep (KCONFIG=rt)
 #   make unit       the host unit tests alone, in seconds (logic/unit, the tool's tests)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
@@ -69,7 +70,7 @@ KERNEL_DEP := kernel
 endif
 
 .PHONY: testmod testmod-ko fallback default modules tool tool-check unit kernel kdir kimage setup run check check-build test bench bench-modules \
-	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64
+	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64 check-rt
 
 default: modules tool
 
@@ -170,6 +171,12 @@ $(LOAD_ARM64): $(REPO)/tools/rrp-load.c
 
 check-arm64:
 	CHECK_ARCH=arm64 CHECK_KERNELS="$(KVER)" $(REPO)/scripts/check.sh
+
+# The boot test and the scale boot on the PREEMPT_RT kernel (7.3, KCONFIG=rt: qemu/rt.config, with lockdep
+# and DEBUG_ATOMIC_SLEEP), its build checks first. One `N passed, N failed`.
+check-rt:
+	$(REPO)/scripts/setup.sh
+	CHECK_KCONFIG=rt CHECK_KERNELS=7.3 $(REPO)/scripts/check.sh
 
 # Stress on the debug kernel (KASAN, lockdep, KFENCE, debug objects); `make stress KCONFIG=default` on
 # the normal one.

@@ -6,6 +6,7 @@
 pub(crate) mod callbacks;
 pub(crate) mod counters;
 pub(crate) mod engine;
+pub(crate) mod exited;
 pub(crate) mod handlers;
 pub(crate) mod histogram;
 pub(crate) mod latency;

@@ -11,11 +11,12 @@
 
 use crate::logic::counters::Local;
 use crate::logic::engine::Engine;
+use crate::logic::exited::{Exited, Root};
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::tracker::{PreemptedBy, TaskRow, Tracker};
 use crate::sys::hotplug::CpuPrepare;
 use crate::sys::notifier::Notifiers;
-use crate::sys::task::{Current, NewTask, Task, Woken};
+use crate::sys::task::{Current, NewTask, Task, TaskExt, Woken};
 use crate::sys::taskwork::{self, TaskWork};
 use crate::sys::tracepoint::{
     SchedProcessExit, SchedProcessFork, SchedSwitch, SchedWakeup, TracepointProbe,
@@ -43,6 +44,8 @@ pub(crate) struct Tasks {
     engine: Arc<Engine>,
     /// Attach and detach works queued and not run yet (at most [`MAX_PENDING`]).
     pending: AtomicUsize,
+    /// Who preempted the attached tasks that have exited, per root.
+    exited: Exited,
 }
 
 impl Tasks {
@@ -54,6 +57,7 @@ impl Tasks {
             })?,
             engine: engine.clone(),
             pending: AtomicUsize::new(0),
+            exited: Exited::new()?,
         })
     }
 
@@ -62,14 +66,21 @@ impl Tasks {
     ///
     /// May sleep the first time (turning preempt notifiers on): process context only (the `attach`
     /// write, and the works `attach PID` queues, which run as the thread returns to user space).
+    ///
+    /// Its process is the root of what it and the tasks it creates leave in `preempted_by_exited`; a
+    /// main thread attaching starts its process's entry there afresh.
     pub(crate) fn attach_current(&self, me: &Current<'_>) -> Result {
         self.attached.enable();
-        self.attached
-            .attach(me, |t, cpu| {
-                t.task.set_current(me);
-                t.start(Some(cpu));
-            })
-            .map(|_| ())
+        let task = me.task();
+        let root = task.process_id();
+        let attached = self.attached.attach(me, |t, cpu| {
+            t.task.set_current(me);
+            t.start(Some(cpu), root);
+        })?;
+        if attached && task.tid() == root {
+            self.exited.forget(root);
+        }
+        Ok(())
     }
 
     /// `attach PID` / `detach PID`: queues a work on every thread of process `pid` that attaches
@@ -127,6 +138,11 @@ impl Tasks {
             Ok(())
         })?;
         Ok(rows)
+    }
+
+    /// Who preempted the attached tasks that have exited, per root; and the roots that made room.
+    pub(crate) fn preempted_by_exited(&self) -> Result<(KVec<Root>, u64)> {
+        self.exited.read()
     }
 
     /// Who preempted each attached task.
@@ -221,10 +237,10 @@ impl TaskWork for ByPid {
 impl SchedProcessFork for Tasks {
     /// Attaches `child` when its parent (the calling task) is attached (a full table counts it).
     fn sched_process_fork(&self, parent: &Current<'_>, child: &NewTask<'_>) {
-        if self.attached.is_attached(parent) {
+        if let Some(root) = self.attached.handler_of(parent).map(Tracker::root) {
             let _ = self.attached.attach_new(child, |t| {
                 t.task.set_new(child);
-                t.start(None);
+                t.start(None, root);
             });
         }
     }
@@ -243,10 +259,13 @@ impl SchedWakeup for Tasks {
 }
 
 impl SchedProcessExit for Tasks {
-    /// Detaches the exiting task, if it is attached.
+    /// Detaches the exiting task, if it is attached, and keeps who preempted it.
     fn sched_process_exit(&self, task: &Current<'_>) {
         // `ENOENT` (not attached) is the common case.
-        let _ = self.attached.detach(task, |t| t.task.clear_current(task));
+        let _ = self.attached.detach(task, |t| {
+            t.exited(&self.exited, task.task());
+            t.task.clear_current(task);
+        });
     }
 }
 

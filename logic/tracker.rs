@@ -6,6 +6,7 @@
 
 use crate::logic::counters::{Hist, Local};
 use crate::logic::engine::Engine;
+use crate::logic::exited::{Exited, Preemptor as Folded};
 use crate::sys::notifier;
 use crate::sys::task::{Task, TaskExt, TaskSlot, COMM_LEN};
 use crate::sys::time::now_ns;
@@ -50,6 +51,8 @@ impl Preemptor {
 pub(crate) struct Tracker {
     pub(super) task: TaskSlot,
     engine: Arc<Engine>,
+    /// The process that attached it (see [`crate::logic::exited`]): its own, or its creator's.
+    root: AtomicI32,
     ins: AtomicU64,
     outs: AtomicU64,
     preempted: AtomicU64,
@@ -74,6 +77,7 @@ impl Tracker {
         Self {
             task: TaskSlot::new(),
             engine,
+            root: AtomicI32::new(0),
             ins: AtomicU64::new(0),
             outs: AtomicU64::new(0),
             preempted: AtomicU64::new(0),
@@ -87,9 +91,10 @@ impl Tracker {
         }
     }
 
-    /// Counts from zero for a task just attached; `running_on` is its CPU if it is running now (the
-    /// calling task attaching itself counts as switched in there), `None` for a new task.
-    pub(super) fn start(&self, running_on: Option<usize>) {
+    /// Counts from zero for a task just attached by `root`; `running_on` is its CPU if it is running now
+    /// (the calling task attaching itself counts as switched in there), `None` for a new task.
+    pub(super) fn start(&self, running_on: Option<usize>, root: i32) {
+        self.root.store(root, Relaxed);
         self.ins.store(u64::from(running_on.is_some()), Relaxed);
         self.outs.store(0, Relaxed);
         self.preempted.store(0, Relaxed);
@@ -135,13 +140,15 @@ impl Tracker {
         })
     }
 
-    /// Who preempted the task, most frequent first (`None` while the slot is unused).
-    pub(super) fn preempted_by_row(&self) -> Result<Option<PreemptedBy>> {
-        let Some((pid, comm)) = self.identity() else {
-            return Ok(None);
-        };
-        let mut by = KVec::with_capacity(PREEMPTORS, GFP_KERNEL)?;
-        for p in &self.preemptors {
+    /// The process that attached it.
+    pub(super) fn root(&self) -> i32 {
+        self.root.load(Relaxed)
+    }
+
+    /// Its preemptors as they stand (pid 0: an unused entry).
+    fn preemptors(&self) -> [Folded; PREEMPTORS] {
+        let mut by = [(0, [0u8; COMM_LEN], 0); PREEMPTORS];
+        for (p, out) in self.preemptors.iter().zip(by.iter_mut()) {
             let who = p.pid.load(Acquire);
             if who == 0 {
                 continue;
@@ -151,7 +158,19 @@ impl Tracker {
                 let word = p.comm.get(i / 8).map_or(0, |w| w.load(Relaxed));
                 *b = word.to_ne_bytes()[i % 8];
             }
-            by.push((who, comm, p.count.load(Relaxed)), GFP_KERNEL)?;
+            *out = (who, comm, p.count.load(Relaxed));
+        }
+        by
+    }
+
+    /// Who preempted the task, most frequent first (`None` while the slot is unused).
+    pub(super) fn preempted_by_row(&self) -> Result<Option<PreemptedBy>> {
+        let Some((pid, comm)) = self.identity() else {
+            return Ok(None);
+        };
+        let mut by = KVec::with_capacity(PREEMPTORS, GFP_KERNEL)?;
+        for p in self.preemptors().into_iter().filter(|p| p.0 != 0) {
+            by.push(p, GFP_KERNEL)?;
         }
         by.sort_unstable_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
         Ok(Some(PreemptedBy {
@@ -160,6 +179,19 @@ impl Tracker {
             by,
             others: self.preemptors_other.load(Relaxed),
         }))
+    }
+
+    /// At the exit of its task `me` (which runs it: its counts are final), folds who preempted it into
+    /// its root's entry of `exited`.
+    pub(super) fn exited(&self, exited: &Exited, me: &Task) {
+        exited.fold(
+            self.root(),
+            me.tid(),
+            // In the exit tracepoint: no `task_lock()` (a spinlock_t, which sleeps on PREEMPT_RT).
+            me.comm_nolock(),
+            &self.preemptors(),
+            self.preemptors_other.load(Relaxed),
+        );
     }
 
     /// Counts a preemption by `next`: in its entry, else in a free one, else with the others.

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The one script that builds, boots and tallies: `make check` (x86-64) and `make check-arm64`
-# (CHECK_ARCH=arm64). For every kernel of CHECK_KERNELS (default "6.12 7.3"): its build checks, then its
-# two boots (the boot test, then the scale boot: 512 possible CPUs, 4 online).
+# (CHECK_ARCH=arm64), `make check-rt` (CHECK_KCONFIG=rt: 7.3 built PREEMPT_RT). For every kernel of
+# CHECK_KERNELS (default "6.12 7.3"): its build checks, then its two boots (the boot test, then the
+# scale boot: 512 possible CPUs, 4 online).
 #
 # x86-64: first the host unit tests (scripts/unit.sh, each test function counted) and the tool's checks;
 # build checks fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test
@@ -46,7 +47,8 @@ case "$arch" in
 		unit_rc=${PIPESTATUS[0]}
 		read -r unit_passed unit_failed < <(counts "$logs/unit" "$unit_rc")
 		"$repo/scripts/qemu-x2apic.sh" build || shared_failed=1
-		kconfig=default
+		# CHECK_KCONFIG=rt (make check-rt): the PREEMPT_RT kernel with lockdep instead of the default one.
+		kconfig=${CHECK_KCONFIG:-default}
 		builds=(fmtcheck clippy check-build fallback testmod)
 		timeout=${BOOT_TIMEOUT:-}
 		;;

@@ -8,7 +8,8 @@
 #   scripts/kernel.sh kimage [KCONFIG]   print the kernel image path (bzImage; arm64: Image)
 #   scripts/kernel.sh build  [KCONFIG]   extract, configure and build it unless that is already done
 #
-# KCONFIG is `default` (tinyconfig + qemu/kernel.config), `debug` (+ qemu/debug.config) or `arm64`
+# KCONFIG is `default` (tinyconfig + qemu/kernel.config), `debug` (+ qemu/debug.config), `rt` (PREEMPT_RT
+# with lockdep: + qemu/rt.config) or `arm64`
 # (ARCH=arm64, tinyconfig + qemu/arm64.config, cross-built by clang and rustc's aarch64 target). The cache
 # entry is keyed by the linux-source package version and a hash of the fragments and the toolchain, so an
 # unchanged fragment never rebuilds and a changed one gets a tree of its own. KVER (environment) is 6.12
@@ -28,15 +29,20 @@ target=bzImage
 case "$kconfig" in
 	default) ;;
 	debug) fragments+=("$here/qemu/debug.config") ;;
+	# PREEMPT_RT: kernel.config's model lines are left out of the fragment (see fragment() below).
+	rt) fragments+=("$here/qemu/rt.config") ;;
 	arm64) fragments=("$here/qemu/arm64.config"); arch=arm64; image=arch/arm64/boot/Image; target=Image ;;
-	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug or arm64)" >&2; exit 2 ;;
+	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug, rt or arm64)" >&2; exit 2 ;;
 esac
 # The fragment as the kernel gets it: the files as they are on 6.12; on 7.3, CONFIG_PROC_SYSCTL=y is
 # CONFIG_SYSCTL=y (7.3 dropped PROC_SYSCTL; SYSCTL is what the fragment needs from it) and
 # CONFIG_CFI_CLANG=y is CONFIG_CFI=y (CFI_CLANG is a transitional option there, never in .config).
+# With KCONFIG=rt, kernel.config's CONFIG_PREEMPT=y and CONFIG_PREEMPT_DYNAMIC=y are left out (the other
+# configurations' fragments, and so their cache keys, are unchanged).
+models() { if [ "$kconfig" = rt ]; then grep -vxE 'CONFIG_PREEMPT(_DYNAMIC)?=y'; else cat; fi; }
 case "$kver" in
-	6.12) fragment() { cat "${fragments[@]}"; } ;;
-	7.3) fragment() { sed 's/^CONFIG_PROC_SYSCTL=y$/CONFIG_SYSCTL=y/; s/^CONFIG_CFI_CLANG=y$/CONFIG_CFI=y/' "${fragments[@]}"; } ;;
+	6.12) fragment() { cat "${fragments[@]}" | models; } ;;
+	7.3) fragment() { sed 's/^CONFIG_PROC_SYSCTL=y$/CONFIG_SYSCTL=y/; s/^CONFIG_CFI_CLANG=y$/CONFIG_CFI=y/' "${fragments[@]}" | models; } ;;
 	*) echo "kernel.sh: unknown KVER '$kver' (6.12 or 7.3)" >&2; exit 2 ;;
 esac
 

@@ -16,7 +16,9 @@
 #include <linux/rcupdate.h>
 #include <linux/sched.h>
 #include <linux/sched/task.h>
+#include <linux/slab.h>
 #include <linux/smp.h>
+#include <linux/spinlock.h>
 #include <linux/task_work.h>
 #include <linux/tracepoint.h>
 #ifdef CONFIG_X86
@@ -93,6 +95,9 @@ struct task_struct *rrp_current(void) { return current; }
 
 /* task->pid (the thread id): read in C, as the kernel crate's own layout of task_struct gives 0 for it here */
 int rrp_task_pid(struct task_struct *t) { return t->pid; }
+
+/* task->tgid: the process (thread group) id */
+int rrp_task_tgid(struct task_struct *t) { return t->tgid; }
 
 /* get_task_comm() into a buffer of any size (6.12's __get_task_comm(), which 7.x no longer has) */
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len)
@@ -381,3 +386,28 @@ int rrp_for_each_thread(int nr, void (*fn)(struct task_struct *, void *), void *
 	put_task_struct(p);
 	return 0;
 }
+
+/*
+ * A raw spinlock of its own for a Rust owner (sys/rawlock.rs): it never sleeps, on PREEMPT_RT too,
+ * where spinlock_t does. Allocated (process context), taken with interrupts off, freed by its owner.
+ */
+void *rrp_raw_lock_new(void)
+{
+	raw_spinlock_t *lock = kmalloc(sizeof(*lock), GFP_KERNEL);
+
+	if (lock)
+		raw_spin_lock_init(lock);
+	return lock;
+}
+
+unsigned long rrp_raw_lock(void *lock)
+{
+	unsigned long flags;
+
+	raw_spin_lock_irqsave((raw_spinlock_t *)lock, flags);
+	return flags;
+}
+
+void rrp_raw_unlock(void *lock, unsigned long flags) { raw_spin_unlock_irqrestore((raw_spinlock_t *)lock, flags); }
+
+void rrp_raw_lock_free(void *lock) { kfree(lock); }

@@ -15,6 +15,7 @@ pub(crate) mod notifier;
 pub(crate) mod percpu;
 pub(crate) mod preempt;
 pub(crate) mod probed;
+pub(crate) mod rawlock;
 pub(crate) mod rcu;
 pub(crate) mod stacktrace;
 pub(crate) mod task;

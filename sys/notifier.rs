@@ -196,9 +196,9 @@ impl<H: Handler> Notifiers<H> {
         (!n.is_null()).then(|| unsafe { &(*n.cast::<PreemptNotifier<H>>()).handler })
     }
 
-    /// Whether the calling task carries a notifier of this table.
-    pub(crate) fn is_attached(&self, me: &Current<'_>) -> bool {
-        self.find(me).is_some()
+    /// The handler of this table's notifier on the calling task, if it carries one.
+    pub(crate) fn handler_of(&self, me: &Current<'_>) -> Option<&H> {
+        self.find(me).map(|n| &n.handler)
     }
 
     /// Claims a free slot within `limit` and a module reference for it; `ENOSPC` (counted) when `limit`
@@ -280,7 +280,7 @@ impl<H: Handler> Notifiers<H> {
         if !self.key_on.load(Acquire) {
             return Err(EINVAL);
         }
-        if self.is_attached(me) {
+        if self.find(me).is_some() {
             return Ok(false);
         }
         let slot = self.claim()?;

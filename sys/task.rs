@@ -51,6 +51,8 @@ pub(crate) trait TaskExt {
     /// Its thread id (`task->pid`). The `kernel` crate's `Task::pid()` reads 0 on this kernel (its
     /// bindgen layout of `task_struct` puts `pid` elsewhere), so this reads it in C.
     fn tid(&self) -> i32;
+    /// Its process id (`task->tgid`: its thread group's).
+    fn process_id(&self) -> i32;
     /// Its name (`comm`), NUL-padded, read under its `task_lock()`: not from the scheduler.
     fn comm(&self) -> [u8; COMM_LEN];
     /// Its name without the lock, for the scheduler's hooks (a task renaming itself meanwhile may give
@@ -68,6 +70,11 @@ impl TaskExt for Task {
     fn tid(&self) -> i32 {
         // SAFETY: `self` is a live task.
         unsafe { bindings::rrp_task_pid(raw(self)) }
+    }
+
+    fn process_id(&self) -> i32 {
+        // SAFETY: `self` is a live task.
+        unsafe { bindings::rrp_task_tgid(raw(self)) }
     }
 
     fn comm(&self) -> [u8; COMM_LEN] {

@@ -6,7 +6,7 @@
 //!
 //! - [`counters`]: `ipi`, `targets`, `matrix`, `pairs`, `callbacks`, `received`
 //! - [`latency`]: `latency/{resched,ipi,wakeup,slices}`, `latency_enable`
-//! - [`tasks`]: `sched`, `tasks`, `preempted_by`, `attach`, `attach_capacity`
+//! - [`tasks`]: `sched`, `tasks`, `preempted_by`, `preempted_by_exited`, `attach`, `attach_capacity`
 //! - [`stacks`]: `stacks/<tag>`, `stacks_enable`, `stacks_capacity`
 //! - [`control`]: `cpus`, `probes`, `reset`
 //! - [`table`]: the layout they share, and the parsers of what they accept
@@ -29,7 +29,7 @@ use kernel::prelude::*;
 use kernel::sync::Arc;
 use latency::{LatencyEnable, LatencyFiles};
 use stacks::{StackFiles, StacksCapacity, StacksEnable};
-use tasks::{Attach, AttachCapacity, PreemptedByList, Sched, TaskList};
+use tasks::{Attach, AttachCapacity, PreemptedByExited, PreemptedByList, Sched, TaskList};
 
 /// Every file of the module, each owning what it reads, and their directory (removed last).
 ///
@@ -47,6 +47,7 @@ pub(crate) struct Files {
     _sched: File<Sched>,
     _tasks: File<TaskList>,
     _preempted_by: File<PreemptedByList>,
+    _preempted_by_exited: File<PreemptedByExited>,
     _attach_capacity: File<AttachCapacity>,
     _stacks_enable: File<StacksEnable>,
     _stacks_capacity: File<StacksCapacity>,
@@ -97,6 +98,7 @@ impl Files {
             _sched: file!("sched", Sched(c.clone())),
             _tasks: file!("tasks", TaskList(tasks.clone())),
             _preempted_by: file!("preempted_by", PreemptedByList(tasks.clone())),
+            _preempted_by_exited: file!("preempted_by_exited", PreemptedByExited(tasks.clone())),
             _attach_capacity: file!("attach_capacity", AttachCapacity(tasks.clone())),
             _stacks_enable: file!("stacks_enable", StacksEnable(c.clone())),
             _stacks_capacity: file!("stacks_capacity", StacksCapacity(c.clone())),

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Task switches: `sched` (every CPU's context switches), and for the attached tasks `tasks`,
-//! `preempted_by`, `attach` and `attach_capacity`.
+//! `preempted_by`, `preempted_by_exited`, `attach` and `attach_capacity`.
 
 use super::table::{render, table, Row};
 use crate::logic::counters::Local;
 use crate::logic::engine::Engine;
+use crate::logic::exited::ROOTS;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::tasks::{Tasks, MAX_ATTACHED, MAX_PENDING};
 use crate::logic::text::{comm_str, line, parse_count};
@@ -136,6 +137,42 @@ impl Node for PreemptedByList {
                     t.pid, comm, "-", "(others)", t.others
                 )?;
             }
+        }
+        Ok(())
+    }
+}
+
+/// `preempted_by_exited`: for the attached tasks that have exited, per root (the process that attached
+/// them), the tasks that took their CPU when they were preempted, most frequent first.
+pub(crate) struct PreemptedByExited(pub(crate) Arc<Tasks>);
+
+#[vtable]
+impl Node for PreemptedByExited {
+    fn show(&self, out: &mut Text) -> Shown {
+        let (roots, replaced) = self.0.preempted_by_exited()?;
+        writeln!(
+            out,
+            "{:>8} {:<16} {:>6} {:>8} {:<16} {:>10}",
+            "ROOT", "COMM", "TASKS", "BY_PID", "BY_COMM", "COUNT"
+        )?;
+        for r in roots.iter() {
+            let comm = comm_str(&r.comm);
+            let lead = |out: &mut Text| write!(out, "{:>8} {comm:<16} {:>6} ", r.root, r.tasks);
+            for (pid, by, count) in r.by.iter().filter(|p| p.0 != 0) {
+                lead(out)?;
+                writeln!(out, "{pid:>8} {:<16} {count:>10}", comm_str(by))?;
+            }
+            if r.others != 0 || r.by.iter().all(|p| p.0 == 0) {
+                lead(out)?;
+                let what = if r.others != 0 { "(others)" } else { "(none)" };
+                writeln!(out, "{:>8} {what:<16} {:>10}", "-", r.others)?;
+            }
+        }
+        if replaced != 0 {
+            writeln!(
+                out,
+                "# {replaced} processes' entries made room for others (the {ROOTS} most recent kept)"
+            )?;
         }
         Ok(())
     }

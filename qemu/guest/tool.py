@@ -16,12 +16,13 @@ import subprocess
 import time
 import urllib.request
 
-from lib import D, parse_table, read, run, write_errno
+from lib import D, TRACING, parse_table, read, run, tracefs, write_errno
 
 N_PING = 1000
 PORT = 9187
 # Every file of the module, as saved for the tool's unit tests (tools/resched/tests/fixtures).
 FILES = ["cpus", "ipi", "targets", "matrix", "pairs", "received", "sched", "tasks", "preempted_by",
+         "preempted_by_exited",
          "latency/resched", "latency/ipi", "latency/wakeup", "latency/slices"]
 
 
@@ -110,6 +111,77 @@ def top_session(tool, load, seconds, key=b"q"):
     return drawn.decode(errors="replace"), code, out
 
 
+def stat_preemptors(c, tool):
+    """`stat -- CMD` ends with who preempted CMD's tasks, read once they have exited
+    (`preempted_by_exited`: the preempt notifiers' counts, folded at each task's exit), against the
+    kernel's own `sched_switch` events (a tracepoint, not a notifier) counted by a hist trigger: the
+    switches out of CMD's tasks while they were runnable, by next_pid. CMD is `timeout 3 dd ...` on CPU 1 beside a
+    shell loop there: `dd` is CMD's child, attached at fork, and the loop must be the top preemptor."""
+    event = "events/sched/sched_switch"
+    # prev_state 0: switched out runnable without preemption (at the return to user space); 256
+    # (TASK_REPORT_MAX): preempted. Keyed by prev_pid and prev_comm too: CMD's tasks are the pids seen as
+    # `timeout` or `dd` (before its exec, `timeout` was the tool's child, named `resched`).
+    trig = "hist:keys=prev_pid,prev_comm,next_pid:size=2048 if prev_state == 0 || prev_state == 256"
+    hog = subprocess.Popen(["taskset", "-c", "1", "sh", "-c", "while :; do :; done"], start_new_session=True)
+    try:
+        tracefs(f"{event}/trigger", trig)
+        r = run(["taskset", "-c", "1", tool, "stat", "--json", "--", "timeout", "3", "dd", "if=/dev/zero",
+                 "of=/dev/null", "bs=64k"], timeout=600)
+        hist = read(f"{TRACING}/{event}/hist")
+        tracefs(f"{event}/trigger", "!" + trig)
+    finally:
+        os.killpg(hog.pid, signal.SIGKILL)
+        hog.wait()
+    rows = [(int(p), comm, int(n), int(k)) for p, comm, n, k in
+            re.findall(r"prev_pid:\s*(\d+),\s*prev_comm:\s*(.*?)\s*,\s*next_pid:\s*(\d+)\s*\}\s*hitcount:\s*(\d+)",
+                       hist)]
+    cmd = {p for p, comm, _, _ in rows if comm in ("timeout", "dd")}
+    kernel = {}
+    for p, _, n, k in rows:
+        if p in cmd and n != 0:
+            kernel[n] = kernel.get(n, 0) + k
+    try:
+        doc = json.loads(r.stdout[r.stdout.index("{"):])
+        ours = {p["by_pid"]: p["count"] for p in doc["preempted_by"]}
+    except (ValueError, KeyError) as e:
+        ours = {"error": str(e)}
+    print(f"# stat: preempted by {ours}; sched_switch events out of CMD's tasks {sorted(cmd)}: {kernel}; "
+          f"shell loop {hog.pid}")
+    # The events also count the switches after a task's exit tracepoint (its notifier gone): a few.
+    near = lambda a, b: abs(a - b) <= 3 + b // 50
+    bad = [f"{p}: ours {ours.get(p, 0)}, kernel {kernel.get(p, 0)}" for p in ours
+           if not near(ours.get(p, 0), kernel.get(p, 0))]
+    top = max(ours, key=ours.get, default=None)
+    c.check(f"stat -- CMD: who preempted CMD once it exited, each preemptor as many times as sched_switch "
+            f"events say (within 3 + 2%), the shell loop on its CPU most ({ours.get(hog.pid)} times)",
+            r.returncode == 124 and top == hog.pid and ours.get(hog.pid, 0) > 10 and not bad,
+            f"rc {r.returncode} {bad} {r.stderr}")
+    r = run([tool, "stat", "--", "timeout", "1", "dd", "if=/dev/zero", "of=/dev/null", "bs=64k"], timeout=600)
+    c.check("stat -- CMD: the text output ends with 'preempted by'",
+            r.returncode == 124 and "preempted by" in r.stdout, r.stdout + r.stderr)
+
+
+def exited_bounded(c):
+    """`preempted_by_exited` keeps the 32 roots most recently added to, and counts those that made room:
+    40 shells that attach themselves and exit, each a root with nothing preempting it."""
+    def entries():
+        text = read(f"{D}/preempted_by_exited")
+        roots = [int(l.split()[0]) for l in text.splitlines()[1:] if l.strip() and not l.startswith("#")]
+        m = re.search(r"^# (\d+) processes' entries made room", text, re.M)
+        return list(dict.fromkeys(roots)), int(m.group(1)) if m else 0, text
+    _, replaced0, _ = entries()
+    pids = []
+    for _ in range(40):
+        p = subprocess.run(["sh", "-c", f"echo attach > {D}/attach && echo $$"], capture_output=True, text=True)
+        pids.append(int(p.stdout.split()[-1]) if p.returncode == 0 and p.stdout.split() else -1)
+    roots, replaced, text = entries()
+    print(f"# preempted_by_exited after 40 attached shells: {len(roots)} roots, {replaced - replaced0} made room")
+    c.check("preempted_by_exited: the 32 most recent roots kept, most recent first, the others counted "
+            "as having made room (>= 8)",
+            len(roots) == 32 and roots[:32] == pids[::-1][:32] and replaced - replaced0 >= 8
+            and f"{pids[-1]} sh" in " ".join(text.split()), text[:800])
+
+
 def main(c, g):
     tool = f"{g.repo}/tools/resched/target/release/resched"
     c.check("the tool is built (make builds it beside the module)", os.access(tool, os.X_OK), tool)
@@ -164,6 +236,8 @@ def main(c, g):
     r = run([tool, "stat", "--", "/nonexistent/cmd"])
     c.check("stat of a missing command: a message and exit 2, no panic",
             r.returncode == 2 and "resched:" in r.stderr and not panicked(r.stderr), r.stderr)
+    stat_preemptors(c, tool)
+    exited_bounded(c)
 
     # --- top under a pseudo-terminal: rates of the load, quits on q --------------------------------------
     # The load must outlast the session (it starts with top's first frame, which is followed by 6 s): its

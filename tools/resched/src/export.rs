@@ -261,6 +261,7 @@ mod tests {
             pairs: vec![],
             tasks: vec![],
             preemption_model: None,
+            preempted_by: None,
             taken: None,
         };
         let out = render(&s, None).unwrap();

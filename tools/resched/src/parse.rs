@@ -233,6 +233,99 @@ pub fn tasks(text: &str) -> Result<Vec<Task>> {
     Ok(out)
 }
 
+/// A task that preempted others, and how often (`by_pid` absent for the `(others)` and `(none)` lines).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Preemptor {
+    pub by_pid: Option<i32>,
+    pub by_comm: String,
+    pub count: u64,
+}
+
+/// What the exited tasks of one root (the process that attached them) were preempted by.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExitedRoot {
+    pub root: i32,
+    pub comm: String,
+    pub tasks: u64,
+    /// Most frequent first, as the module prints them.
+    pub by: Vec<Preemptor>,
+}
+
+/// The char columns of `preempted_by_exited`'s lines (`{:>8} {:<16} {:>6} {:>8} {:<16} {:>10}`):
+/// fixed, so that names with spaces parse.
+const EXITED_COLUMNS: [(usize, usize); 6] = [(0, 8), (9, 25), (26, 32), (33, 41), (42, 58), (59, 69)];
+
+/// The entries of `preempted_by_exited`, in its order (the header and `#` lines skipped).
+pub fn preempted_by_exited(text: &str) -> Result<Vec<ExitedRoot>> {
+    let mut out: Vec<ExitedRoot> = Vec::new();
+    for line in text.lines().skip(1) {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let chars: Vec<char> = line.chars().collect();
+        let col = |(a, b): (usize, usize)| -> String {
+            chars[a.min(chars.len())..b.min(chars.len())]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string()
+        };
+        let [root, comm, tasks, by_pid, by_comm, count] = EXITED_COLUMNS.map(col);
+        let bad = || format!("preempted_by_exited: bad line {line:?}");
+        let root: i32 = root.parse().with_context(bad)?;
+        let by = Preemptor {
+            by_pid: if by_pid == "-" {
+                None
+            } else {
+                Some(by_pid.parse().with_context(bad)?)
+            },
+            by_comm,
+            count: count.parse().with_context(bad)?,
+        };
+        match out.last_mut() {
+            Some(last) if last.root == root => last.by.push(by),
+            _ => out.push(ExitedRoot {
+                root,
+                comm,
+                tasks: tasks.parse().with_context(bad)?,
+                by: vec![by],
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// The lines of `preempted_by` as (attached task's pid, preemptor), by its fixed char columns
+/// (`{:>8} {:<16} {:>8} {:<16} {:>10}`).
+pub fn preempted_by(text: &str) -> Result<Vec<(i32, Preemptor)>> {
+    const COLUMNS: [(usize, usize); 5] = [(0, 8), (9, 25), (26, 34), (35, 51), (52, 62)];
+    let mut out = Vec::new();
+    for line in text.lines().skip(1) {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let chars: Vec<char> = line.chars().collect();
+        let col = |(a, b): (usize, usize)| -> String {
+            chars[a.min(chars.len())..b.min(chars.len())]
+                .iter()
+                .collect::<String>()
+                .trim()
+                .to_string()
+        };
+        let [pid, _comm, by_pid, by_comm, count] = COLUMNS.map(col);
+        let bad = || format!("preempted_by: bad line {line:?}");
+        out.push((
+            pid.parse().with_context(bad)?,
+            Preemptor {
+                by_pid: by_pid.parse().ok(),
+                by_comm,
+                count: count.parse().with_context(bad)?,
+            },
+        ));
+    }
+    Ok(out)
+}
+
 /// One line of `pairs`: a sender -> target count of one kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Pair {
@@ -322,6 +415,36 @@ mod tests {
     const RECEIVED: &str = include_str!("../tests/fixtures/received");
     const RESCHED: &str = include_str!("../tests/fixtures/latency_resched");
     const TASKS: &str = include_str!("../tests/fixtures/tasks");
+    const EXITED: &str = include_str!("../tests/fixtures/preempted_by_exited");
+
+    #[test]
+    fn preempted_by_lines() {
+        let rows = preempted_by(include_str!("../tests/fixtures/preempted_by")).unwrap();
+        assert_eq!(rows.len(), 10);
+        assert_eq!(rows[1].0, 166);
+        assert_eq!(rows[1].1.by_pid, Some(165));
+        assert_eq!(rows[1].1.count, 249);
+        assert_eq!(rows[2].1.by_comm, "kworker/0:0");
+    }
+
+    #[test]
+    fn exited_roots() {
+        let roots = preempted_by_exited(EXITED).unwrap();
+        assert_eq!(roots.len(), 2);
+        assert_eq!((roots[0].root, roots[0].comm.as_str(), roots[0].tasks), (212, "my app", 3));
+        assert_eq!(
+            roots[0].by[0],
+            Preemptor {
+                by_pid: Some(198),
+                by_comm: "sh".to_string(),
+                count: 412
+            }
+        );
+        assert_eq!(roots[0].by[2].by_pid, None);
+        assert_eq!(roots[0].by[2].count, 2);
+        assert_eq!(roots[1].by[0].by_comm, "(none)");
+        assert!(preempted_by_exited("ROOT\n     x  y\n").is_err());
+    }
     const PAIRS: &str = include_str!("../tests/fixtures/pairs");
 
     #[test]

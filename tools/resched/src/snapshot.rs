@@ -3,7 +3,7 @@
 //! document (schema `resched/1`, described in tools/resched/README.md).
 
 use crate::module::Module;
-use crate::parse::{self, Histogram, Pair, Table, Task};
+use crate::parse::{self, Histogram, Pair, Preemptor, Table, Task};
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -43,6 +43,10 @@ pub struct Snapshot {
     /// names it; absent from modules that do not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preemption_model: Option<String>,
+    /// `stat -- CMD` only: who preempted CMD's tasks (read once they have exited), most frequent
+    /// first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preempted_by: Option<Vec<Preemptor>>,
     #[serde(skip)]
     pub taken: Option<Instant>,
 }
@@ -90,6 +94,7 @@ impl Snapshot {
             pairs: parse::pairs(&m.read("pairs")?)?,
             tasks: parse::tasks(&m.read("tasks")?)?,
             preemption_model,
+            preempted_by: None,
             taken: Some(taken),
         })
     }
@@ -165,6 +170,7 @@ impl Snapshot {
             pairs,
             tasks: self.tasks.clone(),
             preemption_model: self.preemption_model.clone(),
+            preempted_by: self.preempted_by.clone(),
             taken: self.taken,
         }
     }

@@ -3,7 +3,7 @@
 //! number now.
 
 use crate::module::Module;
-use crate::parse::{bucket_high, Histogram};
+use crate::parse::{self, bucket_high, Histogram, Preemptor};
 use crate::snapshot::Snapshot;
 use anyhow::{Context, Result};
 use std::ffi::CString;
@@ -40,6 +40,9 @@ pub const LINES: [(&str, &str, &str); 21] = [
     ("sched", "MIG", "attached tasks migrated"),
     ("targets", "RSC", "remote reschedule requests"),
 ];
+
+/// Preemptors `stat -- CMD` prints (the JSON document has all the module keeps: 8 per root).
+const PREEMPTORS_SHOWN: usize = 5;
 
 /// The histograms `stat` summarizes: (key, what it measures).
 const HISTS: [(&str, &str); 9] = [
@@ -87,10 +90,12 @@ pub fn run(cmd: &[String], per_cpu: bool, json: bool) -> Result<u8> {
     // Ctrl-C goes to CMD (same process group); this process waits for it and reports.
     // SAFETY: Setting a signal's disposition to ignore has no preconditions.
     unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    let root = i32::try_from(child.id()).context("CMD's pid")?;
     let status = child.wait().context("waiting for the command")?;
     let elapsed = start.elapsed().as_secs_f64();
     let after = Snapshot::read(&m)?;
-    let d = after.since(&before);
+    let mut d = after.since(&before);
+    d.preempted_by = exited_preemptors(&m, root)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&d)?);
     } else {
@@ -101,6 +106,54 @@ pub fn run(cmd: &[String], per_cpu: bool, json: bool) -> Result<u8> {
         (None, Some(s)) => 128u8.wrapping_add(s as u8),
         _ => 1,
     })
+}
+
+/// Who preempted the tasks of root `root` that have exited (`preempted_by_exited`); `None` from a
+/// module without that file.
+fn exited_preemptors(m: &Module, root: i32) -> Result<Option<Vec<Preemptor>>> {
+    let Ok(text) = m.read("preempted_by_exited") else {
+        return Ok(None);
+    };
+    let roots = parse::preempted_by_exited(&text)?;
+    Ok(Some(
+        roots
+            .into_iter()
+            .find(|r| r.root == root)
+            .map(|r| r.by.into_iter().filter(|p| p.by_pid.is_some()).collect())
+            .unwrap_or_default(),
+    ))
+}
+
+/// Who preempted the processes `pids` since they were attached: their live threads' `preempted_by`
+/// rows and their exited tasks' (`preempted_by_exited`), merged by preemptor, most frequent first.
+fn watched_preemptors(m: &Module, pids: &[i32]) -> Result<Option<Vec<Preemptor>>> {
+    let Some(mut merged) = pids
+        .iter()
+        .map(|&p| exited_preemptors(m, p))
+        .collect::<Result<Option<Vec<_>>>>()?
+        .map(|v| v.concat())
+    else {
+        return Ok(None);
+    };
+    let threads: Vec<i32> = pids
+        .iter()
+        .flat_map(|p| std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten())
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for (pid, p) in parse::preempted_by(&m.read("preempted_by")?)? {
+        if threads.contains(&pid) && p.by_pid.is_some() {
+            merged.push(p);
+        }
+    }
+    let mut by: Vec<Preemptor> = Vec::new();
+    for p in merged {
+        match by.iter_mut().find(|q| q.by_pid == p.by_pid) {
+            Some(q) => q.count += p.count,
+            None => by.push(p),
+        }
+    }
+    by.sort_by(|a, b| b.count.cmp(&a.count).then(a.by_pid.cmp(&b.by_pid)));
+    Ok(Some(by))
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -155,10 +208,12 @@ pub fn pids(pids: &[i32], duration: Option<f64>, per_cpu: bool, json: bool) -> R
     }
     let elapsed = start.elapsed().as_secs_f64();
     let after = Snapshot::read(&m)?;
+    let by = watched_preemptors(&m, pids)?;
     for &pid in pids {
         let _ = attach_write(&m, &format!("detach {pid}"));
     }
-    let d = after.since(&before);
+    let mut d = after.since(&before);
+    d.preempted_by = by;
     let label = pids
         .iter()
         .map(|p| p.to_string())
@@ -262,6 +317,22 @@ pub fn print_stat(d: &Snapshot, cmd: &str, per_cpu: bool, elapsed: f64) {
     for (key, what) in HISTS {
         if let Some(h) = d.histograms.get(key) {
             println!("  {:<28} {}", what, hist_line(h));
+        }
+    }
+    if let Some(by) = &d.preempted_by {
+        println!();
+        if by.is_empty() {
+            println!("  preempted by: no other task");
+        } else {
+            println!("  preempted by (most frequent first):");
+            for p in by.iter().take(PREEMPTORS_SHOWN) {
+                let pid = p.by_pid.map_or("-".to_string(), |p| p.to_string());
+                println!(
+                    "{:>23}      {:<16} pid {pid}",
+                    thousands(p.count),
+                    p.by_comm
+                );
+            }
         }
     }
     if !cmd.is_empty() {
