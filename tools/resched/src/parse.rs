@@ -253,7 +253,8 @@ pub struct ExitedRoot {
 
 /// The char columns of `preempted_by_exited`'s lines (`{:>8} {:<16} {:>6} {:>8} {:<16} {:>10}`):
 /// fixed, so that names with spaces parse.
-const EXITED_COLUMNS: [(usize, usize); 6] = [(0, 8), (9, 25), (26, 32), (33, 41), (42, 58), (59, 69)];
+const EXITED_COLUMNS: [(usize, usize); 6] =
+    [(0, 8), (9, 25), (26, 32), (33, 41), (42, 58), (59, 69)];
 
 /// The entries of `preempted_by_exited`, in its order (the header and `#` lines skipped).
 pub fn preempted_by_exited(text: &str) -> Result<Vec<ExitedRoot>> {
@@ -431,7 +432,10 @@ mod tests {
     fn exited_roots() {
         let roots = preempted_by_exited(EXITED).unwrap();
         assert_eq!(roots.len(), 2);
-        assert_eq!((roots[0].root, roots[0].comm.as_str(), roots[0].tasks), (212, "my app", 3));
+        assert_eq!(
+            (roots[0].root, roots[0].comm.as_str(), roots[0].tasks),
+            (212, "my app", 3)
+        );
         assert_eq!(
             roots[0].by[0],
             Preemptor {

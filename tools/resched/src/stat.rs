@@ -137,7 +137,11 @@ fn watched_preemptors(m: &Module, pids: &[i32]) -> Result<Option<Vec<Preemptor>>
     };
     let threads: Vec<i32> = pids
         .iter()
-        .flat_map(|p| std::fs::read_dir(format!("/proc/{p}/task")).into_iter().flatten())
+        .flat_map(|p| {
+            std::fs::read_dir(format!("/proc/{p}/task"))
+                .into_iter()
+                .flatten()
+        })
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     for (pid, p) in parse::preempted_by(&m.read("preempted_by")?)? {
