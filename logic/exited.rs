@@ -150,17 +150,20 @@ impl Exited {
         });
     }
 
-    /// The entries in use, most recently folded into first, each with its preemptors most frequent
-    /// first; and how many entries made room for another root.
+    /// Every entry, those in use (`root` not 0) most recently folded into first, each with its
+    /// preemptors most frequent first; and how many entries made room for another root. Nothing is
+    /// allocated under the lock (not even `GFP_ATOMIC`: on PREEMPT_RT not under a raw spinlock).
     pub(crate) fn read(&self) -> Result<(KVec<Root>, u64)> {
         let mut out = KVec::with_capacity(ROOTS, GFP_KERNEL)?;
-        let replaced = self.table.with(|t| -> Result<u64> {
-            for r in t.roots.iter().filter(|r| r.root != 0) {
-                // Within the capacity reserved above: no allocation.
-                out.push(*r, GFP_ATOMIC)?;
+        for _ in 0..ROOTS {
+            out.push(Root::UNUSED, GFP_KERNEL)?;
+        }
+        let replaced = self.table.with(|t| {
+            for (o, r) in out.iter_mut().zip(t.roots.iter()) {
+                *o = *r;
             }
-            Ok(t.replaced)
-        })?;
+            t.replaced
+        });
         out.sort_unstable_by_key(|r| core::cmp::Reverse(r.stamp));
         for r in out.iter_mut() {
             r.by.sort_unstable_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));

@@ -155,7 +155,7 @@ impl Node for PreemptedByExited {
             "{:>8} {:<16} {:>6} {:>8} {:<16} {:>10}",
             "ROOT", "COMM", "TASKS", "BY_PID", "BY_COMM", "COUNT"
         )?;
-        for r in roots.iter() {
+        for r in roots.iter().filter(|r| r.root != 0) {
             let comm = comm_str(&r.comm);
             let lead = |out: &mut Text| write!(out, "{:>8} {comm:<16} {:>6} ", r.root, r.tasks);
             for (pid, by, count) in r.by.iter().filter(|p| p.0 != 0) {
