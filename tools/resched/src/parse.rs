@@ -263,15 +263,7 @@ pub fn preempted_by_exited(text: &str) -> Result<Vec<ExitedRoot>> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let chars: Vec<char> = line.chars().collect();
-        let col = |(a, b): (usize, usize)| -> String {
-            chars[a.min(chars.len())..b.min(chars.len())]
-                .iter()
-                .collect::<String>()
-                .trim()
-                .to_string()
-        };
-        let [root, comm, tasks, by_pid, by_comm, count] = EXITED_COLUMNS.map(col);
+        let [root, comm, tasks, by_pid, by_comm, count] = columns(line, EXITED_COLUMNS);
         let bad = || format!("preempted_by_exited: bad line {line:?}");
         let root: i32 = root.parse().with_context(bad)?;
         let by = Preemptor {
@@ -296,6 +288,18 @@ pub fn preempted_by_exited(text: &str) -> Result<Vec<ExitedRoot>> {
     Ok(out)
 }
 
+/// The trimmed text of `line` in each of `cols`, char columns `[from, to)` (short lines give empty ones).
+fn columns<const N: usize>(line: &str, cols: [(usize, usize); N]) -> [String; N] {
+    let chars: Vec<char> = line.chars().collect();
+    cols.map(|(a, b)| {
+        chars[a.min(chars.len())..b.min(chars.len())]
+            .iter()
+            .collect::<String>()
+            .trim()
+            .to_string()
+    })
+}
+
 /// The lines of `preempted_by` as (attached task's pid, preemptor), by its fixed char columns
 /// (`{:>8} {:<16} {:>8} {:<16} {:>10}`).
 pub fn preempted_by(text: &str) -> Result<Vec<(i32, Preemptor)>> {
@@ -305,15 +309,7 @@ pub fn preempted_by(text: &str) -> Result<Vec<(i32, Preemptor)>> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let chars: Vec<char> = line.chars().collect();
-        let col = |(a, b): (usize, usize)| -> String {
-            chars[a.min(chars.len())..b.min(chars.len())]
-                .iter()
-                .collect::<String>()
-                .trim()
-                .to_string()
-        };
-        let [pid, _comm, by_pid, by_comm, count] = COLUMNS.map(col);
+        let [pid, _comm, by_pid, by_comm, count] = columns(line, COLUMNS);
         let bad = || format!("preempted_by: bad line {line:?}");
         out.push((
             pid.parse().with_context(bad)?,
