@@ -52,6 +52,7 @@ struct ReschedProbe {
 
 impl kernel::Module for ReschedProbe {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        sys::task::init_offsets();
         let cpus = sys::cpu::nr_cpu_ids();
         let engine = Arc::pin_init(Engine::new(cpus)?, GFP_KERNEL)?;
         let probes = Arc::new(Probes::new(&engine)?, GFP_KERNEL)?;

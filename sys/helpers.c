@@ -93,9 +93,6 @@ bool rrp_is_err(const void *ptr) { return IS_ERR(ptr); }
 /* current */
 struct task_struct *rrp_current(void) { return current; }
 
-/* task->pid (the thread id): read in C, as the kernel crate's own layout of task_struct gives 0 for it here */
-int rrp_task_pid(struct task_struct *t) { return t->pid; }
-
 /* task->tgid: the process (thread group) id */
 int rrp_task_tgid(struct task_struct *t) { return t->tgid; }
 
@@ -141,29 +138,32 @@ void rrp_preempt_disable(void) { preempt_disable(); }
 /* preempt_enable() */
 void rrp_preempt_enable(void) { preempt_enable(); }
 
-/* task_is_running() */
-bool rrp_task_is_running(struct task_struct *t) { return task_is_running(t); }
-
 /* PF_EXITING: the task is in do_exit() */
 bool rrp_task_is_exiting(struct task_struct *t) { return t->flags & PF_EXITING; }
 
-/* is_idle_task() */
-bool rrp_is_idle_task(struct task_struct *t) { return is_idle_task(t); }
-
 /*
- * The kind of the need-resched request of flag bit `tif` that sched_set_need_resched_tp reports for
- * `tsk`: 0 immediate, 1 lazy (TIF_NEED_RESCHED_LAZY), 2 immediate while a lazy request is pending on
- * `tsk` (a promotion, as the tick makes it). Without lazy preemption (6.12) every request is immediate.
+ * Where task_is_running() (__state), is_idle_task() (flags & PF_IDLE), task->pid and
+ * test_tsk_thread_flag() (thread_info.flags, in the task with THREAD_INFO_IN_TASK: x86-64 and arm64)
+ * read, and the bits they test: asked once at load, so that the scheduler hooks and the
+ * need-resched tracepoint read the fields without a call (sys/task.rs). tif_lazy is -1 without lazy
+ * preemption (6.12), and ti_flags then unused.
  */
-int rrp_resched_kind(struct task_struct *tsk, int tif)
+void rrp_task_offsets(struct rrp_task_offsets *o)
 {
-#ifdef CONFIG_ARCH_HAS_PREEMPT_LAZY
-	if (tif == TIF_NEED_RESCHED_LAZY)
-		return 1;
-	if (test_tsk_thread_flag(tsk, TIF_NEED_RESCHED_LAZY))
-		return 2;
+	BUILD_BUG_ON(sizeof_field(struct task_struct, __state) != sizeof(u32));
+	BUILD_BUG_ON(sizeof_field(struct task_struct, flags) != sizeof(u32));
+	BUILD_BUG_ON(sizeof_field(struct task_struct, pid) != sizeof(u32));
+	o->state = offsetof(struct task_struct, __state);
+	o->flags = offsetof(struct task_struct, flags);
+	o->pid = offsetof(struct task_struct, pid);
+	o->pf_idle = PF_IDLE;
+	o->ti_flags = 0;
+	o->tif_lazy = -1;
+#if defined(CONFIG_THREAD_INFO_IN_TASK) && defined(CONFIG_ARCH_HAS_PREEMPT_LAZY)
+	BUILD_BUG_ON(sizeof_field(struct task_struct, thread_info.flags) != sizeof(unsigned long));
+	o->ti_flags = offsetof(struct task_struct, thread_info.flags);
+	o->tif_lazy = TIF_NEED_RESCHED_LAZY;
 #endif
-	return 0;
 }
 
 /*

@@ -36,11 +36,9 @@ unsigned long rrp_rq_cpu_offset(void);
 unsigned long rrp_cpu_number_ptr(void);
 bool rrp_is_err(const void *ptr);
 struct task_struct *rrp_current(void);
-int rrp_task_pid(struct task_struct *t);
 void rrp_task_comm(struct task_struct *t, char *buf, size_t len);
 void rrp_task_comm_nolock(struct task_struct *t, char *buf, size_t len);
 bool rrp_rq_curr_need_resched(struct rq *rq);
-bool rrp_task_is_running(struct task_struct *t);
 bool rrp_task_on_cpu(struct task_struct *t);
 void rrp_preempt_disable(void);
 void rrp_preempt_enable(void);
@@ -48,8 +46,16 @@ int rrp_cpuhp_setup_prepare(const char *name, int (*startup)(unsigned int cpu, s
 int rrp_cpuhp_add_instance(int state, struct hlist_node *node);
 int rrp_cpuhp_remove_instance(int state, struct hlist_node *node);
 void rrp_cpuhp_remove_state(int state);
-bool rrp_is_idle_task(struct task_struct *t);
-int rrp_resched_kind(struct task_struct *tsk, int tif);
+/* Where the task_struct fields the scheduler hooks read lie, and the bits they test (helpers.c). */
+struct rrp_task_offsets {
+	unsigned long state;
+	unsigned long flags;
+	unsigned long pid;
+	unsigned long ti_flags;
+	unsigned int pf_idle;
+	int tif_lazy;
+};
+void rrp_task_offsets(struct rrp_task_offsets *o);
 const char *rrp_preempt_model(void);
 bool rrp_preempt_dynamic(void);
 bool rrp_task_is_exiting(struct task_struct *t);

@@ -68,10 +68,10 @@ impl PerCpuArray {
     /// Adds one to counter `idx` of the current CPU; an index out of range is ignored.
     #[inline(always)]
     pub(crate) fn inc(&self, idx: usize) {
-        if let Some(&base) = self.chunks.get(idx / CHUNK) {
-            if idx < self.len {
-                this_cpu_inc(base.wrapping_add(idx % CHUNK));
-            }
+        if idx < self.len {
+            // SAFETY: `chunks` covers `len` counters (invariant), so chunk `idx / CHUNK` exists.
+            let base = unsafe { *self.chunks.get_unchecked(idx / CHUNK) };
+            this_cpu_inc(base.wrapping_add(idx % CHUNK));
         }
     }
 

@@ -12,8 +12,8 @@
 use super::bindings;
 use core::marker::PhantomData;
 use core::sync::atomic::{
-    AtomicPtr,
-    Ordering::{AcqRel, Acquire},
+    AtomicI32, AtomicPtr, AtomicU32, AtomicUsize,
+    Ordering::{AcqRel, Acquire, Relaxed},
 };
 pub(crate) use kernel::task::Task;
 
@@ -46,6 +46,63 @@ pub(super) unsafe fn current<'a>() -> &'a Task {
     unsafe { from_raw(bindings::rrp_current()) }
 }
 
+/// Where the fields that the scheduler hooks read lie in `struct task_struct`, and the bits they test,
+/// asked of C once at load ([`init_offsets`]), so that a hook reads a field with one load and no call.
+/// Until then every offset is 0 (a read gives the task's first word: inside the task, meaningless) and
+/// no flag is lazy.
+struct Offsets {
+    state: AtomicUsize,
+    flags: AtomicUsize,
+    pid: AtomicUsize,
+    ti_flags: AtomicUsize,
+    pf_idle: AtomicU32,
+    tif_lazy: AtomicI32,
+}
+
+static OFFSETS: Offsets = Offsets {
+    state: AtomicUsize::new(0),
+    flags: AtomicUsize::new(0),
+    pid: AtomicUsize::new(0),
+    ti_flags: AtomicUsize::new(0),
+    pf_idle: AtomicU32::new(0),
+    tif_lazy: AtomicI32::new(-1),
+};
+
+/// Asks C where the fields [`TaskExt`] reads lie. Called at load, before any probe or hook is
+/// registered (registering publishes the values to the handlers).
+pub(crate) fn init_offsets() {
+    let mut o = bindings::rrp_task_offsets::default();
+    // SAFETY: `o` is a valid, writable `struct rrp_task_offsets`.
+    unsafe { bindings::rrp_task_offsets(&mut o) };
+    OFFSETS.state.store(o.state, Relaxed);
+    OFFSETS.flags.store(o.flags, Relaxed);
+    OFFSETS.pid.store(o.pid, Relaxed);
+    OFFSETS.ti_flags.store(o.ti_flags, Relaxed);
+    OFFSETS.pf_idle.store(o.pf_idle, Relaxed);
+    OFFSETS.tif_lazy.store(o.tif_lazy, Relaxed);
+}
+
+/// Whether flag bit `tif` (as `sched_set_need_resched_tp` reports it) is `TIF_NEED_RESCHED_LAZY`: a
+/// lazy request (never without lazy preemption).
+pub(crate) fn is_lazy_flag(tif: i32) -> bool {
+    tif == OFFSETS.tif_lazy.load(Relaxed) && tif >= 0
+}
+
+/// The field of type `T` at `offset` in `task`, read once (it may change under the reader, as the
+/// kernel's `READ_ONCE()` readers allow).
+///
+/// # Safety
+///
+/// `offset` must be that of a field of type `T` in `struct task_struct` (as C reports it: aligned), or
+/// 0 with `T` no larger than a word.
+#[inline(always)]
+unsafe fn field<T: Copy>(task: &Task, offset: usize) -> T {
+    let at = raw(task).cast::<u8>().wrapping_add(offset).cast::<T>();
+    // SAFETY: `task` is live while borrowed and `at` is an aligned field of type `T` inside it (the
+    // caller's promise); a racing writer stores whole aligned words.
+    unsafe { at.read_volatile() }
+}
+
 /// What this module reads of a task beyond the `kernel` crate's accessors.
 pub(crate) trait TaskExt {
     /// Its thread id (`task->pid`). The `kernel` crate's `Task::pid()` reads 0 on this kernel (its
@@ -62,14 +119,17 @@ pub(crate) trait TaskExt {
     fn is_running(&self) -> bool;
     /// Whether it is a CPU's idle task.
     fn is_idle(&self) -> bool;
+    /// Whether a lazy reschedule request is pending on it (`TIF_NEED_RESCHED_LAZY`; never without lazy
+    /// preemption).
+    fn lazy_pending(&self) -> bool;
     /// Whether it is exiting (`PF_EXITING`: in `do_exit()`).
     fn is_exiting(&self) -> bool;
 }
 
 impl TaskExt for Task {
     fn tid(&self) -> i32 {
-        // SAFETY: `self` is a live task.
-        unsafe { bindings::rrp_task_pid(raw(self)) }
+        // SAFETY: `OFFSETS.pid` is where the task's `pid_t pid` lies (or 0 before `init_offsets`).
+        unsafe { field::<i32>(self, OFFSETS.pid.load(Relaxed)) }
     }
 
     fn process_id(&self) -> i32 {
@@ -92,13 +152,28 @@ impl TaskExt for Task {
     }
 
     fn is_running(&self) -> bool {
-        // SAFETY: `self` is a live task.
-        unsafe { bindings::rrp_task_is_running(raw(self)) }
+        // SAFETY: `OFFSETS.state` is where the task's `unsigned int __state` lies (or 0 before
+        // `init_offsets`). `TASK_RUNNING` is 0 (include/linux/sched.h), as `task_is_running()` tests.
+        unsafe { field::<u32>(self, OFFSETS.state.load(Relaxed)) == 0 }
     }
 
     fn is_idle(&self) -> bool {
-        // SAFETY: `self` is a live task.
-        unsafe { bindings::rrp_is_idle_task(raw(self)) }
+        // SAFETY: `OFFSETS.flags` is where the task's `unsigned int flags` lies (or 0 before
+        // `init_offsets`); `is_idle_task()` tests `PF_IDLE` in it.
+        unsafe {
+            field::<u32>(self, OFFSETS.flags.load(Relaxed)) & OFFSETS.pf_idle.load(Relaxed) != 0
+        }
+    }
+
+    fn lazy_pending(&self) -> bool {
+        let bit = OFFSETS.tif_lazy.load(Relaxed);
+        if !(0..usize::BITS as i32).contains(&bit) {
+            return false;
+        }
+        // SAFETY: With lazy preemption (`bit` set), `OFFSETS.ti_flags` is where the task's
+        // `unsigned long thread_info.flags` lies; `test_tsk_thread_flag()` tests the bit in it.
+        let flags = unsafe { field::<usize>(self, OFFSETS.ti_flags.load(Relaxed)) };
+        flags & (1 << bit) != 0
     }
 
     fn is_exiting(&self) -> bool {

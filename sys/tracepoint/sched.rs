@@ -6,7 +6,7 @@
 //! C header: [`include/trace/events/sched.h`](srctree/include/trace/events/sched.h)
 
 use super::super::bindings;
-use super::super::task::{self, Current, NewTask, Task, Woken};
+use super::super::task::{self, Current, NewTask, Task, TaskExt, Woken};
 use super::{Here, Inner, TracepointProbe};
 use kernel::c_str;
 use kernel::ffi::{c_int, c_void};
@@ -156,11 +156,14 @@ tracepoint! {
         cpu: c_int,
         tif: c_int,
     ) {
-        // SAFETY: `tsk` is valid for the call (above); the helper tests one bit of its thread flags.
-        let request = match unsafe { bindings::rrp_resched_kind(tsk, tif) } {
-            1 => Request::Lazy,
-            2 => Request::Promoted,
-            _ => Request::Immediate,
+        // SAFETY: `tsk` is a live task for the call (above).
+        let task = unsafe { task::from_raw(tsk) };
+        let request = if task::is_lazy_flag(tif) {
+            Request::Lazy
+        } else if task.lazy_pending() {
+            Request::Promoted
+        } else {
+            Request::Immediate
         };
         inner
             .handler
