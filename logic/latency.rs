@@ -107,12 +107,14 @@ pub(crate) struct Latency {
     starts: KVec<AtomicU64>,
     on: AtomicBool,
     /// Per CPU, the clock reading of the context switch in progress there ([`SWITCH_NOW`]) and the
-    /// task it switches to ([`SWITCH_TO`], 0: not read yet in this switch); see [`Self::switch_now`].
-    switch: PerCpuBlock<2>,
+    /// task it switches to ([`SWITCH_TO`], 0: not read yet in this switch), see [`Self::switch_now`];
+    /// and the task it switches out with how it leaves ([`SWITCH_OUT`], see [`Self::left_runnable`]).
+    switch: PerCpuBlock<3>,
 }
 
 const SWITCH_NOW: usize = 0;
 const SWITCH_TO: usize = 1;
+const SWITCH_OUT: usize = 2;
 
 /// A task's identity for [`Latency::switch_now`]: the address of its `task_struct`.
 fn task_key(task: &Task) -> u64 {
@@ -133,9 +135,9 @@ impl Latency {
         })
     }
 
-    /// Bytes the start slots of `cpus` CPU ids take (and the switch clock, two words per CPU).
+    /// Bytes the start slots of `cpus` CPU ids take (and the switch in progress, three words per CPU).
     pub(crate) fn bytes(cpus: usize) -> usize {
-        (SLOTS + 2) * cpus * core::mem::size_of::<AtomicU64>()
+        (SLOTS + 3) * cpus * core::mem::size_of::<AtomicU64>()
     }
 
     /// The clock reading of the context switch to `next` in progress on this CPU: read by the first
@@ -158,6 +160,18 @@ impl Latency {
         self.switch.write(SWITCH_NOW, now);
         self.switch.write(SWITCH_TO, key);
         now
+    }
+
+    /// Whether `prev`, switched out on this CPU, leaves it still runnable, as this switch's
+    /// `sched_switch` saw it (preempted, or not blocking: `prev_state` 0); `None` if this CPU's last
+    /// `sched_switch` was not `prev`'s. For the attached tasks' `sched_out`, which runs later in the same
+    /// switch (the order in [`Self::switch_now`]): by then a task preempted while it was about to block
+    /// (its state already set, as on its way into `schedule()` or a PREEMPT_RT lock) still has that
+    /// state, which `task_is_running()` would read as blocking.
+    #[inline]
+    pub(crate) fn left_runnable(&self, prev: &Task) -> Option<bool> {
+        let out = self.switch.read(SWITCH_OUT);
+        (out & !1 == task_key(prev)).then_some(out & 1 != 0)
     }
 
     /// Whether intervals are measured.
@@ -322,6 +336,10 @@ impl Latency {
         prev_state: u32,
     ) {
         self.switch.write(SWITCH_TO, 0);
+        // Task structures are aligned (to at least a cache line), so bit 0 of the address is free.
+        let runnable = preempt || prev_state == 0;
+        self.switch
+            .write(SWITCH_OUT, task_key(prev) | u64::from(runnable));
         if !self.enabled() {
             return;
         }

@@ -257,7 +257,11 @@ impl notifier::Handler for Tracker {
         let counters = &self.engine.window().counters;
         bump(&self.outs);
         counters.local(Local::SchedOut);
-        let preempted = prev.is_running();
+        let preempted = self
+            .engine
+            .latency()
+            .left_runnable(prev)
+            .unwrap_or_else(|| prev.is_running());
         if preempted {
             bump(&self.preempted);
             counters.local(Local::Preempted);

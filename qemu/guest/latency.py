@@ -10,7 +10,8 @@ import signal
 import subprocess
 import time
 
-from lib import D, online_cpus, resched_function, testmod_layout, res_load, parse_table, proc_interrupts, read, run, write_errno
+from lib import (D, lazy_fair, online_cpus, rt_kernel, resched_function, testmod_layout, res_load, parse_table, proc_interrupts, read,
+                 run, ttwu_queue, write_errno)
 
 N_PING = 1500
 N_MB = 300
@@ -305,16 +306,24 @@ def attached(c, g):
     # Preempted by: each SCHED_IDLE spinner by the ping-pong process pinned to its CPU (the one woken
     # there), most often; nobody by the idle task (pid 0).
     rows = [l.split() for l in by_text.splitlines()[1:]]
-    top = {}
+    top, every = {}, {}
     for r in rows:
         if r[0].isdigit() and r[2].isdigit():
             top.setdefault(int(r[0]), int(r[2]))  # the first line of a task is its most frequent
+            every.setdefault(int(r[0]), set()).add(int(r[2]))
     spinners = {pid: cpus for pid, (policy, cpus) in procs.items() if policy == 5}
     pingers = {tuple(cpus): pid for pid, (policy, cpus) in procs.items() if policy == 0}
     want = {pid: pingers.get(tuple(cpus)) for pid, cpus in spinners.items()}
-    c.check(f"preempted_by: each SCHED_IDLE spinner most often by the ping-pong process on its CPU "
-            f"(want {want}, got {top})", len(want) == 2 and all(top.get(s) == w for s, w in want.items()),
-            by_text)
+    if rt_kernel():
+        # On PREEMPT_RT the per-CPU threads (ktimers/N, ksoftirqd/N, rcuc/N, interrupt threads) preempt
+        # the spinner at every tick and interrupt: more often than the lazily woken ping-pong.
+        c.check(f"preempted_by: each SCHED_IDLE spinner by the ping-pong process on its CPU, among the "
+                f"per-CPU threads of PREEMPT_RT (want {want}, got most often {top})",
+                len(want) == 2 and all(w in every.get(s, ()) for s, w in want.items()), by_text)
+    else:
+        c.check(f"preempted_by: each SCHED_IDLE spinner most often by the ping-pong process on its CPU "
+                f"(want {want}, got {top})", len(want) == 2 and all(top.get(s) == w for s, w in want.items()),
+                by_text)
     c.check("preempted_by: the idle task never counts", not any(len(r) > 2 and r[2] == "0" for r in rows))
 
 
@@ -332,9 +341,16 @@ def main(c, g):
     window = received_over_load(c, g, cpus)
     if window:
         before, after, got = window
+        # The IPIs the load makes depend on the kernel (see ipi.py): none to the busy CPU where wakeup
+        # preemption is lazy; reschedule IPIs, not call-function ones, to the idle CPU without TTWU_QUEUE.
+        lazy, queued = lazy_fair(), ttwu_queue()
+        busy = lazy or got["RES"][0] >= N_PING // 2
+        idle = got["CAL"][2] >= N_PING // 2 if queued else got["RES"][2] >= N_PING // 4
         c.check("received RES and CAL moved by the same amount as /proc/interrupts on every CPU "
-                f"(offsets {before} then {after})", before == after and got["RES"][0] >= N_PING // 2
-                and got["CAL"][2] >= N_PING // 2)
+                f"(offsets {before} then {after}; load seen: busy CPU0 "
+                f"{'lazy, not required' if lazy else got['RES'][0]}, idle CPU2 "
+                f"{'CAL' if queued else 'RES'} {got['CAL' if queued else 'RES'][2]})",
+                before == after and busy and idle)
 
     # --- Latencies against bpftrace, same window -------------------------------------------------------
     # RSC from the tracepoint (7.x): bpftrace counts the requests that set a flag anew, by the layout.
@@ -364,6 +380,13 @@ def main(c, g):
             text = ipi_text if name in ("RES", "CFS", "CFM") else rsc_text
             # bpftrace's window starts just after the reset and ends just after the reads.
             close = abs(n_o - n_t) <= 20 + max(n_o, n_t) // 20
+            if rt_kernel() and n_t < n_o // 2:
+                # Seen on 7.3 PREEMPT_RT (2026-12-04): bpftrace's kprobe and irq_vectors programs record a
+                # fraction of a percent to a sixth of these intervals, while its sched_switch/sched_wakeup
+                # script (attached tasks, below) agrees within 0.2%. Not an oracle there: not counted.
+                print(f"# {name}: not checked: bpftrace saw {n_t} intervals of the module's {n_o} "
+                      "(PREEMPT_RT: it misses most of these events)")
+                continue
             c.check(f"{name}: {n_o} intervals, bpftrace {n_t}; median bucket {m_o} vs {m_t} (within one)",
                     ok and n_o > 0 and summary(text, name) == n_o and close and within_one_bucket(m_o, m_t))
 
@@ -373,8 +396,14 @@ def main(c, g):
         _, ipi_rows = table(ipi_text)
         _, rsc_rows = table(rsc_text)
         need = N_PING // 2
-        facts = [("RN", 0), ("RN", 1), ("SN", 2), ("SN", 3), ("MN", 1), ("MN", 2), ("MN", 3)]
-        c.check(f"latency/ipi per target: RES measured on busy CPUs 0-1, CFS on idle 2-3 (>= {need}), CFM on 1-3",
+        # Which IPIs the load makes depends on the kernel (see ipi.py): none to the busy CPUs where wakeup
+        # preemption is lazy; RES rather than CFS to the idle ones without TTWU_QUEUE.
+        lazy, queued = lazy_fair(), ttwu_queue()
+        facts = ([] if lazy else [("RN", 0), ("RN", 1)]) + [("SN" if queued else "RN", 2), ("SN" if queued else "RN", 3),
+                                                            ("MN", 1), ("MN", 2), ("MN", 3)]
+        c.check(f"latency/ipi per target (>= {need}; CFM >= {N_MB // 2}): "
+                + ", ".join(f"{ {'RN': 'RES', 'SN': 'CFS', 'MN': 'CFM'}[k]} on CPU{x}" for k, x in facts)
+                + ("; none required on busy CPUs 0-1 (lazy wakeup preemption)" if lazy else ""),
                 all(ipi_rows.get(k, {}).get(x, 0) >= (need if k != "MN" else N_MB // 2) for k, x in facts),
                 str(ipi_rows))
         c.check(f"latency/resched: requests on 0-1 ended by preemption, on 2-3 by the idle task leaving (>= {need})",
@@ -406,8 +435,11 @@ def main(c, g):
     write_errno(f"{D}/reset", b"1")
     n3 = total_intervals()
     rec = parse_table(read(f"{D}/received"))[1]
-    c.check(f"reset empties the histograms ({n2} -> {n3}) and the received counts with the counters",
-            n3 < 50 and sum(rec["RES"].values()) + sum(rec["CAL"].values()) < 50)
+    # What comes between the reset and the reads is counted again: a few intervals, more on PREEMPT_RT,
+    # whose per-CPU threads are woken (a reschedule request each) at every tick.
+    c.check(f"reset empties the histograms ({n2} -> {n3}, at most {50 + n2 // 100}) and the received counts "
+            "with the counters",
+            n3 < 50 + n2 // 100 and sum(rec["RES"].values()) + sum(rec["CAL"].values()) < 50)
 
     # --- Attached tasks ---------------------------------------------------------------------------------
     attached(c, g)

@@ -45,6 +45,50 @@ def res_load(load, a, b, n):
     return [load, "busypong", str(a), str(b), str(n)]
 
 
+def rt_kernel():
+    """Whether the kernel is built PREEMPT_RT (its `uname -v` says so)."""
+    return "PREEMPT_RT" in os.uname().version
+
+
+def lazy_fair():
+    """Whether a fair task's wakeup preemption is a lazy request (TIF_NEED_RESCHED_LAZY: no IPI, answered
+    at the next tick or return to user space), as under the `lazy` model and on PREEMPT_RT, which selects
+    lazy preemption: then a busy CPU is not sent reschedule IPIs for wakeups (kernel/sched/fair.c:
+    check_preempt_wakeup_fair() -> resched_curr_lazy())."""
+    if rt_kernel():
+        return True
+    try:
+        return "(lazy)" in read("/sys/kernel/debug/sched/preempt")
+    except OSError:
+        return False
+
+
+def ttwu_queue():
+    """Whether a wakeup onto another CPU is queued on its wakelist (sched feature TTWU_QUEUE, delivered
+    by a call-function-single IPI), as it is by default; PREEMPT_RT turns the feature off
+    (kernel/sched/features.h), and such a wakeup is then a reschedule request (a RES IPI, or none when
+    the target polls idle)."""
+    try:
+        return "NO_TTWU_QUEUE" not in read("/sys/kernel/debug/sched/features").split()
+    except OSError:
+        return not rt_kernel()
+
+
+def bracketed(before, mid, after):
+    """Whether `mid` is a reading of a file of counters taken between the readings `before` and `after`:
+    the same words and layout, and each number between its values in the two (the counters only grow).
+    With nothing counted meanwhile (before == after) it is equality."""
+    parts = [re.split(r"(\d+)", t) for t in (before, mid, after)]
+    if len({len(p) for p in parts}) != 1:
+        return False
+    for i, (b, m, a) in enumerate(zip(*parts)):
+        if i % 2 and not int(b) <= int(m) <= int(a):
+            return False
+        if not i % 2 and not b.split() == m.split() == a.split():
+            return False
+    return True
+
+
 class Guest:
     """Where the things a test runs are: the repository, the output directory, the module (RRP_KO, as
     qemu/boot.sh passes it), the load generator and the attach wrapper."""
@@ -290,13 +334,25 @@ def proc_interrupts():
     return rows
 
 
+# Rows of `ipi` that move on their own on a PREEMPT_RT kernel: its per-CPU threads (ktimers/N, the
+# threaded interrupts) are woken, a reschedule request each, at every tick and interrupt.
+MOVING_ROWS = ("RSC", "RSL", "RSP")
+
+
+def ipi_sends(text):
+    """The rows of `ipi` the files of a snapshot must agree on: everything but the reschedule requests
+    (no cross-file check adds those up)."""
+    return "\n".join(l for l in text.splitlines() if l.split()[:1] and l.split()[0] not in MOVING_ROWS)
+
+
 def snapshot(files=("ipi", "targets", "matrix")):
-    """Reads the module's files back to back until `ipi` reads the same before and after, so that the
-    files of one snapshot agree (every process started sends IPIs, so this reads in-process)."""
+    """Reads the module's files back to back until `ipi` reads the same before and after (but for the
+    reschedule requests: MOVING_ROWS), so that the IPIs of the files of one snapshot agree (every process
+    started sends IPIs, so this reads in-process)."""
     for _ in range(50):
         first = read(f"{D}/ipi")
         texts = {name: read(f"{D}/{name}") for name in files}
-        if read(f"{D}/ipi") == first and texts.get("ipi", first) == first:
+        if ipi_sends(read(f"{D}/ipi")) == ipi_sends(first) and ipi_sends(texts.get("ipi", first)) == ipi_sends(first):
             return texts, True
         time.sleep(0.05)
     return texts, False

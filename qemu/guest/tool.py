@@ -16,7 +16,7 @@ import subprocess
 import time
 import urllib.request
 
-from lib import D, TRACING, parse_table, read, run, tracefs, write_errno
+from lib import D, TRACING, parse_table, read, run, tracefs, ttwu_queue, write_errno
 
 N_PING = 1000
 PORT = 9187
@@ -114,48 +114,68 @@ def top_session(tool, load, seconds, key=b"q"):
 def stat_preemptors(c, tool):
     """`stat -- CMD` ends with who preempted CMD's tasks, read once they have exited
     (`preempted_by_exited`: the preempt notifiers' counts, folded at each task's exit), against the
-    kernel's own `sched_switch` events (a tracepoint, not a notifier) counted by a hist trigger: the
-    switches out of CMD's tasks while they were runnable, by next_pid. CMD is `timeout 3 dd ...` on CPU 1 beside a
-    shell loop there: `dd` is CMD's child, attached at fork, and the loop must be the top preemptor."""
-    event = "events/sched/sched_switch"
-    # prev_state 0: switched out runnable without preemption (at the return to user space); 256
-    # (TASK_REPORT_MAX): preempted. Keyed by prev_pid and prev_comm too: CMD's tasks are the pids seen as
-    # `timeout` or `dd` (before its exec, `timeout` was the tool's child, named `resched`).
-    trig = "hist:keys=prev_pid,prev_comm,next_pid:size=2048 if prev_state == 0 || prev_state == 256"
+    kernel's own `sched_switch` events (a tracepoint, not a notifier) in the trace buffer: the switches
+    out of CMD's tasks while they were runnable, by next_pid, each before its task's `sched_process_exit`
+    event (where the module folds the task's counts: the switches of its last moments after it are not
+    its; on PREEMPT_RT they are many, its exit taking sleeping locks that interrupt threads contend).
+    CMD is `timeout 3 dd ...` on CPU 1 beside a shell loop there: `dd` is CMD's child, attached at fork,
+    and the loop must be the top preemptor."""
+    # prev_state R: switched out runnable without preemption (at the return to user space); R+: preempted.
+    # CMD's tasks are the pids seen as `timeout` or `dd` (before its exec, `timeout` was the tool's child,
+    # named `resched`).
+    events = ("sched/sched_switch", "sched/sched_process_exit")
     hog = subprocess.Popen(["taskset", "-c", "1", "sh", "-c", "while :; do :; done"], start_new_session=True)
     try:
-        tracefs(f"{event}/trigger", trig)
+        tracefs("tracing_on", "0")
+        tracefs("buffer_size_kb", "8192")
+        tracefs("events/sched/sched_switch/filter", 'prev_comm == "timeout" || prev_comm == "dd"')
+        tracefs("events/sched/sched_process_exit/filter", 'comm == "timeout" || comm == "dd"')
+        for e in events:
+            tracefs(f"events/{e}/enable", "1")
+        tracefs("trace", "")
+        tracefs("tracing_on", "1")
         r = run(["taskset", "-c", "1", tool, "stat", "--json", "--", "timeout", "3", "dd", "if=/dev/zero",
                  "of=/dev/null", "bs=64k"], timeout=600)
-        hist = read(f"{TRACING}/{event}/hist")
-        tracefs(f"{event}/trigger", "!" + trig)
+        tracefs("tracing_on", "0")
+        trace = read(f"{TRACING}/trace")
+        lost = read(f"{TRACING}/per_cpu/cpu1/stats")
     finally:
         os.killpg(hog.pid, signal.SIGKILL)
         hog.wait()
-    rows = [(int(p), comm, int(n), int(k)) for p, comm, n, k in
-            re.findall(r"prev_pid:\s*(\d+),\s*prev_comm:\s*(.*?)\s*,\s*next_pid:\s*(\d+)\s*\}\s*hitcount:\s*(\d+)",
-                       hist)]
-    cmd = {p for p, comm, _, _ in rows if comm in ("timeout", "dd")}
-    kernel = {}
-    for p, _, n, k in rows:
-        if p in cmd and n != 0:
-            kernel[n] = kernel.get(n, 0) + k
+        for e in events:
+            tracefs(f"events/{e}/enable", "0")
+            tracefs(f"events/{e}/filter", "0")
+        tracefs("trace", "")
+    exited, kernel, after_exit = set(), {}, 0
+    for line in trace.splitlines():
+        m = re.search(r"sched_process_exit: comm=\S+ pid=(\d+)", line)
+        if m:
+            exited.add(int(m.group(1)))
+            continue
+        m = re.search(r"sched_switch: prev_comm=.*? prev_pid=(\d+) .*?prev_state=(\S+) ==> next_comm=.*? "
+                      r"next_pid=(\d+)", line)
+        if not m or m.group(2) not in ("R", "R+") or m.group(3) == "0":
+            continue
+        if int(m.group(1)) in exited:
+            after_exit += 1
+            continue
+        kernel[int(m.group(3))] = kernel.get(int(m.group(3)), 0) + 1
+    overrun = re.search(r"^overrun: (\d+)", lost, re.M)
     try:
         doc = json.loads(r.stdout[r.stdout.index("{"):])
         ours = {p["by_pid"]: p["count"] for p in doc["preempted_by"]}
     except (ValueError, KeyError) as e:
         ours = {"error": str(e)}
-    print(f"# stat: preempted by {ours}; sched_switch events out of CMD's tasks {sorted(cmd)}: {kernel}; "
-          f"shell loop {hog.pid}")
-    # The events also count the switches after a task's exit tracepoint (its notifier gone): a few.
-    near = lambda a, b: abs(a - b) <= 3 + b // 50
-    bad = [f"{p}: ours {ours.get(p, 0)}, kernel {kernel.get(p, 0)}" for p in ours
-           if not near(ours.get(p, 0), kernel.get(p, 0))]
+    print(f"# stat: preempted by {ours}; sched_switch events out of CMD's tasks before their exit: {kernel} "
+          f"(and {after_exit} after it); shell loop {hog.pid}")
+    bad = [f"{p}: ours {ours.get(p, 0)}, kernel {kernel.get(p, 0)}" for p in set(ours) | set(kernel)
+           if ours.get(p, 0) != kernel.get(p, 0)]
     top = max(ours, key=ours.get, default=None)
-    c.check(f"stat -- CMD: who preempted CMD once it exited, each preemptor as many times as sched_switch "
-            f"events say (within 3 + 2%), the shell loop on its CPU most ({ours.get(hog.pid)} times)",
-            r.returncode == 124 and top == hog.pid and ours.get(hog.pid, 0) > 10 and not bad,
-            f"rc {r.returncode} {bad} {r.stderr}")
+    c.check(f"stat -- CMD: who preempted CMD once it exited, each preemptor exactly as many times as "
+            f"sched_switch events before the task's exit say, the shell loop on its CPU most "
+            f"({ours.get(hog.pid)} times)",
+            r.returncode == 124 and top == hog.pid and ours.get(hog.pid, 0) > 10 and not bad
+            and overrun and overrun.group(1) == "0", f"rc {r.returncode} {bad} {r.stderr} overrun {overrun}")
     r = run([tool, "stat", "--", "timeout", "1", "dd", "if=/dev/zero", "of=/dev/null", "bs=64k"], timeout=600)
     c.check("stat -- CMD: the text output ends with 'preempted by'",
             r.returncode == 124 and "preempted by" in r.stdout, r.stdout + r.stderr)
@@ -215,11 +235,15 @@ def main(c, g):
     except (ValueError, KeyError) as e:
         d = {"error": str(e)}
     outside = [k for k in f0 if not 0 <= d.get(k, -1) <= f1[k] - f0[k]]
-    print(f"# stat --json: CFS {d.get('ipi/CFS')}, received CFS {d.get('received/CFS')}, attached VOL "
-          f"{d.get('sched/VOL')}, IN {d.get('sched/IN')} (files around it: CFS {f1['ipi/CFS'] - f0['ipi/CFS']})")
+    print(f"# stat --json: CFS {d.get('ipi/CFS')}, RES {d.get('ipi/RES')}, received CFS {d.get('received/CFS')}, "
+          f"attached VOL {d.get('sched/VOL')}, IN {d.get('sched/IN')} (files around it: CFS "
+          f"{f1['ipi/CFS'] - f0['ipi/CFS']}, RES {f1['ipi/RES'] - f0['ipi/RES']})")
+    # The idle ping-pong's wakeups go through the wakelist (CFS IPIs), or without TTWU_QUEUE (PREEMPT_RT)
+    # are reschedule requests of the idle CPU (RES IPIs, or none when it polls).
+    key, need = ("ipi/CFS", N_PING) if ttwu_queue() else ("ipi/RES", N_PING // 4)
     c.check("stat --json: every difference within the files' differences around it, and the load's "
-            f"IPIs and its tasks' blocking switches counted (>= {N_PING})",
-            r.returncode == 0 and not outside and d.get("ipi/CFS", 0) >= N_PING
+            f"IPIs ({key} >= {need}) and its tasks' blocking switches counted (>= {N_PING})",
+            r.returncode == 0 and not outside and d.get(key, 0) >= need
             and d.get("sched/VOL", 0) >= N_PING, f"{outside} {r.stderr}")
     r = run([tool, "stat", "-A", "--", g.load, "pingpong", "2", "3", "200"], timeout=600)
     print(r.stdout)
@@ -247,14 +271,16 @@ def main(c, g):
     drawn, code, out = top_session(tool, [g.load, "pingpong", "2", "3", str(n)], 6)
     m = re.search(r"ns_per_op=([\d.]+)", out or "")
     load_rate = 1e9 / float(m.group(1)) if m else 0
-    frames = [f for f in drawn.split("resched top") if "CFS sent" in f]
+    # The idle ping-pong's IPIs: CFS, or RES without TTWU_QUEUE (PREEMPT_RT).
+    row = "CFS sent" if ttwu_queue() else "RES sent"
+    frames = [f for f in drawn.split("resched top") if row in f]
     rates = []
     if frames:
-        line = re.search(r"CFS sent((?:\s+[\d,]+)+)", frames[-1])
+        line = re.search(row + r"((?:\s+[\d,]+)+)", frames[-1])
         if line:
             rates = [int(v.replace(",", "")) for v in line.group(1).split()]
-    print(f"# top: {len(frames)} frames, CFS sent per second {rates}; the load did {load_rate:.0f} round trips/s")
-    c.check("top on a terminal: refreshes, shows the ping-pong's CFS rates on CPUs 2-3 (0.3x-3x the "
+    print(f"# top: {len(frames)} frames, {row} per second {rates}; the load did {load_rate:.0f} round trips/s")
+    c.check(f"top on a terminal: refreshes, shows the ping-pong's {row.split()[0]} rates on CPUs 2-3 (0.3x-3x the "
             "load's round trips per second), quits on q",
             code == 0 and len(frames) >= 2 and len(rates) >= 4 and load_rate > 0
             and all(0.3 * load_rate <= r <= 3 * load_rate for r in rates[2:4]), drawn[-2000:])
