@@ -349,7 +349,7 @@ def snapshot(files=("ipi", "targets", "matrix")):
     """Reads the module's files back to back until `ipi` reads the same before and after (but for the
     reschedule requests: MOVING_ROWS), so that the IPIs of the files of one snapshot agree (every process
     started sends IPIs, so this reads in-process)."""
-    for _ in range(50):
+    for _ in range(200):
         first = read(f"{D}/ipi")
         texts = {name: read(f"{D}/{name}") for name in files}
         if ipi_sends(read(f"{D}/ipi")) == ipi_sends(first) and ipi_sends(texts.get("ipi", first)) == ipi_sends(first):
