@@ -176,7 +176,7 @@ check-arm64:
 # and DEBUG_ATOMIC_SLEEP), its build checks first. One `N passed, N failed`.
 check-rt:
 	$(REPO)/scripts/setup.sh
-	CHECK_KCONFIG=rt CHECK_KERNELS=7.3 $(REPO)/scripts/check.sh
+	CHECK_KCONFIG=rt CHECK_KERNELS=7.3 BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2700} $(REPO)/scripts/check.sh
 
 # Stress on the debug kernel (KASAN, lockdep, KFENCE, debug objects); `make stress KCONFIG=default` on
 # the normal one.

@@ -300,6 +300,12 @@ def attached(c, g):
         n_o, n_t, m_o, m_t = count(o), count(t), median_low(o), median_low(t)
         text = wake_text if name == "wakeup" else slice_text
         close = abs(n_o - n_t) <= 20 + max(n_o, n_t) // 20
+        if rt_kernel() and n_t < n_o // 2:
+            # See the IPI intervals above: on PREEMPT_RT this script agreed within 0.2% in one run and
+            # recorded nothing in the next. Not an oracle there: not counted.
+            print(f"# attached {name}: not checked: bpftrace saw {n_t} of the module's {n_o} "
+                  "(PREEMPT_RT: it misses most of these events)")
+            continue
         c.check(f"attached {name}: {n_o} measured, bpftrace {n_t}; median bucket {m_o} vs {m_t} (within one)",
                 n_o >= N_PING and summary(text, name) == n_o and close and within_one_bucket(m_o, m_t))
 
@@ -381,9 +387,10 @@ def main(c, g):
             # bpftrace's window starts just after the reset and ends just after the reads.
             close = abs(n_o - n_t) <= 20 + max(n_o, n_t) // 20
             if rt_kernel() and n_t < n_o // 2:
-                # Seen on 7.3 PREEMPT_RT (2026-12-04): bpftrace's kprobe and irq_vectors programs record a
-                # fraction of a percent to a sixth of these intervals, while its sched_switch/sched_wakeup
-                # script (attached tasks, below) agrees within 0.2%. Not an oracle there: not counted.
+                # Seen on 7.3 PREEMPT_RT (2026-12-04, two runs): bpftrace's kprobe and irq_vectors programs
+                # record a fraction of a percent to a sixth of these intervals (its sched_switch script for
+                # the attached tasks, below: within 0.2% in one run, nothing in the next). Not an oracle
+                # there: not counted.
                 print(f"# {name}: not checked: bpftrace saw {n_t} intervals of the module's {n_o} "
                       "(PREEMPT_RT: it misses most of these events)")
                 continue
