@@ -128,7 +128,8 @@ def stat_preemptors(c, tool):
     try:
         tracefs("tracing_on", "0")
         tracefs("buffer_size_kb", "8192")
-        tracefs("events/sched/sched_switch/filter", 'prev_comm == "timeout" || prev_comm == "dd"')
+        tracefs("events/sched/sched_switch/filter",
+                'prev_comm == "timeout" || prev_comm == "dd" || prev_comm == "resched"')
         tracefs("events/sched/sched_process_exit/filter", 'comm == "timeout" || comm == "dd"')
         for e in events:
             tracefs(f"events/{e}/enable", "1")
@@ -146,20 +147,30 @@ def stat_preemptors(c, tool):
             tracefs(f"events/{e}/enable", "0")
             tracefs(f"events/{e}/filter", "0")
         tracefs("trace", "")
-    exited, kernel, after_exit = set(), {}, 0
+    # CMD's tasks: the pids ever named `timeout` or `dd` (the tool itself, also `resched`, never is).
+    exited, switches, cmd = set(), [], set()
     for line in trace.splitlines():
         m = re.search(r"sched_process_exit: comm=\S+ pid=(\d+)", line)
         if m:
             exited.add(int(m.group(1)))
             continue
-        m = re.search(r"sched_switch: prev_comm=.*? prev_pid=(\d+) .*?prev_state=(\S+) ==> next_comm=.*? "
+        m = re.search(r"sched_switch: prev_comm=(.*?) prev_pid=(\d+) .*?prev_state=(\S+) ==> next_comm=.*? "
                       r"next_pid=(\d+)", line)
-        if not m or m.group(2) not in ("R", "R+") or m.group(3) == "0":
+        if not m:
             continue
-        if int(m.group(1)) in exited:
+        prev = int(m.group(2))
+        if m.group(1) in ("timeout", "dd"):
+            cmd.add(prev)
+        if m.group(3) in ("R", "R+") and m.group(4) != "0":
+            switches.append((prev, int(m.group(4)), prev in exited))
+    kernel, after_exit = {}, 0
+    for prev, nxt, late in switches:
+        if prev not in cmd:
+            continue
+        if late:
             after_exit += 1
-            continue
-        kernel[int(m.group(3))] = kernel.get(int(m.group(3)), 0) + 1
+        else:
+            kernel[nxt] = kernel.get(nxt, 0) + 1
     overrun = re.search(r"^overrun: (\d+)", lost, re.M)
     try:
         doc = json.loads(r.stdout[r.stdout.index("{"):])
