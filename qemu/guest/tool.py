@@ -179,12 +179,14 @@ def stat_preemptors(c, tool):
         ours = {"error": str(e)}
     print(f"# stat: preempted by {ours}; sched_switch events out of CMD's tasks before their exit: {kernel} "
           f"(and {after_exit} after it); shell loop {hog.pid}")
+    # The events' window holds the module's: it also has the moments of the tool's child between its
+    # fork and its attaching itself (a few switches), so per preemptor ours <= theirs <= ours + 3 + 2%.
     bad = [f"{p}: ours {ours.get(p, 0)}, kernel {kernel.get(p, 0)}" for p in set(ours) | set(kernel)
-           if ours.get(p, 0) != kernel.get(p, 0)]
+           if not ours.get(p, 0) <= kernel.get(p, 0) <= ours.get(p, 0) + 3 + kernel.get(p, 0) // 50]
     top = max(ours, key=ours.get, default=None)
-    c.check(f"stat -- CMD: who preempted CMD once it exited, each preemptor exactly as many times as "
-            f"sched_switch events before the task's exit say, the shell loop on its CPU most "
-            f"({ours.get(hog.pid)} times)",
+    c.check(f"stat -- CMD: who preempted CMD once it exited, each preemptor as many times as sched_switch "
+            f"events before the task's exit say (at most 3 + 2% more there: before it attached itself), the "
+            f"shell loop on its CPU most ({ours.get(hog.pid)} times)",
             r.returncode == 124 and top == hog.pid and ours.get(hog.pid, 0) > 10 and not bad
             and overrun and overrun.group(1) == "0", f"rc {r.returncode} {bad} {r.stderr} overrun {overrun}")
     r = run([tool, "stat", "--", "timeout", "1", "dd", "if=/dev/zero", "of=/dev/null", "bs=64k"], timeout=600)
