@@ -81,7 +81,7 @@ boots() { # kernel: the boot test, then the scale boot, each into its log
 	ko=$(mk -s KVER="$k" KCONFIG="$kconfig" ko)
 	fko=$(mk -s KVER="$k" KCONFIG="$kconfig" RRP_FALLBACK_ONLY=1 ko)
 	tmod=$(mk -s KVER="$k" KCONFIG="$kconfig" testmod-ko)
-	for m in check scale; do
+	for m in $boot_modes; do
 		# An empty BOOT_TIMEOUT is boot.sh's default.
 		KVER=$k KCONFIG=$kconfig RRP_KO=$ko RRP_FALLBACK_KO=$fko RRP_TESTMOD=$tmod BOOT_TIMEOUT=$timeout \
 			"$repo/qemu/boot.sh" "$m" >"$logs/$m-$k" 2>&1
@@ -90,6 +90,9 @@ boots() { # kernel: the boot test, then the scale boot, each into its log
 	done
 }
 
+# CHECK_BOOTS: which boots (default both; `make check-rt` leaves the scale boot out: see the Makefile).
+boot_modes=${CHECK_BOOTS:-check scale}
+[ "$boot_modes" = "check scale" ] || log "boots: $boot_modes only (CHECK_BOOTS)"
 pids=()
 for k in "${booted[@]}"; do
 	if [ "${CHECK_PARALLEL:-1}" = 1 ]; then
@@ -112,14 +115,14 @@ for k in $kernels; do
 		continue
 	fi
 	kp=0 kf=0
-	for m in check scale; do
+	for m in $boot_modes; do
 		echo "=== kernel $k: $m boot ==="
 		cat "$logs/$m-$k"
 		read -r p f < <(counts "$logs/$m-$k" "$(cat "$logs/$m-$k.rc" 2>/dev/null || echo 1)")
 		kp=$((kp + p)) kf=$((kf + f))
 	done
 	passed=$((passed + kp)) failed=$((failed + kf))
-	summary+=("kernel $k ($arch): $kp passed, $kf failed (boot test and scale boot)")
+	summary+=("kernel $k ($arch): $kp passed, $kf failed (boots: $boot_modes)")
 done
 [ "$shared_failed" = 0 ] || summary+=("the shared set-up failed (x86: the tool's checks, the load generator or QEMU 10; arm64: set-up or the guest root): 1 failure")
 printf '%s\n' "${summary[@]}"
