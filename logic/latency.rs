@@ -336,7 +336,8 @@ impl Latency {
         prev_state: u32,
     ) {
         self.switch.write(SWITCH_TO, 0);
-        // Task structures are aligned (to at least a cache line), so bit 0 of the address is free.
+        // Task structures are aligned to at least a cache line (`task_struct_cachep`, kernel/fork.c:
+        // `max3(L1_CACHE_BYTES, ...)`; `init_task` is `__aligned(L1_CACHE_BYTES)`), so bit 0 is free.
         let runnable = preempt || prev_state == 0;
         self.switch
             .write(SWITCH_OUT, task_key(prev) | u64::from(runnable));
