@@ -333,18 +333,25 @@ def main(c, g, fallback=False):
         oracle += " (RSC: flags set anew at __resched_curr, and __trace_set_need_resched)"
     low = oracle_counts(trace, "RRP_AFTER_RESET", "RRP_READ")
     high = oracle_counts(trace, "RRP_BEFORE_RESET", "RRP_END")
+    # The markers and the window's switch are not one step with a hit: the oracle's half of a hit and
+    # ours run back to back on the hit's CPU, but that vCPU may stall between them (the host runs other
+    # guests) while CPU 0 writes a marker and switches the window. So each CPU may have one hit astride
+    # each end of the window (seen in CI: WKL on 7.3's fallback build, the two kretprobes on
+    # ttwu_queue_wakelist, ours one above the oracle's high bound on CPU 2). Keys are per sending CPU.
+    astride = 2
     # Every tag the module offers, read from it (`probes`), each against its oracle.
     for kind in (l.split()[0] for l in probes_text.splitlines() if l.strip()):
         keys = set(low[kind]) | set(high[kind]) | {k for k, n in ours[kind].items() if n}
         bad = [f"{kind} {k}: ours {ours[kind].get(k, 0)}, oracle {low[kind].get(k, 0)}..{high[kind].get(k, 0)}"
                for k in sorted(keys)
-               if not low[kind].get(k, 0) - ours_lost.get(kind, 0) <= ours[kind].get(k, 0)
-               <= high[kind].get(k, 0) + lost.get(kind, 0)]
+               if not low[kind].get(k, 0) - ours_lost.get(kind, 0) - astride <= ours[kind].get(k, 0)
+               <= high[kind].get(k, 0) + lost.get(kind, 0) + astride]
         total = sum(low[kind].values())
         # Without TTWU_QUEUE (PREEMPT_RT) no wakeup is queued: none may be counted.
         enough = total > 100 or kind == "CFM" or (kind == "WKL" and not queued and not sum(high[kind].values()))
         c.check(f"after a reset under load, {kind} per {'sender->target' if kind == 'RES' else 'sender'} "
-                f"equals {oracle} in the same window ({sum(ours[kind].values())} counted, "
+                f"equals {oracle} in the same window, but for {astride} hits astride its ends per "
+                f"{'pair' if kind == 'RES' else 'CPU'} ({sum(ours[kind].values())} counted, "
                 f"oracle {total}..{sum(high[kind].values())}"
                 f"{'; NO_TTWU_QUEUE: none queued' if kind == 'WKL' and not queued else ''})",
                 not bad and enough, "\n".join(bad))
