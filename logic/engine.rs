@@ -13,12 +13,14 @@
 use crate::logic::callbacks::Functions;
 use crate::logic::counters::{Counters, Tag};
 use crate::logic::latency::Latency;
+use crate::logic::noise::{Noise, NoiseCounters};
 use crate::logic::stacks::{Stacks, MAX_ENTRIES};
 use crate::sys::hotplug::Prepare;
 use crate::sys::rcu;
 use crate::sys::stacktrace::Stack;
+use crate::sys::time;
 use core::sync::atomic::{
-    AtomicBool, AtomicUsize,
+    AtomicBool, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use kernel::new_mutex;
@@ -29,6 +31,10 @@ use kernel::sync::Mutex;
 pub(crate) struct Window {
     pub(crate) counters: Counters,
     pub(crate) stacks: Stacks,
+    /// What interrupted each CPU, and for how long.
+    pub(crate) noise: NoiseCounters,
+    /// When the window became the active one ([`time::now_ns`]).
+    started: AtomicU64,
 }
 
 impl Window {
@@ -36,6 +42,8 @@ impl Window {
         Ok(Self {
             counters: Counters::new(cpus)?,
             stacks: Stacks::new()?,
+            noise: NoiseCounters::new()?,
+            started: AtomicU64::new(time::now_ns()),
         })
     }
 
@@ -43,6 +51,12 @@ impl Window {
     fn clear(&self) {
         self.counters.zero();
         self.stacks.clear();
+        self.noise.zero();
+    }
+
+    /// Nanoseconds since the window became the active one.
+    pub(crate) fn age_ns(&self) -> u64 {
+        time::now_ns().saturating_sub(self.started.load(Relaxed))
     }
 }
 
@@ -58,6 +72,8 @@ pub(crate) struct Engine {
     functions: Functions,
     /// The intervals in progress (they end in whichever window is active then).
     latency: Latency,
+    /// The interruptions in progress on each CPU, and its slots (kept across resets).
+    noise: Noise,
     /// Held by resets, setting changes and readers.
     #[pin]
     settings: Mutex<()>,
@@ -69,6 +85,7 @@ impl Engine {
         let windows = [Window::new(cpus)?, Window::new(cpus)?];
         let functions = Functions::new()?;
         let latency = Latency::new(cpus)?;
+        let noise = Noise::new()?;
         Ok(pin_init!(Self {
             windows,
             active: AtomicUsize::new(0),
@@ -76,14 +93,17 @@ impl Engine {
             capacity: AtomicUsize::new(MAX_ENTRIES),
             functions,
             latency,
+            noise,
             settings <- new_mutex!(()),
         }))
     }
 
-    /// Bytes the engine takes for `cpus` CPU ids: two windows of counters (per-cpu memory) and stack
-    /// tables, and the latency starts.
+    /// Bytes the engine takes for `cpus` CPU ids: two windows of counters (per-cpu memory), stack
+    /// tables and interruption counters, the latency starts and the interruption state.
     pub(crate) fn bytes(cpus: usize) -> usize {
-        2 * (Counters::bytes(cpus) + Stacks::bytes(cpus)) + Latency::bytes(cpus)
+        2 * (Counters::bytes(cpus) + Stacks::bytes(cpus) + cpus * NoiseCounters::bytes_per_cpu())
+            + Latency::bytes(cpus)
+            + cpus * Noise::bytes_per_cpu()
     }
 
     /// The window handlers count into now. A handler loads it once and uses it for all it counts.
@@ -96,6 +116,12 @@ impl Engine {
     #[inline]
     pub(crate) fn functions(&self) -> &Functions {
         &self.functions
+    }
+
+    /// The interruptions in progress, and each CPU's slots.
+    #[inline]
+    pub(crate) fn noise(&self) -> &Noise {
+        &self.noise
     }
 
     /// The latency intervals in progress.
@@ -137,6 +163,7 @@ impl Engine {
     pub(crate) fn reset(&self) {
         let _guard = self.settings.lock();
         let old = self.active.load(Relaxed) & 1;
+        self.windows[1 - old].started.store(time::now_ns(), Relaxed);
         self.active.store(1 - old, Release);
         rcu::synchronize();
         // No handler counts into `old` any more; it is the next reset's empty window. An interval begun

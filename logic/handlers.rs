@@ -6,13 +6,15 @@
 use crate::logic::counters::{Local, PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
 use crate::logic::latency::Kind;
+use crate::logic::noise::Hard;
 use crate::sys::cpu::{self, CpuMask};
 use crate::sys::kprobe::{Function, Handler, Regs, RetHandler, RetRegs};
 use crate::sys::probed::{ReschedCurr, SendCallFuncIpi, TargetCpu, TtwuQueueWakelist};
-use crate::sys::stacktrace::Stack;
+use crate::sys::stacktrace::{Stack, MAX_FRAMES};
 use crate::sys::tracepoint::{
-    CsdQueueCpu, Here, IpiEntry, IpiSendCpu, IpiSendCpumask, Request, SetNeedResched, VectorEntry,
-    WakeIdleWithoutIpi,
+    CsdFunctionEntry, CsdFunctionExit, CsdQueueCpu, Here, IpiEntry, IpiExit, IpiSendCpu,
+    IpiSendCpumask, IrqAction, IrqHandlerEntry, IrqHandlerExit, Request, SetNeedResched,
+    SoftirqEntry, SoftirqExit, VectorEntry, VectorExit, WakeIdleWithoutIpi,
 };
 use core::marker::PhantomData;
 use core::mem::MaybeUninit;
@@ -268,14 +270,19 @@ impl RetHandler for Wakelist {
     }
 
     /// Counts in the window active at return, where the stack goes too (`record` checks again that
-    /// recording is on: it may have been turned off since the entry).
+    /// recording is on: it may have been turned off since the entry). A call whose entry came while
+    /// recording was off has no stack: if recording is on at its return, it counts as dropped, so that
+    /// the table's stacks and dropped hits still add up to the hits (seen in CI: a call straddling
+    /// `stacks_enable` and a reset).
     fn ret(&self, call: &WakeCall, regs: &RetRegs<'_, TtwuQueueWakelist>) {
         if regs.queued() {
             let window = self.engine.window();
             window.counters.sent(PerTarget::Wkl, call.target as usize);
-            if let Some(stack) = &call.stack {
-                self.engine.record(window, Tag::Wkl, stack);
-            }
+            let none = Stack {
+                frames: [0; MAX_FRAMES],
+            };
+            self.engine
+                .record(window, Tag::Wkl, call.stack.as_ref().unwrap_or(&none));
         }
     }
 }
@@ -293,6 +300,12 @@ impl VectorEntry for IpiReceived {
         self.engine
             .latency()
             .ipi_received(&window.counters, self.kind, cpu::this_cpu());
+        let hard = if self.kind == Kind::Res {
+            Hard::Res
+        } else {
+            Hard::Cal
+        };
+        self.engine.noise().vector_entry(hard);
     }
 }
 
@@ -305,9 +318,13 @@ pub(crate) struct IpiEntryReceived {
 
 impl IpiEntry for IpiEntryReceived {
     fn ipi_entry(&self, reason: &[u8]) {
-        let kind = match reason {
-            b"Rescheduling interrupts" => Kind::Res,
-            b"Function call interrupts" => Kind::Cfs,
+        let Some(hard) = arm64_ipi(reason) else {
+            return;
+        };
+        self.engine.noise().vector_entry(hard);
+        let kind = match hard {
+            Hard::Res => Kind::Res,
+            Hard::Cal => Kind::Cfs,
             _ => return,
         };
         let window = self.engine.window();
@@ -316,6 +333,99 @@ impl IpiEntry for IpiEntryReceived {
         latency.ipi_received(&window.counters, kind, cpu);
         if kind == Kind::Cfs {
             latency.ipi_delivered(&window.counters, Kind::Cfm, cpu);
+        }
+    }
+}
+
+/// The vector of an arm64 IPI, by its `/proc/interrupts` name (`None`: not followed; the CPU-stop and
+/// backtrace IPIs among them, which may come as NMIs).
+fn arm64_ipi(reason: &[u8]) -> Option<Hard> {
+    match reason {
+        b"Rescheduling interrupts" => Some(Hard::Res),
+        b"Function call interrupts" => Some(Hard::Cal),
+        b"IRQ work interrupts" => Some(Hard::IrqWork),
+        _ => None,
+    }
+}
+
+/// x86 `irq_vectors:*_exit` of the IPIs, and the local timer's and irq_work's entries and exits: the
+/// handler of vector `hard` starts or returns on this CPU.
+pub(crate) struct VectorNoise {
+    pub(super) engine: Arc<Engine>,
+    pub(super) hard: Hard,
+}
+
+impl VectorEntry for VectorNoise {
+    #[inline]
+    fn vector_entry(&self) {
+        self.engine.noise().vector_entry(self.hard);
+    }
+}
+
+impl VectorExit for VectorNoise {
+    #[inline]
+    fn vector_exit(&self) {
+        let window = self.engine.window();
+        self.engine.noise().vector_exit(&window.noise, self.hard);
+    }
+}
+
+/// What else interrupts a CPU: device interrupt handlers, softirqs, queued cross-CPU calls, and
+/// arm64's IPI exits.
+pub(crate) struct Interrupts {
+    pub(super) engine: Arc<Engine>,
+}
+
+impl IrqHandlerEntry for Interrupts {
+    #[inline]
+    fn irq_handler_entry(&self, irq: u32, action: &IrqAction<'_>) {
+        self.engine.noise().irq_entry(irq, || action.name());
+    }
+}
+
+impl IrqHandlerExit for Interrupts {
+    #[inline]
+    fn irq_handler_exit(&self, irq: u32) {
+        let window = self.engine.window();
+        self.engine.noise().irq_exit(&window.noise, irq);
+    }
+}
+
+impl SoftirqEntry for Interrupts {
+    #[inline]
+    fn softirq_entry(&self, _vec: usize) {
+        self.engine.noise().softirq_entry();
+    }
+}
+
+impl SoftirqExit for Interrupts {
+    #[inline]
+    fn softirq_exit(&self, vec: usize) {
+        let window = self.engine.window();
+        self.engine.noise().softirq_exit(&window.noise, vec);
+    }
+}
+
+impl CsdFunctionEntry for Interrupts {
+    #[inline]
+    fn csd_function_entry(&self, func: usize) {
+        self.engine.noise().func_entry(func);
+    }
+}
+
+impl CsdFunctionExit for Interrupts {
+    #[inline]
+    fn csd_function_exit(&self, func: usize) {
+        let window = self.engine.window();
+        self.engine.noise().func_exit(&window.noise, func);
+    }
+}
+
+impl IpiExit for Interrupts {
+    fn ipi_exit(&self, reason: &[u8]) {
+        if let Some(hard) = arm64_ipi(reason) {
+            let window = self.engine.window();
+            self.engine.noise().vector_exit(&window.noise, hard);
         }
     }
 }

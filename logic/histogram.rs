@@ -55,15 +55,16 @@ impl fmt::Display for Bound {
     }
 }
 
-/// A bucket's range as bpftrace writes it: `[0]`, `[1]`, `[2, 4)`, `[1K, 2K)`.
-struct Range(usize);
+/// A bucket's range as bpftrace writes it: `[0]`, `[1]`, `[2, 4)`, `[1K, 2K)`; the histogram's last
+/// bucket (the second field) is open: `[1G, ...)`.
+struct Range(usize, usize);
 
 impl fmt::Display for Range {
     /// Honours the formatter's width and alignment (the bucket column is padded).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
             k @ (0 | 1) => FixedText::<32>::padded(f, format_args!("[{k}]")),
-            k if k == BUCKETS - 1 => {
+            k if k == self.1 => {
                 FixedText::<32>::padded(f, format_args!("[{}, ...)", Bound(low(k))))
             }
             k => FixedText::<32>::padded(
@@ -82,6 +83,8 @@ pub(crate) struct Histogram {
     max: u64,
     /// `u64::MAX` while empty.
     min: u64,
+    /// The last bucket kept, which also takes every larger value.
+    last: usize,
 }
 
 impl Default for Histogram {
@@ -91,6 +94,7 @@ impl Default for Histogram {
             sum: 0,
             max: 0,
             min: u64::MAX,
+            last: BUCKETS - 1,
         }
     }
 }
@@ -98,14 +102,30 @@ impl Default for Histogram {
 impl Histogram {
     /// The histogram whose counter `word` reads `get(word)`.
     pub(crate) fn from_words(get: impl Fn(usize) -> u64) -> Self {
-        let mut h = Self::default();
-        for (k, b) in h.buckets.iter_mut().enumerate() {
+        Self::from_words_of(BUCKETS, get)
+    }
+
+    /// The histogram of `buckets` buckets (at most [`BUCKETS`], the last one taking every larger
+    /// value), whose counter `word` reads `get(word)`: the buckets, then the sum, the largest value and
+    /// the complement of the smallest.
+    pub(crate) fn from_words_of(buckets: usize, get: impl Fn(usize) -> u64) -> Self {
+        let n = buckets.clamp(2, BUCKETS);
+        let mut h = Self {
+            last: n - 1,
+            ..Self::default()
+        };
+        for (k, b) in h.buckets.iter_mut().enumerate().take(n) {
             *b = get(k);
         }
-        h.sum = get(SUM);
-        h.max = get(MAX);
-        h.min = !get(NOT_MIN);
+        h.sum = get(n);
+        h.max = get(n + 1);
+        h.min = !get(n + 2);
         h
+    }
+
+    /// The sum of the values.
+    pub(crate) fn sum(&self) -> u64 {
+        self.sum
     }
 
     /// Adds `other`'s values to these.
@@ -116,6 +136,7 @@ impl Histogram {
         self.sum = self.sum.wrapping_add(other.sum);
         self.max = self.max.max(other.max);
         self.min = self.min.min(other.min);
+        self.last = self.last.max(other.last);
     }
 
     /// Values recorded.
@@ -138,7 +159,7 @@ impl Histogram {
                 return Some(k);
             }
         }
-        Some(BUCKETS - 1)
+        Some(self.last)
     }
 
     /// The upper bound of the bucket holding the `pct`-th percentile: the percentile is below it (0
@@ -146,7 +167,7 @@ impl Histogram {
     pub(crate) fn percentile_below(&self, pct: u64) -> u64 {
         match self.percentile_bucket(pct) {
             None => 0,
-            Some(k) if k + 1 >= BUCKETS => u64::MAX,
+            Some(k) if k >= self.last => u64::MAX,
             Some(k) => low(k + 1),
         }
     }
@@ -172,7 +193,7 @@ impl Histogram {
         )?;
         for pct in [50, 99] {
             if let Some(k) = self.percentile_bucket(pct) {
-                write!(out, ", p{pct} in {}", Range(k))?;
+                write!(out, ", p{pct} in {}", Range(k, self.last))?;
             }
         }
         writeln!(out)
@@ -189,7 +210,7 @@ impl Histogram {
         for k in first..=last {
             let b = self.buckets[k];
             let bar = (b.saturating_mul(BAR as u64) / top).min(BAR as u64) as usize;
-            write!(out, "{:<16}{b:>8} |", Range(k))?;
+            write!(out, "{:<16}{b:>8} |", Range(k, self.last))?;
             for _ in 0..bar {
                 out.write_char('@')?;
             }

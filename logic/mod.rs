@@ -10,6 +10,7 @@ pub(crate) mod exited;
 pub(crate) mod handlers;
 pub(crate) mod histogram;
 pub(crate) mod latency;
+pub(crate) mod noise;
 pub(crate) mod probes;
 pub(crate) mod ratelimit;
 pub(crate) mod report;

@@ -15,14 +15,16 @@
 use crate::logic::counters::Tag;
 use crate::logic::engine::Engine;
 use crate::logic::handlers::{
-    CsdQueue, IdleWake, IpiCpu, IpiEntryReceived, IpiMany, IpiMask, IpiOne, IpiReceived,
-    NeedResched, Resched, Wakelist,
+    CsdQueue, IdleWake, Interrupts, IpiCpu, IpiEntryReceived, IpiMany, IpiMask, IpiOne,
+    IpiReceived, NeedResched, Resched, VectorNoise, Wakelist,
 };
 use crate::logic::latency::Kind;
+use crate::logic::noise::Hard;
 use crate::sys::cpu;
 use crate::sys::kprobe::{Handler, Kprobe, Kretprobe, Probe};
 use crate::sys::probed::{SendCallFuncSingleIpi, SmpSendReschedule};
-use crate::sys::tracepoint::TracepointProbe;
+use crate::sys::tracepoint::{TracepointProbe, Vector};
+use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
@@ -84,6 +86,138 @@ enum Requests {
     Kprobe(Pin<KBox<Kprobe<Resched>>>),
 }
 
+/// A tracepoint pair, exit then entry: the exit registers first and unregisters first, so that no
+/// interval ends without its start (one begun as the entry goes away never ends).
+type Pair<H> = (TracepointProbe<H>, TracepointProbe<H>);
+
+/// What interrupts a CPU ([`crate::logic::noise`]); each `None` where the kernel lacks the tracepoint
+/// (the x86 vectors elsewhere, `ipi_exit` on x86). The IPIs' entries are those of [`Received`].
+struct NoiseProbes {
+    /// x86: the exits of the reschedule and the two call-function vectors.
+    ipi_exits: [Option<TracepointProbe<VectorNoise>>; 3],
+    /// x86: the local timer and irq_work vectors.
+    timer: Option<Pair<VectorNoise>>,
+    irq_work: Option<Pair<VectorNoise>>,
+    /// arm64: the IPIs' exits.
+    ipi_exit: Option<TracepointProbe<Interrupts>>,
+    irq: Option<Pair<Interrupts>>,
+    softirq: Option<Pair<Interrupts>>,
+    csd: Option<Pair<Interrupts>>,
+}
+
+/// `register` made, or `None` (logged on the architectures where the tracepoint should exist).
+fn noise_probe<H: Send + Sync>(
+    register: impl FnOnce() -> Result<TracepointProbe<H>>,
+    name: &CStr,
+    expected: bool,
+) -> Option<TracepointProbe<H>> {
+    register()
+        .inspect_err(|&e| {
+            if expected {
+                fell_back(name.to_str().unwrap_or("?"), e, "not counted in noise/")
+            }
+        })
+        .ok()
+}
+
+impl NoiseProbes {
+    fn new(engine: &Arc<Engine>) -> Result<Self> {
+        let x86 = cfg!(target_arch = "x86_64");
+        let arm = cfg!(any(target_arch = "aarch64", target_arch = "arm"));
+        let vector = |v: Vector, hard: Hard, entry: bool| -> Result<_> {
+            let h = handler(engine, |engine| VectorNoise { engine, hard })?;
+            Ok(if entry {
+                noise_probe(|| TracepointProbe::vector_entry(v, h), v.entry(), x86)
+            } else {
+                noise_probe(|| TracepointProbe::vector_exit(v, h), v.exit(), x86)
+            })
+        };
+        let pair = |v: Vector, hard: Hard| -> Result<Option<Pair<VectorNoise>>> {
+            let Some(exit) = vector(v, hard, false)? else {
+                return Ok(None);
+            };
+            Ok(vector(v, hard, true)?.map(|entry| (exit, entry)))
+        };
+        let ipi_exits = [
+            vector(Vector::Reschedule, Hard::Res, false)?,
+            vector(Vector::CallFunctionSingle, Hard::Cal, false)?,
+            vector(Vector::CallFunction, Hard::Cal, false)?,
+        ];
+        let timer = pair(Vector::LocalTimer, Hard::Timer)?;
+        let irq_work = pair(Vector::IrqWork, Hard::IrqWork)?;
+        let h = handler(engine, |engine| Interrupts { engine })?;
+        let ipi_exit = if arm {
+            noise_probe(
+                || TracepointProbe::ipi_exit(h.clone()),
+                c_str!("ipi_exit"),
+                true,
+            )
+        } else {
+            None
+        };
+        macro_rules! pair {
+            ($exit:ident, $entry:ident) => {
+                noise_probe(
+                    || TracepointProbe::$exit(h.clone()),
+                    c_str!(stringify!($exit)),
+                    true,
+                )
+                .and_then(|exit| {
+                    noise_probe(
+                        || TracepointProbe::$entry(h.clone()),
+                        c_str!(stringify!($entry)),
+                        true,
+                    )
+                    .map(|entry| (exit, entry))
+                })
+            };
+        }
+        Ok(Self {
+            ipi_exits,
+            timer,
+            irq_work,
+            ipi_exit,
+            irq: pair!(irq_handler_exit, irq_handler_entry),
+            softirq: pair!(softirq_exit, softirq_entry),
+            csd: pair!(csd_function_exit, csd_function_entry),
+        })
+    }
+
+    /// The probes, each `None` if not registered.
+    fn list(&self) -> [Option<&dyn Probe>; 14] {
+        fn one<H: Send + Sync>(p: &Option<TracepointProbe<H>>) -> Option<&dyn Probe> {
+            p.as_ref().map(|p| p as &dyn Probe)
+        }
+        fn both<H: Send + Sync>(p: &Option<Pair<H>>) -> [Option<&dyn Probe>; 2] {
+            match p {
+                Some((exit, entry)) => [Some(exit as &dyn Probe), Some(entry as &dyn Probe)],
+                None => [None, None],
+            }
+        }
+        let [t0, t1] = both(&self.timer);
+        let [w0, w1] = both(&self.irq_work);
+        let [i0, i1] = both(&self.irq);
+        let [s0, s1] = both(&self.softirq);
+        let [c0, c1] = both(&self.csd);
+        [
+            one(&self.ipi_exits[0]),
+            one(&self.ipi_exits[1]),
+            one(&self.ipi_exits[2]),
+            one(&self.ipi_exit),
+            t0,
+            t1,
+            w0,
+            w1,
+            i0,
+            i1,
+            s0,
+            s1,
+            c0,
+            c1,
+        ]
+    }
+}
+
 /// Every probe of the module; dropping it unregisters them all.
 pub(crate) struct Probes {
     one: OneTarget,
@@ -95,6 +229,8 @@ pub(crate) struct Probes {
     /// Idle CPUs woken without an IPI (`None` where the kernel lacks the tracepoint: NIP stays 0,
     /// and the load says so). Held to stay registered.
     _idle: Option<TracepointProbe<IdleWake>>,
+    /// What interrupts each CPU.
+    noise: NoiseProbes,
 }
 
 /// Logs that the tracepoint `name` could not be used (error `e`) and what counts `what` instead.
@@ -229,7 +365,9 @@ impl Probes {
     /// else by its fallback. A probe that fails is logged and left out; if none registers, this fails
     /// with the first error.
     pub(crate) fn new(engine: &Arc<Engine>) -> Result<Self> {
-        // The receive side first: an IPI is then never counted as sent (and as coalesced) for want
+        // The interruptions first, their exits before the IPIs' entries (in `received`).
+        let noise = NoiseProbes::new(engine)?;
+        // The receive side next: an IPI is then never counted as sent (and as coalesced) for want
         // of its receive probe.
         let received = Received::new(engine)?;
         let idle = handler(engine, |engine| IdleWake { engine })?;
@@ -243,6 +381,7 @@ impl Probes {
             wkl: Wakeups::new(engine)?,
             received,
             _idle: idle,
+            noise,
         }
         .registered()
     }
@@ -285,6 +424,20 @@ impl Probes {
     /// under CFS (arm64's one IPI).
     pub(crate) fn received_calls_apart(&self) -> bool {
         matches!(self.received, Received::Vectors(_))
+    }
+
+    /// The probes of what interrupts a CPU that registered.
+    pub(crate) fn noise(&self) -> impl Iterator<Item = &dyn Probe> {
+        self.noise.list().into_iter().flatten()
+    }
+
+    /// Whether device interrupts, softirqs and queued calls are timed (their tracepoints registered).
+    pub(crate) fn has_noise(&self) -> (bool, bool, bool) {
+        (
+            self.noise.irq.is_some(),
+            self.noise.softirq.is_some(),
+            self.noise.csd.is_some(),
+        )
     }
 
     /// Whether `csd:csd_queue_cpu` counts the queued functions (and the queued wakeups).

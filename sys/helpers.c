@@ -7,6 +7,7 @@
 #include <linux/cpumask.h>
 #include <linux/debugfs.h>
 #include <linux/err.h>
+#include <linux/interrupt.h>
 #include <linux/kallsyms.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -264,6 +265,9 @@ struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct de
 
 /* tracepoint->name */
 const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }
+
+/* irqaction->name (read once per device interrupt and CPU: noise/) */
+const char *rrp_irqaction_name(const struct irqaction *action) { return action->name; }
 
 #ifdef CONFIG_X86
 /* Stacks on x86 (stacks/<tag>): the kernel's unwinder. Other architectures have no exported unwinder

@@ -76,6 +76,8 @@ void rrp_unwind_exit(void);
 struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct dentry *parent, void *data,
 				       const struct file_operations *fops);
 const char *rrp_tracepoint_name(struct tracepoint *tp);
+struct irqaction;
+const char *rrp_irqaction_name(const struct irqaction *action);
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs);
 bool rrp_unwind_done(struct unwind_state *state);
 void rrp_unwind_start_here(struct unwind_state *state);

@@ -220,8 +220,10 @@ macro_rules! tracepoint {
 }
 
 mod ipi;
+mod irq;
 mod sched;
 pub(crate) use ipi::*;
+pub(crate) use irq::*;
 pub(crate) use sched::*;
 
 impl<H: Send + Sync> Drop for TracepointProbe<H> {

@@ -10,6 +10,7 @@ import engine
 import ipi
 import latency
 import models
+import noise
 import races
 import sched
 import stacks
@@ -18,14 +19,14 @@ from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, modul
                  rmmod, write_errno)
 
 PARTS = [("ipi", ipi.main), ("engine", engine.main), ("fallback", engine.fallback_main), ("latency", latency.main),
-         ("sched", sched.main), ("models", models.main), ("races", races.main), ("stacks", stacks.main), ("tool", tool.main), ("arm64", arm64.main)]
+         ("sched", sched.main), ("models", models.main), ("races", races.main), ("stacks", stacks.main), ("tool", tool.main), ("noise", noise.main), ("arm64", arm64.main)]
 # What runs when CHECK_PARTS is empty. On arm64: not latency (its oracle is bpftrace, which the arm64 root
 # lacks; arm64.py checks the receive side and delivery there), not races (its test module is built for
 # x86 only), not stacks (not recorded on arm64), not
 # the tool (built for the host), not the fallback-only build (its kprobes are on x86's send functions).
 # `fallback` loads the fallback-only build (make fallback: .build-fallback/) instead of the module.
 DEFAULT_PARTS = (["ipi", "engine", "sched", "arm64"] if os.uname().machine == "aarch64"
-                 else ["ipi", "engine", "fallback", "latency", "sched", "models", "races", "stacks", "tool"])
+                 else ["ipi", "engine", "fallback", "latency", "sched", "models", "races", "stacks", "tool", "noise"])
 
 
 def cat(path):
@@ -55,7 +56,7 @@ def documented(repo):
         for line in f:
             key, _, value = line.strip().partition(":")
             if key == "What":
-                what = value.strip().removeprefix(f"{D}/").replace("<tag>", "*")
+                what = value.strip().removeprefix(f"{D}/").replace("<tag>", "*").replace("<N>", "*")
             elif key == "Mode" and what is not None:
                 entries[what] = int(value.strip(), 8)
                 what = None

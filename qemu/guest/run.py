@@ -92,8 +92,13 @@ def main(c, g):
     snap = {f: read(f"{D}/{f}") for f in files}
     echo(f"{D}/stacks_enable", 0)
 
+    noise = {f: read(f"{D}/noise/{f}") for f in ("summary", "cpu3")}
     for f in files:
         show(f"{D}/{f}", snap[f])
+    # What interrupted the CPUs over the same window, and for how long: all of them, then CPU 3 (the
+    # idle ping-pong's and membarrier's target), its sources and their histograms.
+    for f, text in noise.items():
+        show(f"{D}/noise/{f}", text)
     print()
     print("==> /proc/interrupts RES and CAL received over the same window (compare with targets) <==")
     print("\n".join(irq_deltas(irq_before, irq_after)))

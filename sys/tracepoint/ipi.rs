@@ -153,7 +153,8 @@ unsafe extern "C" fn vector_entry_probe<H: VectorEntry>(data: *mut c_void, _vect
     inner.handler.vector_entry();
 }
 
-/// The x86 IPI vectors whose handlers have an `irq_vectors` entry tracepoint.
+/// The x86 system vectors whose handlers this module follows through their `irq_vectors` entry and
+/// exit tracepoints.
 #[derive(Clone, Copy)]
 pub(crate) enum Vector {
     /// `RESCHEDULE_VECTOR`: `reschedule_entry` (`/proc/interrupts` RES).
@@ -162,6 +163,10 @@ pub(crate) enum Vector {
     CallFunctionSingle,
     /// `CALL_FUNCTION_VECTOR`: `call_function_entry` (part of CAL).
     CallFunction,
+    /// `LOCAL_TIMER_VECTOR`: `local_timer_entry` (`/proc/interrupts` LOC).
+    LocalTimer,
+    /// `IRQ_WORK_VECTOR`: `irq_work_entry` (`/proc/interrupts` IWI).
+    IrqWork,
 }
 
 impl Vector {
@@ -171,7 +176,14 @@ impl Vector {
             Vector::Reschedule => c_str!("reschedule_entry"),
             Vector::CallFunctionSingle => c_str!("call_function_single_entry"),
             Vector::CallFunction => c_str!("call_function_entry"),
+            Vector::LocalTimer => c_str!("local_timer_entry"),
+            Vector::IrqWork => c_str!("irq_work_entry"),
         }
+    }
+
+    /// The exit tracepoint's name.
+    pub(crate) fn exit(self) -> &'static CStr {
+        super::irq::exit_name(self)
     }
 }
 

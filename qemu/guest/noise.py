@@ -1,0 +1,249 @@
+# SPDX-License-Identifier: GPL-2.0
+"""What interrupts a CPU (noise/): a spinner pinned on CPU 3, a device interrupt moved there and back
+through /proc/irq/N/smp_affinity_list, membarrier IPIs from the other CPUs; each source counted on CPU 3
+against the kernel's own counts over the same window (/proc/interrupts per line and CPU, /proc/softirqs),
+the queued function ipi_mb against kprobe events on it (count, and its time against the kprobe/kretprobe
+pair inside ours), noise/summary against noise/cpu3."""
+
+import os
+import re
+import subprocess
+import time
+
+from lib import D, online_cpus, read, tracefs, write_errno
+
+CPU = 3
+TRACING = "/sys/kernel/tracing"
+VECTORS = ("LOC", "RES", "CAL", "IWI")
+
+
+def rows(text):
+    """The table of a noise/cpuN file: {key: (count, time_ns, max_ns)}, the key the label, or
+    ("CSD", function) for the queued calls."""
+    out, inside = {}, False
+    for line in text.splitlines():
+        if line.startswith("source"):
+            inside = True
+            continue
+        if not inside:
+            continue
+        if not line.strip():
+            break
+        f = line.split()
+        key = ("CSD", f[6]) if f[0] == "CSD" else f[0]
+        out[key] = (int(f[1]), int(f[2]), int(f[4]))
+    return out
+
+
+def kernel_counts():
+    """The kernel's counts on CPU: {label: n} from /proc/interrupts (numbered lines and the vectors)
+    and /proc/softirqs (by name)."""
+    counts = {}
+    lines = read("/proc/interrupts").splitlines()
+    col = lines[0].split().index(f"CPU{CPU}")
+    for line in lines[1:]:
+        f = line.split()
+        if f and f[0].endswith(":") and len(f) > col + 1 and f[col + 1].isdigit():
+            counts[f[0][:-1]] = int(f[col + 1])
+    lines = read("/proc/softirqs").splitlines()
+    col = lines[0].split().index(f"CPU{CPU}")
+    for line in lines[1:]:
+        f = line.split()
+        if f and len(f) > col + 1:
+            counts[f[0].rstrip(":")] = int(f[col + 1])
+    return counts
+
+
+def drive_io(g, n=200):
+    """Writes, syncs, stats and reads back a small file in the output folder, a host folder shared with the
+    guest over virtio: each a request to the host, answered by an interrupt of its device."""
+    path = f"{g.out}/rrp-noise-io"
+    for i in range(n):
+        with open(path, "wb") as f:
+            f.write(str(i).encode())
+            f.flush()
+            os.fsync(f.fileno())
+        os.stat(path)
+    os.unlink(path)
+
+
+def busiest_virtio_irq(g):
+    """The virtio interrupt line that moves most while drive_io() runs, as its number."""
+    def per_line():
+        return {f[0][:-1]: sum(int(x) for x in f[1:] if x.isdigit())
+                for f in (l.split() for l in read("/proc/interrupts").splitlines()[1:])
+                if f and f[0][:-1].isdigit() and "virtio" in " ".join(f)}
+    before = per_line()
+    drive_io(g, 50)
+    after = per_line()
+    moved = sorted(((after.get(k, 0) - n, k) for k, n in before.items()), reverse=True)
+    return moved[0][1] if moved and moved[0][0] > 0 else None
+
+
+def window(g, irq, oracle):
+    """One window on CPU: the kernel's counts before and after the reset, the load, the kernel's counts,
+    noise/cpu3 and noise/summary, the kernel's counts again (all read here: a new process sends IPIs).
+    Returns (p0, p1, q0, ours, summary, q1, marked trace)."""
+    if oracle:
+        tracefs("trace", "")
+        tracefs("tracing_on", "1")
+        tracefs("trace_marker", "RRP_BEFORE_RESET")
+    p0 = kernel_counts()
+    write_errno(f"{D}/reset", b"1")
+    p1 = kernel_counts()
+    if oracle:
+        tracefs("trace_marker", "RRP_AFTER_RESET")
+    mb = subprocess.Popen([g.load, "membarrier", "400"], stdout=subprocess.DEVNULL)
+    drive_io(g)
+    mb.wait(timeout=300)
+    time.sleep(0.5)
+    if oracle:
+        tracefs("trace_marker", "RRP_READ")
+    q0 = kernel_counts()
+    before = read(f"{D}/noise/cpu{CPU}")
+    summary = read(f"{D}/noise/summary")
+    ours = read(f"{D}/noise/cpu{CPU}")
+    q1 = kernel_counts()
+    trace = ""
+    if oracle:
+        tracefs("trace_marker", "RRP_END")
+        tracefs("tracing_on", "0")
+        trace = read(f"{TRACING}/trace")
+    return p0, p1, q0, before, summary, ours, q1, trace
+
+
+def against_kernel(c, what, p0, p1, q0, ours, q1, keys):
+    """Each key's count on CPU: between the kernel's count over the window's inside (after the reset to
+    before the read) and over its outside (before the reset to after the read), but for one interruption in
+    progress on CPU 3 at either end (counted by the kernel inside its handler, by us at its exit)."""
+    bad, shown = [], []
+    for key in keys:
+        low, high = q0.get(key, 0) - p1.get(key, 0), q1.get(key, 0) - p0.get(key, 0)
+        n = ours.get(key, (0, 0, 0))[0]
+        shown.append(f"{key} {n} ({low}..{high})")
+        if not low - 1 <= n <= high + 1:
+            bad.append(f"{key}: ours {n}, the kernel's {low}..{high}")
+    c.check(what + ": " + ", ".join(shown), not bad, "; ".join(bad))
+
+
+def marked(trace, start, end):
+    """The lines of `trace` between the markers `start` and `end`."""
+    out, inside = [], False
+    for line in trace.splitlines():
+        if "tracing_mark_write" in line:
+            if line.rstrip().endswith(start):
+                inside = True
+            elif line.rstrip().endswith(end):
+                break
+            continue
+        if inside:
+            out.append(line)
+    return out
+
+
+def oracle_calls(lines):
+    """(count, durations in ns) of ipi_mb on CPU from the kprobe (entry) and kretprobe (return) events:
+    each return paired with the entry before it on the CPU."""
+    count, durations, start = 0, [], None
+    for line in lines:
+        m = re.search(r"\[(\d+)\].*?\s(\d+)\.(\d+): (rrp_nmb|rrp_nmbr):", line)
+        if not m or int(m.group(1)) != CPU:
+            continue
+        t = int(m.group(2)) * 1_000_000_000 + int(m.group(3).ljust(9, "0"))
+        if m.group(4) == "rrp_nmb":
+            count += 1
+            start = t
+        elif start is not None:
+            durations.append(t - start)
+            start = None
+    return count, durations
+
+
+def main(c, g):
+    possible = read("/sys/devices/system/cpu/possible").strip()
+    n = int(possible.split("-")[-1]) + 1
+    missing = [i for i in range(n) if not os.path.exists(f"{D}/noise/cpu{i}")]
+    c.check(f"noise/summary and noise/cpuN for each of the {n} possible CPUs",
+            os.path.exists(f"{D}/noise/summary") and not missing, f"missing: {missing[:10]}")
+    if CPU not in online_cpus():
+        c.check(f"CPU {CPU} online for the noise checks", False)
+        return
+    irq = busiest_virtio_irq(g)
+    c.check("a virtio interrupt moves while files are read (to move to CPU 3)", irq is not None)
+    affinity = f"/proc/irq/{irq}/smp_affinity_list"
+    old = read(affinity).strip() if irq else ""
+    spinner = subprocess.Popen([g.load, "spin", str(CPU), "30000"], stdout=subprocess.DEVNULL)
+    try:
+        # kprobe events on ipi_mb (membarrier's function), entry and return: the oracle of its count and
+        # its time, inside ours (csd_function_entry fires before the call, csd_function_exit after).
+        tracefs("tracing_on", "0")
+        tracefs("trace_clock", "mono")
+        tracefs("buffer_size_kb", "4096")
+        tracefs("kprobe_events", "p:rrp_nmb ipi_mb\n", append=True)
+        tracefs("kprobe_events", "r:rrp_nmbr ipi_mb\n", append=True)
+        for e in ("rrp_nmb", "rrp_nmbr"):
+            tracefs(f"events/kprobes/{e}/enable", "1")
+        e = write_errno(affinity, f"{CPU}\n".encode()) if irq else -1
+        c.check(f"IRQ {irq} moved to CPU {CPU} (/proc/irq/{irq}/smp_affinity_list, was {old})", e == 0, f"errno {e}")
+        p0, p1, q0, before, summary, text, q1, trace = window(g, irq, True)
+    finally:
+        try:
+            tracefs("tracing_on", "0")
+            for e in ("rrp_nmb", "rrp_nmbr"):
+                tracefs(f"events/kprobes/{e}/enable", "0")
+            tracefs("kprobe_events", "")
+        except OSError:
+            pass
+    ours = rows(text)
+    print(text.split("\n\n")[0])
+    keys = [k for k in VECTORS if k in p0] + [str(irq)] if irq else [k for k in VECTORS if k in p0]
+    against_kernel(c, f"CPU {CPU}'s interruptions by line equal /proc/interrupts over the window", p0, p1, q0,
+                   ours, q1, keys)
+    c.check(f"IRQ {irq} interrupted CPU {CPU} while it was there (/proc/interrupts moved, and ours)",
+            q0.get(str(irq), 0) - p1.get(str(irq), 0) > 0 and ours.get(str(irq), (0,))[0] > 0)
+    softirqs = [k for k in ("HI", "TIMER", "NET_TX", "NET_RX", "BLOCK", "IRQ_POLL", "TASKLET", "SCHED", "HRTIMER",
+                            "RCU") if k in p0]
+    against_kernel(c, f"CPU {CPU}'s softirqs equal /proc/softirqs over the window", p0, p1, q0, ours, q1, softirqs)
+    c.check("the rows name their device interrupt as /proc/interrupts does",
+            re.search(rf"^{irq}\s.*IRQ virtio\S*", text, re.M) is not None)
+
+    # ipi_mb: our count against the kprobe events on CPU 3 (inside: after the reset to the read; outside:
+    # before the reset to after it), and its time: each call's kprobe/kretprobe pair lies inside ours.
+    low, d_low = oracle_calls(marked(trace, "RRP_AFTER_RESET", "RRP_READ"))
+    high, d_high = oracle_calls(marked(trace, "RRP_BEFORE_RESET", "RRP_END"))
+    mine = ours.get(("CSD", "ipi_mb"), (0, 0, 0))
+    c.check(f"ipi_mb run on CPU {CPU}: ours {mine[0]}, kprobe events {low}..{high}",
+            low > 100 and low - 1 <= mine[0] <= high + 1)
+    hist = re.search(r"^@CSD \(ipi_mb\) ns: count (\d+), sum (\d+) ns, min (\d+) ns, max (\d+) ns", text, re.M)
+    if hist and d_low and d_high:
+        ours_min, ours_sum = int(hist.group(3)), int(hist.group(2))
+        print(f"# ipi_mb on CPU {CPU}: ours sum {ours_sum} ns, min {ours_min} ns; kprobe pair sum {sum(d_low)} ns "
+              f"(inside), min {min(d_high)} ns (outside)")
+        c.check(f"ipi_mb's time holds the kprobe/kretprobe pair's: min {ours_min} >= {min(d_high)} ns, sum "
+                f"{ours_sum} >= {sum(d_low) - max(d_low)} ns", ours_min >= min(d_high)
+                and ours_sum >= sum(d_low) - max(d_low))
+    else:
+        c.check("ipi_mb's time and the kprobe pair's read", False, f"hist {bool(hist)}, pairs {len(d_low)}")
+
+    # noise/summary's line for CPU 3, read between two readings of noise/cpu3: its count and time between
+    # theirs.
+    def totals(t):
+        m = re.search(r"^# taken: (\d+) ns .* in (\d+) interruptions", t, re.M)
+        return (int(m.group(2)), int(m.group(1))) if m else (-1, -1)
+    line = [l.split() for l in summary.splitlines() if l.split()[:1] == [str(CPU)]]
+    got = (int(line[0][1]), int(line[0][2])) if line else (-1, -1)
+    lo, hi = totals(before), totals(text)
+    c.check(f"noise/summary's CPU {CPU} ({got[0]} interruptions, {got[1]} ns) lies between two readings of "
+            f"noise/cpu{CPU}", all(a <= b <= h for a, b, h in zip(lo, got, hi)), f"{lo} {got} {hi}")
+
+    # Moved back: the device's interrupts leave CPU 3 (the kernel's count and ours).
+    e = write_errno(affinity, f"{old}\n".encode()) if irq else -1
+    drive_io(g, 20)
+    p0, p1, q0, _, _, text, q1, _ = window(g, irq, False)
+    ours = rows(text)
+    against_kernel(c, f"IRQ {irq} moved back to CPUs {old}: on CPU {CPU} ours equals /proc/interrupts", p0, p1, q0,
+                   ours, q1, [str(irq)])
+    c.check(f"... and it no longer interrupts CPU {CPU} (0 on both sides)",
+            e == 0 and q1.get(str(irq), 0) - p0.get(str(irq), 0) == 0 and str(irq) not in ours)
+    spinner.kill()
+    spinner.wait()
