@@ -6,7 +6,17 @@
 //!
 //! Each source is timed from its entry tracepoint to its exit tracepoint on the interrupted CPU, one
 //! clock reading at each end. Hard interrupt handlers run with interrupts off and do not nest, so one
-//! interval in progress per CPU suffices for all of them; softirqs may be interrupted by hard interrupts,
+//! interval in progress per CPU suffices for all of them: device handlers between `irq_handler_entry`
+//! and `irq_handler_exit` in `__handle_irq_event_percpu()` (kernel/irq/handle.c:157-159 in 6.12,
+//! 201-212 in 7.3, which warns right after if a handler turned interrupts on) and the per-CPU flow
+//! handlers (kernel/irq/chip.c); x86's system vectors between their `irq_vectors` entry and exit
+//! (arch/x86/kernel/smp.c, irq_work.c, apic/apic.c), in the `DEFINE_IDTENTRY_SYSVEC` bodies that run
+//! with interrupts off. Queued calls run between `csd_function_entry` and `csd_function_exit`
+//! (`csd_do_func()`, kernel/smp.c:130-136 in 6.12, 139-145 in 7.3), always with interrupts off (its
+//! callers: the call-function IPIs, and `flush_smp_call_function_queue()` and the local calls under
+//! `local_irq_save()`), so they do not nest either. Softirqs run between `softirq_entry` and
+//! `softirq_exit` in `handle_softirqs()` (kernel/softirq.c:578-580 in 6.12, 644-646 in 7.3) with
+//! interrupts on, one at a time per CPU; hard interrupts may come in between,
 //! and a softirq's time leaves out the hard interrupt time spent inside it (each CPU keeps the total
 //! hard interrupt time it measured, read at the softirq's entry and exit), so that the sources' times
 //! add up to the time taken from the CPU without counting any twice. Queued calls run inside the
@@ -255,14 +265,14 @@ impl Noise {
     #[inline]
     pub(crate) fn irq_entry<'a>(&self, irq: u32, name: impl FnOnce() -> &'a [u8]) {
         let slot = self.irq_slot(irq, name);
-        self.hard_entry(((irq as u64 + 1) << 32) | (VECTORS + slot) as u64);
+        self.hard_entry(((u64::from(irq) + 1) << 32) | (VECTORS + slot) as u64);
     }
 
     /// A handler of device interrupt `irq` returns on this CPU: its interval ends in `counters`.
     #[inline]
     pub(crate) fn irq_exit(&self, counters: &NoiseCounters, irq: u32) {
         let key = self.state.read(HARD_KEY);
-        if key >> 32 == irq as u64 + 1 {
+        if key >> 32 == u64::from(irq) + 1 {
             self.hard_exit(counters, key);
         }
     }
@@ -291,7 +301,7 @@ impl Noise {
     /// here; [`IRQ_SLOTS`] when every slot is another interrupt's. Interrupts off: no other writer.
     #[inline]
     fn irq_slot<'a>(&self, irq: u32, name: impl FnOnce() -> &'a [u8]) -> usize {
-        let key = irq as u64 + 1;
+        let key = u64::from(irq) + 1;
         let home = irq as usize % IRQ_SLOTS;
         for i in 0..IRQ_SLOTS {
             let slot = (home + i) % IRQ_SLOTS;

@@ -407,3 +407,32 @@ def main(c, g):
             r.stderr)
     r = run([tool, "top", "-d", "0"])
     c.check("bad option value: clap's message, exit 2", r.returncode == 2 and "positive" in r.stderr, r.stderr)
+
+    # --- noise -C 3: the local timer's interruptions of CPU 3 within /proc/interrupts' around the run ---
+    def loc3():
+        lines = read("/proc/interrupts").splitlines()
+        col = lines[0].split().index("CPU3")
+        row = [l.split() for l in lines if l.split()[:1] == ["LOC:"]]
+        return int(row[0][col + 1]) if row else None
+    first = loc3()
+    r = run([tool, "noise", "-C", "3", "-d", "1", "--json"])
+    last = loc3()
+    try:
+        doc = json.loads(r.stdout)
+        loc = [s["count"] for s in doc["sources"] if s["source"] == "LOC"]
+        ok = (doc["schema"] == "resched-noise/1" and doc["cpu"] == 3 and doc["taken_ns"] ==
+              sum(s["time_ns"] for s in doc["sources"] if s["taken"]))
+    except (ValueError, KeyError) as e:
+        loc, ok = [], False
+        print(f"# noise --json: not the document: {e}")
+    if first is None:
+        c.check("noise -C 3 --json: schema resched-noise/1, taken = the sum of its sources", r.returncode == 0 and ok,
+                r.stdout + r.stderr)
+    else:
+        c.check(f"noise -C 3 -d 1 --json: LOC {loc} within /proc/interrupts' {last - first} around it (and > 0); "
+                "taken = the sum of its sources", r.returncode == 0 and ok and len(loc) == 1
+                and 0 < loc[0] <= last - first + 1, r.stdout + r.stderr)
+    r = run([tool, "noise", "-C", "3", "-d", "0.2"])
+    print(r.stdout)
+    c.check("noise -C 3: the table, ranked", r.returncode == 0 and re.search(r"^source +count", r.stdout, re.M),
+            r.stdout + r.stderr)

@@ -3,6 +3,7 @@
 
 mod export;
 mod module;
+mod noise;
 mod parse;
 mod snapshot;
 mod stat;
@@ -64,6 +65,19 @@ enum Command {
         #[arg(short = 'n', long)]
         iterations: Option<u64>,
     },
+    /// What interrupted CPU N during the window and for how long: the local timer, the IPIs, device
+    /// interrupts, softirqs and the queued calls, most time first.
+    Noise {
+        /// The CPU.
+        #[arg(short = 'C', long = "cpu")]
+        cpu: u32,
+        /// Seconds to watch.
+        #[arg(short = 'd', long = "duration", default_value_t = 1.0, value_parser = positive)]
+        duration: f64,
+        /// One JSON document (schema resched-noise/1).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write the numbers for node_exporter's textfile collector (DIR/resched.prom, replaced
     /// atomically).
     Export {
@@ -104,6 +118,11 @@ fn main() -> ExitCode {
         }
         Command::Show { json } => stat::show(json).map(|()| 0),
         Command::Top { delay, iterations } => top::run(delay, iterations).map(|()| 0),
+        Command::Noise {
+            cpu,
+            duration,
+            json,
+        } => noise::run(cpu, duration, json).map(|()| 0),
         Command::Export {
             dir,
             interval,

@@ -397,6 +397,53 @@ pub fn matrix(text: &str) -> Result<BTreeMap<String, Cells>> {
     Ok(out)
 }
 
+/// One row of `noise/cpuN`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NoiseRow {
+    pub source: String,
+    pub what: String,
+    pub count: u64,
+    pub time_ns: u64,
+}
+
+/// The table of `noise/cpuN`: after the header line `source count time_ns mean_ns max_ns share what`,
+/// one row per source until a blank line.
+pub fn noise(text: &str) -> Result<Vec<NoiseRow>> {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("source"));
+    if lines.next().is_none() {
+        bail!("noise: no header line");
+    }
+    let mut rows = Vec::new();
+    for line in lines.take_while(|l| !l.trim().is_empty()) {
+        let mut rest = line;
+        let mut field = || {
+            rest = rest.trim_start();
+            let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            let (f, r) = rest.split_at(end);
+            rest = r;
+            f
+        };
+        let source = field().to_string();
+        let count = field()
+            .parse()
+            .with_context(|| format!("noise: count in {line:?}"))?;
+        let time_ns = field()
+            .parse()
+            .with_context(|| format!("noise: time in {line:?}"))?;
+        let _mean = field();
+        let _max = field();
+        let _share = field();
+        let what = rest.trim().to_string();
+        rows.push(NoiseRow {
+            source,
+            what,
+            count,
+            time_ns,
+        });
+    }
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -413,6 +460,27 @@ mod tests {
     const RESCHED: &str = include_str!("../tests/fixtures/latency_resched");
     const TASKS: &str = include_str!("../tests/fixtures/tasks");
     const EXITED: &str = include_str!("../tests/fixtures/preempted_by_exited");
+
+    #[test]
+    fn noise_rows() {
+        let rows = noise(include_str!("../tests/fixtures/noise_cpu3")).unwrap();
+        assert_eq!(rows.len(), 10);
+        assert_eq!(
+            (
+                rows[0].source.as_str(),
+                rows[0].count,
+                rows[0].time_ns,
+                rows[0].what.as_str()
+            ),
+            ("LOC", 2531, 214090721, "Local timer interrupts")
+        );
+        assert_eq!(rows[5].what, "IRQ virtio1-requests");
+        assert_eq!(
+            (rows[8].source.as_str(), rows[8].what.as_str()),
+            ("CSD", "ipi_mb")
+        );
+        assert!(noise("# nothing\n").is_err());
+    }
 
     #[test]
     fn preempted_by_lines() {
