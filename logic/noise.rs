@@ -29,8 +29,10 @@
 //! writes its state and its counters, in the context of the interruption.
 
 use crate::logic::histogram::Histogram;
+use crate::sys::cpu;
 use crate::sys::percpu::{bytes_per_cpu, BlockView, PerCpuBlock};
 use crate::sys::time;
+use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kernel::prelude::*;
 
 /// Buckets of a source's histogram: `[0]`, `[1]`, then powers of two up to `[1G, ...)` (the last takes
@@ -228,17 +230,42 @@ const IRQ_NAMES: usize = IRQ_KEYS + IRQ_SLOTS;
 const FUNC_KEYS: usize = IRQ_NAMES + IRQ_SLOTS * NAME_WORDS;
 const STATE: usize = FUNC_KEYS + FUNC_SLOTS;
 
-/// Each CPU's intervals in progress and slot keys.
+/// Each CPU's intervals in progress and slot keys, and whether the IPI entries start intervals.
 pub(crate) struct Noise {
     state: PerCpuBlock<STATE>,
+    /// `noise_enable`: whether the interruption probes are registered, so that the IPIs' entries
+    /// (shared with `received`) start intervals.
+    on: AtomicBool,
 }
 
 impl Noise {
-    /// Nothing in progress, every slot free.
+    /// Nothing in progress, every slot free, on.
     pub(crate) fn new() -> Result<Self> {
         Ok(Self {
             state: PerCpuBlock::new()?,
+            on: AtomicBool::new(true),
         })
+    }
+
+    /// Whether the interruption probes are on.
+    #[inline]
+    pub(crate) fn on(&self) -> bool {
+        self.on.load(Relaxed)
+    }
+
+    /// Lets the IPIs' entries start intervals (`on`) or not.
+    pub(crate) fn set_on(&self, on: bool) {
+        self.on.store(on, Relaxed);
+    }
+
+    /// Forgets the intervals in progress on every CPU (the slots stay). Only while no handler
+    /// writes them: the interruption probes unregistered and [`Self::on`] false.
+    pub(crate) fn forget(&self) {
+        for cpu in 0..cpu::nr_cpu_ids() {
+            for word in [HARD_START, SOFT_START, FUNC_START] {
+                self.state.write_on(cpu, word, 0);
+            }
+        }
     }
 
     /// Bytes of per-cpu memory the state takes on each CPU.
@@ -246,10 +273,13 @@ impl Noise {
         bytes_per_cpu(STATE)
     }
 
-    /// The handler of vector `hard` starts on this CPU.
+    /// The handler of vector `hard` starts on this CPU (nothing while the group is off: the IPIs'
+    /// entries are `received`'s probes, always registered).
     #[inline]
     pub(crate) fn vector_entry(&self, hard: Hard) {
-        self.hard_entry(hard as u64);
+        if self.on() {
+            self.hard_entry(hard as u64);
+        }
     }
 
     /// The handler of vector `hard` returns on this CPU: its interval ends in `counters`.

@@ -25,8 +25,9 @@ use crate::sys::kprobe::{Handler, Kprobe, Kretprobe, Probe};
 use crate::sys::probed::{SendCallFuncSingleIpi, SmpSendReschedule};
 use crate::sys::tracepoint::{TracepointProbe, Vector};
 use kernel::c_str;
+use kernel::new_mutex;
 use kernel::prelude::*;
-use kernel::sync::Arc;
+use kernel::sync::{Arc, Mutex};
 
 /// Whether this build counts with the fallbacks only (`make fallback`: Kbuild's `rrp_fallback_only`), as
 /// on a kernel without the `ipi:*` and `csd:*` tracepoints: kprobes on the send functions and a
@@ -229,8 +230,31 @@ pub(crate) struct Probes {
     /// Idle CPUs woken without an IPI (`None` where the kernel lacks the tracepoint: NIP stays 0,
     /// and the load says so). Held to stay registered.
     _idle: Option<TracepointProbe<IdleWake>>,
-    /// What interrupts each CPU.
-    noise: NoiseProbes,
+    /// What interrupts each CPU, while `noise_enable` is 1 (`None`: unregistered).
+    noise: Pin<KBox<NoiseGroup>>,
+    /// What the interruption probes count into, to register them again.
+    engine: Arc<Engine>,
+}
+
+/// The interruption probes, registered or not, behind the lock `noise_enable` takes. (A named type:
+/// the symbols of `KBox::pin_init` spell out its type, which as a nested `Mutex<Option<..>>` grew past
+/// the kernel's symbol length, see scripts/symbols.sh.)
+#[pin_data]
+struct NoiseGroup {
+    #[pin]
+    probes: Mutex<Option<NoiseProbes>>,
+}
+
+/// Which interruption probes are registered.
+pub(crate) struct NoiseStatus {
+    /// Whether the group is on (`noise_enable`).
+    pub(crate) on: bool,
+    /// The tracepoints of the registered probes.
+    pub(crate) symbols: KVec<&'static CStr>,
+    /// Whether device interrupts, softirqs and queued calls are timed.
+    pub(crate) irq: bool,
+    pub(crate) softirq: bool,
+    pub(crate) csd: bool,
 }
 
 /// Logs that the tracepoint `name` could not be used (error `e`) and what counts `what` instead.
@@ -366,7 +390,13 @@ impl Probes {
     /// with the first error.
     pub(crate) fn new(engine: &Arc<Engine>) -> Result<Self> {
         // The interruptions first, their exits before the IPIs' entries (in `received`).
-        let noise = NoiseProbes::new(engine)?;
+        let probes = Some(NoiseProbes::new(engine)?);
+        let noise = KBox::pin_init(
+            pin_init!(NoiseGroup {
+                probes <- new_mutex!(probes),
+            }),
+            GFP_KERNEL,
+        )?;
         // The receive side next: an IPI is then never counted as sent (and as coalesced) for want
         // of its receive probe.
         let received = Received::new(engine)?;
@@ -382,6 +412,7 @@ impl Probes {
             received,
             _idle: idle,
             noise,
+            engine: engine.clone(),
         }
         .registered()
     }
@@ -426,18 +457,47 @@ impl Probes {
         matches!(self.received, Received::Vectors(_))
     }
 
-    /// The probes of what interrupts a CPU that registered.
-    pub(crate) fn noise(&self) -> impl Iterator<Item = &dyn Probe> {
-        self.noise.list().into_iter().flatten()
+    /// Which interruption probes are registered.
+    pub(crate) fn noise(&self) -> Result<NoiseStatus> {
+        let guard = self.noise.probes.lock();
+        let mut symbols = KVec::new();
+        if let Some(noise) = guard.as_ref() {
+            for probe in noise.list().into_iter().flatten() {
+                symbols.push(probe.symbol(), GFP_KERNEL)?;
+            }
+        }
+        let has = |f: fn(&NoiseProbes) -> bool| guard.as_ref().is_some_and(f);
+        Ok(NoiseStatus {
+            on: guard.is_some(),
+            symbols,
+            irq: has(|n| n.irq.is_some()),
+            softirq: has(|n| n.softirq.is_some()),
+            csd: has(|n| n.csd.is_some()),
+        })
     }
 
-    /// Whether device interrupts, softirqs and queued calls are timed (their tracepoints registered).
-    pub(crate) fn has_noise(&self) -> (bool, bool, bool) {
-        (
-            self.noise.irq.is_some(),
-            self.noise.softirq.is_some(),
-            self.noise.csd.is_some(),
-        )
+    /// Registers the interruption probes (`on`), or unregisters them, waiting for their handlers in
+    /// flight; nothing when they already are as asked.
+    pub(crate) fn set_noise(&self, on: bool) -> Result {
+        let mut guard = self.noise.probes.lock();
+        if on == guard.is_some() {
+            return Ok(());
+        }
+        let noise = self.engine.noise();
+        if on {
+            // No interruption probe is registered and the IPI entries skip the group: no handler
+            // writes the intervals in progress, left from before the group went off. Forget them,
+            // then register (exits first), then let the IPI entries start intervals again.
+            noise.forget();
+            *guard = Some(NoiseProbes::new(&self.engine)?);
+            noise.set_on(true);
+        } else {
+            noise.set_on(false);
+            // Unregisters every probe of the group, each waiting for its handlers in flight (the
+            // IPI entries' too: `tracepoint_synchronize_unregister()` waits for every probe).
+            *guard = None;
+        }
+        Ok(())
     }
 
     /// Whether `csd:csd_queue_cpu` counts the queued functions (and the queued wakeups).

@@ -222,6 +222,18 @@ impl<const N: usize> PerCpuBlock<N> {
         }
     }
 
+    /// Sets word `idx` of CPU `cpu` to `v` (nothing for an impossible CPU or an index out of range).
+    /// Only for a word that no CPU writes now (else one of the writes is lost).
+    pub(crate) fn write_on(&self, cpu: usize, idx: usize, v: u64) {
+        if idx < N {
+            if let Some(copy) = self.copy(cpu) {
+                // SAFETY: `copy` is `cpu`'s copy of `N` aligned `u64`s (invariant) and `idx < N`; no CPU
+                // writes the word now (the caller's promise).
+                unsafe { copy.add(idx).write_volatile(v) };
+            }
+        }
+    }
+
     /// Sets every counter of every possible CPU to zero. Only for a block that no CPU increments now.
     pub(crate) fn zero(&self) {
         for cpu in 0..cpu::nr_cpu_ids() {

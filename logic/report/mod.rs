@@ -7,7 +7,7 @@
 //! - [`counters`]: `ipi`, `targets`, `matrix`, `pairs`, `callbacks`, `received`
 //! - [`latency`]: `latency/{resched,ipi,wakeup,slices}`, `latency_enable`
 //! - [`tasks`]: `sched`, `tasks`, `preempted_by`, `preempted_by_exited`, `attach`, `attach_capacity`
-//! - [`noise`]: `noise/summary`, `noise/cpuN`
+//! - [`noise`]: `noise/summary`, `noise/cpuN`, `noise_enable`
 //! - [`stacks`]: `stacks/<tag>`, `stacks_enable`, `stacks_capacity`
 //! - [`control`]: `cpus`, `probes`, `reset`
 //! - [`table`]: the layout they share, and the parsers of what they accept
@@ -30,7 +30,7 @@ use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::Arc;
 use latency::{LatencyEnable, LatencyFiles};
-use noise::NoiseFiles;
+use noise::{NoiseEnable, NoiseFiles};
 use stacks::{StackFiles, StacksCapacity, StacksEnable};
 use tasks::{Attach, AttachCapacity, PreemptedByExited, PreemptedByList, Sched, TaskList};
 
@@ -59,6 +59,7 @@ pub(crate) struct Files {
     _latency_enable: File<LatencyEnable>,
     _latency: LatencyFiles,
     _noise: NoiseFiles,
+    _noise_enable: File<NoiseEnable>,
     _attach: File<Attach>,
     _dir: Dir,
 }
@@ -117,6 +118,7 @@ impl Files {
             _latency_enable: file!("latency_enable", LatencyEnable(c.clone())),
             _latency: LatencyFiles::new(&dir, c, probes)?,
             _noise: NoiseFiles::new(&dir, c, probes)?,
+            _noise_enable: file!("noise_enable", NoiseEnable(probes.clone())),
             _attach: file!("attach", Attach(tasks.clone())),
             _dir: dir,
         })

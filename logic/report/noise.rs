@@ -7,10 +7,12 @@ use crate::logic::engine::{Engine, Window};
 use crate::logic::histogram::Histogram;
 use crate::logic::noise::{Source, FUNC_SLOTS, IRQ_SLOTS, SOFTIRQ_NAMES};
 use crate::logic::probes::Probes;
-use crate::logic::text::{comm_str, FixedText};
+use crate::logic::ratelimit::warn_ratelimited;
+use crate::logic::text::{comm_str, line, FixedText};
 use crate::sys::cpu;
 use crate::sys::debugfs::{Dir, File, Node, Shown, Text};
 use crate::sys::stacktrace::Symbolizer;
+use crate::sys::task::Current;
 use core::fmt::{self, Write};
 use kernel::c_str;
 use kernel::prelude::*;
@@ -164,23 +166,52 @@ fn write_what(
     }
 }
 
-/// Writes which of the interruption probes registered.
-fn write_probes(out: &mut impl Write, probes: &Probes) -> fmt::Result {
-    out.write_str("# probes:")?;
-    for probe in probes.noise() {
-        write!(out, " {}", probe.symbol().to_str().unwrap_or("?"))?;
+/// Writes which of the interruption probes registered, or that the group is off.
+fn write_probes(out: &mut impl Write, probes: &Probes) -> Shown {
+    let status = probes.noise()?;
+    if !status.on {
+        writeln!(out, "# noise_enable is 0: nothing is being measured")?;
+        return Ok(());
     }
-    let (irq, softirq, csd) = probes.has_noise();
+    out.write_str("# probes:")?;
+    for symbol in status.symbols.iter() {
+        write!(out, " {}", symbol.to_str().unwrap_or("?"))?;
+    }
     for (ok, what) in [
-        (irq, "device interrupts"),
-        (softirq, "softirqs"),
-        (csd, "queued calls"),
+        (status.irq, "device interrupts"),
+        (status.softirq, "softirqs"),
+        (status.csd, "queued calls"),
     ] {
         if !ok {
             write!(out, " (not timed: {what})")?;
         }
     }
-    writeln!(out)
+    Ok(writeln!(out)?)
+}
+
+/// `noise_enable`: `1` (the default) while the interruption probes are registered, `0` while not;
+/// writing `1` or `0` registers or unregisters them (the counts stay); anything else is `-EINVAL`.
+pub(crate) struct NoiseEnable(pub(crate) Arc<Probes>);
+
+#[vtable]
+impl Node for NoiseEnable {
+    fn show(&self, out: &mut Text) -> Shown {
+        Ok(writeln!(out, "{}", u8::from(self.0.noise()?.on))?)
+    }
+
+    fn store(&self, input: &[u8], _writer: &Current<'_>) -> Result {
+        match line(input) {
+            b"1" => self.0.set_noise(true),
+            b"0" => self.0.set_noise(false),
+            _ => {
+                warn_ratelimited!(
+                    "noise_enable: expected \"0\" or \"1\", got {} bytes; nothing changed\n",
+                    input.len()
+                );
+                Err(EINVAL)
+            }
+        }
+    }
 }
 
 /// `noise/cpuN`: what interrupted CPU N since the load or the last reset, the time each source's
