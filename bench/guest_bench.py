@@ -26,7 +26,7 @@ SEND_LOOP_KO = "bench/modules/send_loop.ko"
 SEND_LOOP = "/sys/kernel/debug/send_loop/run"
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 # BENCH_CONFIGS (comma-separated) runs only some configurations, for a quick look; `make bench` runs all.
-CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "module_nolatency", "bpftrace",
+CONFIGS = ["baseline", "module", "module_attached", "module_stacks", "module_nolatency", "module_nonoise", "bpftrace",
            "bpftrace_kstack", "bpftrace_latency", "hist_count", "hist_stacks", "empty_kprobe", "empty_probes"]
 WORKLOADS = {
     "ipi": ["membarrier", "150"],
@@ -93,8 +93,16 @@ MODULE_TRACEPOINTS = ["ipi/ipi_send_cpu", "ipi/ipi_send_cpumask", "csd/csd_queue
                       "sched/sched_wakeup", "sched/sched_process_fork", "sched/sched_process_exit",
                       "irq_vectors/reschedule_entry", "irq_vectors/call_function_single_entry",
                       "irq_vectors/call_function_entry"]
+# What noise/ adds (noise_enable 1, as loaded): the interruption tracepoints.
+NOISE_TRACEPOINTS = ["sched/sched_wake_idle_without_ipi", "irq/irq_handler_entry", "irq/irq_handler_exit",
+                     "irq/softirq_entry", "irq/softirq_exit", "csd/csd_function_entry", "csd/csd_function_exit",
+                     "irq_vectors/reschedule_exit", "irq_vectors/call_function_single_exit",
+                     "irq_vectors/call_function_exit", "irq_vectors/local_timer_entry", "irq_vectors/local_timer_exit",
+                     "irq_vectors/irq_work_entry", "irq_vectors/irq_work_exit"]
 HIT_SETS = {
-    "module": (MODULE_TRACEPOINTS, [f"p:rrp_hit_rsc {RSC_FN}"]),
+    "module": (MODULE_TRACEPOINTS + NOISE_TRACEPOINTS, [f"p:rrp_hit_rsc {RSC_FN}"]),
+    # The module with noise_enable 0 (sched_wake_idle_without_ipi stays: it is not of noise/).
+    "module_nonoise": (MODULE_TRACEPOINTS + NOISE_TRACEPOINTS[:1], [f"p:rrp_hit_rsc {RSC_FN}"]),
     "empty_kprobe": ([], ["p:rrp_hit_res native_smp_send_reschedule", "p:rrp_hit_cfs native_send_call_func_single_ipi",
                           "p:rrp_hit_cfm native_send_call_func_ipi", f"p:rrp_hit_rsc {RSC_FN}",
                           "p:rrp_hit_wkl ttwu_queue_wakelist"]),
@@ -105,7 +113,7 @@ HIT_TRIGGER = "hist:keys=common_cpu:size=256"
 
 def hit_events(cfg):
     """The tracefs events counting the hits of `cfg`'s probes."""
-    base = "module" if cfg.startswith("module") else cfg
+    base = cfg if cfg in HIT_SETS else "module" if cfg.startswith("module") else cfg
     tps, kps = HIT_SETS[base]
     return [t for t in tps if os.path.exists(f"/sys/kernel/tracing/events/{t}")] + \
         ["kprobes/" + k.split()[0][2:] for k in kps]
@@ -173,6 +181,9 @@ class Config:
                     f.write("1")
             if self.name == "module_nolatency":
                 with open(f"{D}/latency_enable", "w") as f:
+                    f.write("0")
+            if self.name == "module_nonoise":
+                with open(f"{D}/noise_enable", "w") as f:
                     f.write("0")
         elif self.name == "empty_kprobe":
             subprocess.run(["insmod", f"{self.g.repo}/{EMPTY_KO}"], check=True)

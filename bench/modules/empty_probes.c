@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * The benchmark's floor for the module as it is: empty handlers on every event it handles, by the
- * same mechanisms (the ipi, csd and sched tracepoints, x86's IPI entry tracepoints, and for reschedule
+ * same mechanisms (the ipi, csd, irq and sched tracepoints, x86's vector entry and exit tracepoints, and for reschedule
  * requests sched_set_need_resched_tp where the kernel has it, else a kprobe on resched_curr), so that the module's cost per event can be set against the cost of being called at
  * all. (empty_kprobe.c is the other floor: empty kprobes on the x86 send functions.)
  */
@@ -23,6 +23,11 @@ static void empty_exit(void *d, struct task_struct *p) {}
 static void empty_wakeup(void *d, struct task_struct *p) {}
 static void empty_vector(void *d, int vector) {}
 static void empty_need_resched(void *d, struct task_struct *tsk, int cpu, int tif) {}
+static void empty_wake_idle(void *d, int cpu) {}
+static void empty_irq_entry(void *d, int irq, void *action) {}
+static void empty_irq_exit(void *d, int irq, void *action, int ret) {}
+static void empty_softirq(void *d, unsigned int vec_nr) {}
+static void empty_csd_function(void *d, void *func, void *csd) {}
 
 static struct {
 	const char *name;
@@ -38,10 +43,25 @@ static struct {
 	{ "sched_process_fork", empty_fork },
 	{ "sched_process_exit", empty_exit },
 	{ "sched_wakeup", empty_wakeup },
+	{ "sched_wake_idle_without_ipi", empty_wake_idle },
+	/* noise/: what interrupts a CPU */
+	{ "irq_handler_entry", empty_irq_entry },
+	{ "irq_handler_exit", empty_irq_exit },
+	{ "softirq_entry", empty_softirq },
+	{ "softirq_exit", empty_softirq },
+	{ "csd_function_entry", empty_csd_function },
+	{ "csd_function_exit", empty_csd_function },
 #ifdef CONFIG_X86
 	{ "reschedule_entry", empty_vector },
 	{ "call_function_single_entry", empty_vector },
 	{ "call_function_entry", empty_vector },
+	{ "reschedule_exit", empty_vector },
+	{ "call_function_single_exit", empty_vector },
+	{ "call_function_exit", empty_vector },
+	{ "local_timer_entry", empty_vector },
+	{ "local_timer_exit", empty_vector },
+	{ "irq_work_entry", empty_vector },
+	{ "irq_work_exit", empty_vector },
 #endif
 };
 
