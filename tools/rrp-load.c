@@ -14,6 +14,9 @@
  *                                     from CPU_A to CPU_B), whatever the cache topology
  *   rrp-load membarrier N             threads spin on every other online CPU while CPU 0 issues N
  *                                     MEMBARRIER_CMD_PRIVATE_EXPEDITED calls: call-function IPIs
+ *   rrp-load shootdown CPU_A CPU_B N  a thread spins on CPU_B while CPU_A maps, touches and unmaps a page
+ *                                     of the same process N times: each unmap flushes CPU_B's TLB
+ *                                     (a call-function IPI running flush_tlb_func on x86)
  *
  * Pacing for long runs on slow machines (make stress under emulation), from the environment:
  *   RRP_LOAD_DUTY=P       spinners spin P% of each 10 ms and sleep the rest (default 100: always)
@@ -51,6 +54,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -233,6 +237,33 @@ static int membarrier_load(long n)
 	atomic_store(&stop, 1);
 	for (long i = 0; i < nthreads; i++)
 		pthread_join(threads[i], NULL);
+	return 0;
+}
+
+static int shootdown(int cpu_a, int cpu_b, long n)
+{
+	pthread_t thread;
+	long long t0;
+
+	pin(cpu_a);
+	if (pthread_create(&thread, NULL, spinner, (void *)(long)cpu_b))
+		die("pthread_create");
+	while (atomic_load(&ready) < 1) /* the spinner runs on CPU_B, in this process's address space */
+		usleep(1000);
+	t0 = now_ns();
+	for (long i = 0; i < n; i++) {
+		volatile char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+		if (p == MAP_FAILED)
+			die("mmap");
+		p[0] = 1;
+		if (munmap((void *)p, 4096))
+			die("munmap");
+		pause_op();
+	}
+	report("shootdown", n, now_ns() - t0);
+	atomic_store(&stop, 1);
+	pthread_join(thread, NULL);
 	return 0;
 }
 
@@ -530,6 +561,8 @@ int main(int argc, char **argv)
 		return pingpong("switch", atoi(argv[2]), atoi(argv[2]), atol(argv[3]), 0);
 	if (argc == 3 && !strcmp(argv[1], "membarrier"))
 		return membarrier_load(atol(argv[2]));
+	if (argc == 5 && !strcmp(argv[1], "shootdown"))
+		return shootdown(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
 	if (argc == 4 && !strcmp(argv[1], "spin"))
 		return spin(atoi(argv[2]), atol(argv[3]));
 	if (argc == 4 && !strcmp(argv[1], "sleeper"))
@@ -542,7 +575,7 @@ int main(int argc, char **argv)
 		return churn(atol(argv[2]), argv[3]);
 	if (argc == 4 && !strcmp(argv[1], "notifier"))
 		return notifier(argv[2], atol(argv[3]));
-	fprintf(stderr, "usage: rrp-load pingpong|busypong|renice CPU_A CPU_B N | switch CPU N | membarrier N |\n"
+	fprintf(stderr, "usage: rrp-load pingpong|busypong|renice|shootdown CPU_A CPU_B N | switch CPU N | membarrier N |\n"
 		"       spin CPU MS | sleeper N USEC | migrate N | tree | churn N ATTACH_FILE |\n"
 		"       notifier DIR SECONDS\n");
 	return 2;

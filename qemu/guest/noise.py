@@ -13,6 +13,7 @@ import time
 from lib import D, online_cpus, read, tracefs, write_errno
 
 CPU = 3
+X86 = os.uname().machine == "x86_64"
 TRACING = "/sys/kernel/tracing"
 VECTORS = ("LOC", "RES", "CAL", "IWI")
 
@@ -94,8 +95,12 @@ def window(g, irq, oracle):
     if oracle:
         tracefs("trace_marker", "RRP_AFTER_RESET")
     mb = subprocess.Popen([g.load, "membarrier", "400"], stdout=subprocess.DEVNULL)
+    # TLB shootdowns: a thread of the same process on CPU 3 while CPU 0 unmaps pages (x86: IPIs running
+    # flush_tlb_func there; arm64 flushes other CPUs' TLBs by broadcast instructions, no IPI).
+    tlb = subprocess.Popen([g.load, "shootdown", "0", str(CPU), "300"], stdout=subprocess.DEVNULL)
     drive_io(g)
     mb.wait(timeout=300)
+    tlb.wait(timeout=300)
     time.sleep(0.5)
     if oracle:
         tracefs("trace_marker", "RRP_READ")
@@ -141,19 +146,19 @@ def marked(trace, start, end):
     return out
 
 
-def oracle_calls(lines):
-    """(count, durations in ns) of ipi_mb on CPU from the kprobe (entry) and kretprobe (return) events:
-    each return paired with the entry before it on the CPU."""
+def oracle_calls(lines, entry="rrp_nmb", ret="rrp_nmbr"):
+    """(count, durations in ns) of a function on CPU from its kprobe (`entry`) and kretprobe (`ret`)
+    events: each return paired with the entry before it on the CPU."""
     count, durations, start = 0, [], None
     for line in lines:
-        m = re.search(r"\[(\d+)\].*?\s(\d+)\.(\d+): (rrp_nmb|rrp_nmbr):", line)
+        m = re.search(r"\[(\d+)\].*?\s(\d+)\.(\d+): (rrp_\w+):", line)
         if not m or int(m.group(1)) != CPU:
             continue
         t = int(m.group(2)) * 1_000_000_000 + int(m.group(3).ljust(9, "0"))
-        if m.group(4) == "rrp_nmb":
+        if m.group(4) == entry:
             count += 1
             start = t
-        elif start is not None:
+        elif m.group(4) == ret and start is not None:
             durations.append(t - start)
             start = None
     return count, durations
@@ -210,13 +215,16 @@ def main(c, g):
         tracefs("kprobe_events", "r:rrp_nmbr ipi_mb\n", append=True)
         for e in ("rrp_nmb", "rrp_nmbr"):
             tracefs(f"events/kprobes/{e}/enable", "1")
+        if X86:
+            tracefs("kprobe_events", "p:rrp_ntlb flush_tlb_func\n", append=True)
+            tracefs("events/kprobes/rrp_ntlb/enable", "1")
         e = write_errno(affinity, f"{CPU}\n".encode()) if irq else -1
         c.check(f"IRQ {irq} moved to CPU {CPU} (/proc/irq/{irq}/smp_affinity_list, was {old})", e == 0, f"errno {e}")
         p0, p1, q0, before, summary, text, q1, trace = window(g, irq, True)
     finally:
         try:
             tracefs("tracing_on", "0")
-            for e in ("rrp_nmb", "rrp_nmbr"):
+            for e in ("rrp_nmb", "rrp_nmbr") + (("rrp_ntlb",) if X86 else ()):
                 tracefs(f"events/kprobes/{e}/enable", "0")
             tracefs("kprobe_events", "")
         except OSError:
@@ -244,6 +252,12 @@ def main(c, g):
     mine = ours.get(("CSD", "ipi_mb"), (0, 0, 0))
     c.check(f"ipi_mb run on CPU {CPU}: ours {mine[0]}, kprobe events {low}..{high}",
             low > 100 and low - 1 <= mine[0] <= high + 1)
+    if X86:
+        low, _ = oracle_calls(marked(trace, "RRP_AFTER_RESET", "RRP_READ"), "rrp_ntlb")
+        high, _ = oracle_calls(marked(trace, "RRP_BEFORE_RESET", "RRP_END"), "rrp_ntlb")
+        mine = ours.get(("CSD", "flush_tlb_func"), (0, 0, 0))
+        c.check(f"TLB shootdowns: flush_tlb_func run on CPU {CPU}: ours {mine[0]}, kprobe events {low}..{high}",
+                low >= 100 and low - 1 <= mine[0] <= high + 1)
     hist = re.search(r"^@CSD \(ipi_mb\) ns: count (\d+), sum (\d+) ns, min (\d+) ns, max (\d+) ns", text, re.M)
     if hist and d_low and d_high:
         ours_min, ours_sum = int(hist.group(3)), int(hist.group(2))
