@@ -338,6 +338,16 @@ def main(c, g):
             "type labels; promtool check metrics accepts /metrics",
             ours and sorted(ours) == sorted(theirs) and chk.returncode == 0
             and "resched_latency_seconds_bucket" in metrics, chk.stdout + chk.stderr + metrics[:1500])
+    # noise/: per CPU and source, joined to node_interrupts_total on cpu and type (ours count since the load
+    # or a reset, theirs since boot: ours never more).
+    noise = {(c_, t): int(v) for c_, t, v in re.findall(
+        r'^resched_noise_interruptions_total\{cpu="(\d+)",type="(LOC|RES|CAL|\d+)"[^}]*\} (\d+)$', metrics, re.M)}
+    kernel = {(c_, t): int(float(v)) for c_, t, v in re.findall(
+        r'^node_interrupts_total\{cpu="(\d+)",[^}]*type="(\w+)"\} (\S+)$', metrics, re.M)}
+    unjoined = [k for k in noise if k not in kernel or noise[k] > kernel[k]]
+    c.check(f"node_exporter serves noise/'s series ({len(noise)} by cpu and type), each joining a "
+            "node_interrupts_total series with no more than its count",
+            len({t for _, t in noise} & {"LOC", "CAL"}) == 2 and not unjoined, f"{unjoined[:10]}")
 
     # --- attach by pid: the module's `attach PID`, and `stat -p` ----------------------------------------------
     tree = subprocess.Popen([g.load, "tree"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

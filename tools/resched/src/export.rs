@@ -5,7 +5,7 @@
 //! `type="CAL"`. The file is written beside its final name and renamed into place.
 
 use crate::module::Module;
-use crate::parse::{self, bucket_high, Histogram};
+use crate::parse::{self, bucket_high, Histogram, NoiseRow};
 use crate::snapshot::Snapshot;
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
@@ -141,8 +141,54 @@ fn histogram(out: &mut String, interval: &str, h: &Histogram) {
     );
 }
 
-/// The text of the textfile for `s` (and the matrix when asked).
-pub fn render(s: &Snapshot, matrix: Option<&str>) -> Result<String> {
+/// The label set of a `noise/cpuN` row: `type` as `node_interrupts_total` has it (`LOC`, `RES`, `CAL`,
+/// `IWI`, the interrupt's number with its name in `devices`), softirqs as `type="softirq"` with their
+/// `vector`, the queued calls as `type="CSD"` with their `function`.
+fn noise_labels(cpu: u32, row: &NoiseRow) -> String {
+    let escaped = row.what.replace('\\', "\\\\").replace('"', "\\\"");
+    if row.source == "CSD" {
+        format!("cpu=\"{cpu}\",type=\"CSD\",function=\"{escaped}\"")
+    } else if row.source.bytes().all(|b| b.is_ascii_digit()) {
+        let name = escaped.strip_prefix("IRQ ").unwrap_or(&escaped);
+        format!("cpu=\"{cpu}\",type=\"{}\",devices=\"{name}\"", row.source)
+    } else if row.what.starts_with("softirq") {
+        format!("cpu=\"{cpu}\",type=\"softirq\",vector=\"{}\"", row.source)
+    } else {
+        format!("cpu=\"{cpu}\",type=\"{}\"", row.source)
+    }
+}
+
+/// The `noise/cpuN` series: interruptions and the seconds their handlers took, per CPU and source.
+fn noise(out: &mut String, noise: &[(u32, Vec<NoiseRow>)]) {
+    if noise.is_empty() {
+        return;
+    }
+    for (name, help, seconds) in [
+        ("resched_noise_interruptions_total", "Interruptions of this CPU by source (noise/cpuN; CSD: the queued calls, run inside CAL).", false),
+        ("resched_noise_seconds_total", "Seconds the handlers of each source took on this CPU (softirqs without the hard interrupts in them).", true),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (cpu, rows) in noise {
+            for row in rows {
+                let labels = noise_labels(*cpu, row);
+                if seconds {
+                    let _ = writeln!(out, "{name}{{{labels}}} {:e}", row.time_ns as f64 / 1e9);
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {}", row.count);
+                }
+            }
+        }
+    }
+}
+
+/// The text of the textfile for `s`, the rows of each CPU's `noise/cpuN` (none where the module has
+/// none) and the matrix when asked.
+pub fn render(
+    s: &Snapshot,
+    noise_rows: &[(u32, Vec<NoiseRow>)],
+    matrix: Option<&str>,
+) -> Result<String> {
     let mut out = String::new();
     for (name, help, file, rows) in FAMILIES {
         let Some(t) = s.tables.get(file) else {
@@ -170,6 +216,7 @@ pub fn render(s: &Snapshot, matrix: Option<&str>) -> Result<String> {
             histogram(&mut out, interval, h);
         }
     }
+    noise(&mut out, noise_rows);
     if let Some(text) = matrix {
         let m = parse::matrix(text).context("parsing matrix")?;
         let _ = writeln!(
@@ -197,7 +244,15 @@ fn write(m: &Module, dir: &Path, matrix: bool) -> Result<()> {
     } else {
         None
     };
-    let text = render(&s, matrix_text.as_deref())?;
+    // Each CPU's noise/cpuN, where the module has them (older modules: none).
+    let mut noise_rows = Vec::new();
+    for &cpu in &s.cpus {
+        let name = format!("noise/cpu{cpu}");
+        if m.path(&name).exists() {
+            noise_rows.push((cpu, parse::noise(&m.read(&name)?)?));
+        }
+    }
+    let text = render(&s, &noise_rows, matrix_text.as_deref())?;
     let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
     std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, dir.join(FILE))
@@ -264,8 +319,19 @@ mod tests {
             preempted_by: None,
             taken: None,
         };
-        let out = render(&s, None).unwrap();
+        let rows = parse::noise(include_str!("../tests/fixtures/noise_cpu3")).unwrap();
+        let out = render(&s, &[(3, rows)], None).unwrap();
         assert!(out.contains("resched_ipi_sent_total{cpu=\"1\",type=\"RES\"} 2013\n"));
+        // noise/cpu3's rows, labelled as node_interrupts_total is.
+        for line in [
+            "resched_noise_interruptions_total{cpu=\"3\",type=\"LOC\"} 2531\n",
+            "resched_noise_interruptions_total{cpu=\"3\",type=\"39\",devices=\"virtio1-requests\"} 5\n",
+            "resched_noise_interruptions_total{cpu=\"3\",type=\"softirq\",vector=\"TIMER\"} 65\n",
+            "resched_noise_interruptions_total{cpu=\"3\",type=\"CSD\",function=\"ipi_mb\"} 300\n",
+            "resched_noise_seconds_total{cpu=\"3\",type=\"LOC\"} 2.14090721e-1\n",
+        ] {
+            assert!(out.contains(line), "{line}");
+        }
         // Buckets are cumulative and end at +Inf with the count.
         let local: Vec<u64> = out
             .lines()
