@@ -341,7 +341,7 @@ def main(c, g):
     # noise/: per CPU and source, joined to node_interrupts_total on cpu and type (ours count since the load
     # or a reset, theirs since boot: ours never more).
     noise = {(c_, t): int(v) for c_, t, v in re.findall(
-        r'^resched_noise_interruptions_total\{cpu="(\d+)",type="(LOC|RES|CAL|\d+)"[^}]*\} (\d+)$', metrics, re.M)}
+        r'^resched_noise_interruptions_total\{cpu="(\d+)",[^}]*type="(LOC|RES|CAL|\d+)"\} (\d+)$', metrics, re.M)}
     kernel = {(c_, t): int(float(v)) for c_, t, v in re.findall(
         r'^node_interrupts_total\{cpu="(\d+)",[^}]*type="(\w+)"\} (\S+)$', metrics, re.M)}
     unjoined = [k for k in noise if k not in kernel or noise[k] > kernel[k]]

@@ -141,21 +141,24 @@ fn histogram(out: &mut String, interval: &str, h: &Histogram) {
     );
 }
 
-/// The label set of a `noise/cpuN` row: `type` as `node_interrupts_total` has it (`LOC`, `RES`, `CAL`,
-/// `IWI`, the interrupt's number with its name in `devices`), softirqs as `type="softirq"` with their
-/// `vector`, the queued calls as `type="CSD"` with their `function`.
+/// The labels of a `noise/cpuN` row, the names `node_interrupts_total` has (`cpu`, `devices`, `info`,
+/// `type`: one label set per family, which node_exporter requires): `type` the vector (`LOC`, `RES`,
+/// `CAL`, `IWI`) with its description in `info`, or the interrupt's number with its name in `devices`;
+/// softirqs `type="softirq"` with their name in `info`, the queued calls `type="CSD"` with the function
+/// in `info`.
 fn noise_labels(cpu: u32, row: &NoiseRow) -> String {
-    let escaped = row.what.replace('\\', "\\\\").replace('"', "\\\"");
-    if row.source == "CSD" {
-        format!("cpu=\"{cpu}\",type=\"CSD\",function=\"{escaped}\"")
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let (kind, devices, info) = if row.source == "CSD" {
+        ("CSD", String::new(), escape(&row.what))
     } else if row.source.bytes().all(|b| b.is_ascii_digit()) {
-        let name = escaped.strip_prefix("IRQ ").unwrap_or(&escaped);
-        format!("cpu=\"{cpu}\",type=\"{}\",devices=\"{name}\"", row.source)
+        let name = row.what.strip_prefix("IRQ ").unwrap_or(&row.what);
+        (row.source.as_str(), escape(name), String::new())
     } else if row.what.starts_with("softirq") {
-        format!("cpu=\"{cpu}\",type=\"softirq\",vector=\"{}\"", row.source)
+        ("softirq", String::new(), escape(&row.source))
     } else {
-        format!("cpu=\"{cpu}\",type=\"{}\"", row.source)
-    }
+        (row.source.as_str(), String::new(), escape(&row.what))
+    };
+    format!("cpu=\"{cpu}\",devices=\"{devices}\",info=\"{info}\",type=\"{kind}\"")
 }
 
 /// The `noise/cpuN` series: interruptions and the seconds their handlers took, per CPU and source.
@@ -324,11 +327,11 @@ mod tests {
         assert!(out.contains("resched_ipi_sent_total{cpu=\"1\",type=\"RES\"} 2013\n"));
         // noise/cpu3's rows, labelled as node_interrupts_total is.
         for line in [
-            "resched_noise_interruptions_total{cpu=\"3\",type=\"LOC\"} 2531\n",
-            "resched_noise_interruptions_total{cpu=\"3\",type=\"39\",devices=\"virtio1-requests\"} 5\n",
-            "resched_noise_interruptions_total{cpu=\"3\",type=\"softirq\",vector=\"TIMER\"} 65\n",
-            "resched_noise_interruptions_total{cpu=\"3\",type=\"CSD\",function=\"ipi_mb\"} 300\n",
-            "resched_noise_seconds_total{cpu=\"3\",type=\"LOC\"} 2.14090721e-1\n",
+            "resched_noise_interruptions_total{cpu=\"3\",devices=\"\",info=\"Local timer interrupts\",type=\"LOC\"} 2531\n",
+            "resched_noise_interruptions_total{cpu=\"3\",devices=\"virtio1-requests\",info=\"\",type=\"39\"} 5\n",
+            "resched_noise_interruptions_total{cpu=\"3\",devices=\"\",info=\"TIMER\",type=\"softirq\"} 65\n",
+            "resched_noise_interruptions_total{cpu=\"3\",devices=\"\",info=\"ipi_mb\",type=\"CSD\"} 300\n",
+            "resched_noise_seconds_total{cpu=\"3\",devices=\"\",info=\"Local timer interrupts\",type=\"LOC\"} 2.14090721e-1\n",
         ] {
             assert!(out.contains(line), "{line}");
         }
