@@ -362,7 +362,7 @@ impl Noise {
         self.state.write(IRQ_KEYS + slot, key);
     }
 
-    /// Softirq `vec` starts on this CPU.
+    /// A softirq starts on this CPU.
     #[inline]
     pub(crate) fn softirq_entry(&self) {
         self.state.write(SOFT_HARD_AT, self.state.read(HARD_TOTAL));
