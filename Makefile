@@ -5,8 +5,8 @@
 #   make            build resched_probe.ko against KDIR (default: the cached 6.12 kernel, built if missing)
 #   make run        set-up, kernel, module; boot QEMU, load, show the counters under load, unload
 #   make check      the host unit tests (make unit), then for both kernels (6.12 and 7.3; CHECK_KERNELS=...:
-#                   some): set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test and
-#                   the scale boot (512 possible CPUs, 4 online)
+#                   some): set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test, the
+#                   isolated-CPU boot (isolcpus=3 nohz_full=3) and the scale boot (512 possible CPUs, 4 online)
 #   make check-rt   the boot test and scale boot on 7.3 built PREEMPT_RT with lockdep (KCONFIG=rt)
 #   make unit       the host unit tests alone, in seconds (logic/unit, the tool's tests)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
@@ -151,9 +151,10 @@ run: setup
 	$(MAKE) -C $(REPO) modules tool $(LOAD)
 	$(REPO)/qemu/boot.sh run
 
-# Every kernel of CHECK_KERNELS (both: 6.12 and 7.3), each with its build checks and two boots: the boot
-# test, then the scale test (512 possible CPUs, 4 online, under bookworm-backports' QEMU 10:
-# scripts/qemu-x2apic.sh); the kernels' boots side by side (scripts/check.sh). One `N passed, N failed`.
+# Every kernel of CHECK_KERNELS (both: 6.12 and 7.3), each with its build checks and three boots: the boot
+# test, the isolated-CPU boot (isolcpus=3 nohz_full=3: noise/ on CPU 3), then the scale test (512 possible
+# CPUs, 4 online, under bookworm-backports' QEMU 10: scripts/qemu-x2apic.sh); the kernels' boots side by
+# side (scripts/check.sh). One `N passed, N failed`.
 # `make check CHECK_KERNELS=7.3`: one kernel only.
 CHECK_KERNELS ?= 6.12 7.3
 check: setup

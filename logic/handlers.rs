@@ -6,7 +6,7 @@
 use crate::logic::counters::{Local, PerTarget, Tag};
 use crate::logic::engine::{Engine, Window};
 use crate::logic::latency::Kind;
-use crate::logic::noise::Hard;
+use crate::logic::noise::{Hard, TIMED_SOFTIRQS};
 use crate::sys::cpu::{self, CpuMask};
 use crate::sys::kprobe::{Function, Handler, Regs, RetHandler, RetRegs};
 use crate::sys::probed::{ReschedCurr, SendCallFuncIpi, TargetCpu, TtwuQueueWakelist};
@@ -379,7 +379,7 @@ pub(crate) struct Interrupts {
 impl IrqHandlerEntry for Interrupts {
     #[inline]
     fn irq_handler_entry(&self, irq: u32, action: &IrqAction<'_>) {
-        self.engine.noise().irq_entry(irq, || action.name());
+        self.engine.noise().irq_entry(irq, action);
     }
 }
 
@@ -393,14 +393,22 @@ impl IrqHandlerExit for Interrupts {
 
 impl SoftirqEntry for Interrupts {
     #[inline]
-    fn softirq_entry(&self, _vec: usize) {
-        self.engine.noise().softirq_entry();
+    fn softirq_entry(&self, vec: usize) {
+        if TIMED_SOFTIRQS {
+            self.engine.noise().softirq_entry();
+        } else {
+            let window = self.engine.window();
+            self.engine.noise().softirq_count(&window.noise, vec);
+        }
     }
 }
 
 impl SoftirqExit for Interrupts {
     #[inline]
     fn softirq_exit(&self, vec: usize) {
+        if !TIMED_SOFTIRQS {
+            return;
+        }
         let window = self.engine.window();
         self.engine.noise().softirq_exit(&window.noise, vec);
     }

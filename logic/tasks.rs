@@ -271,15 +271,20 @@ impl SchedProcessExit for Tasks {
 
 impl SchedSwitch for Engine {
     /// Counts every context switch, and those that preempted the previous task; ends the reschedule
-    /// interval in progress for this CPU.
+    /// interval in progress for this CPU; times the kernel threads' turns on it (`noise/`).
     fn sched_switch(&self, preempt: bool, prev: &Task, next: &Task, prev_state: u32) {
-        let counters = &self.window().counters;
+        let window = self.window();
+        let counters = &window.counters;
         counters.local(Local::Switches);
         if preempt {
             counters.local(Local::SwitchesPreempt);
         }
         self.latency()
             .switched(counters, prev, next, preempt, prev_state);
+        let noise = self.noise();
+        if noise.on() {
+            noise.switched(&window.noise, prev, next);
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 #include <linux/debugfs.h>
 #include <linux/err.h>
 #include <linux/interrupt.h>
+#include <linux/irq.h>
+#include <linux/irqdesc.h>
 #include <linux/kallsyms.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -158,6 +160,7 @@ void rrp_task_offsets(struct rrp_task_offsets *o)
 	o->flags = offsetof(struct task_struct, flags);
 	o->pid = offsetof(struct task_struct, pid);
 	o->pf_idle = PF_IDLE;
+	o->pf_kthread = PF_KTHREAD;
 	o->ti_flags = 0;
 	o->tif_lazy = -1;
 #if defined(CONFIG_THREAD_INFO_IN_TASK) && defined(CONFIG_ARCH_HAS_PREEMPT_LAZY)
@@ -268,6 +271,37 @@ const char *rrp_tracepoint_name(struct tracepoint *tp) { return tp->name; }
 
 /* irqaction->name (read once per device interrupt and CPU: noise/) */
 const char *rrp_irqaction_name(const struct irqaction *action) { return action->name; }
+
+/*
+ * The handler of device interrupt irq whose runs count as the line's interruptions, as /proc/interrupts
+ * counts them: desc->action, the first of every run of the line (kernel/irq/handle.c,
+ * for_each_action_of_desc()), or for a per-CPU line (IRQ_PER_CPU_DEVID: one action runs per interrupt,
+ * in 7.3 the one whose affinity holds the CPU, kernel/irq/chip.c handle_percpu_devid_irq()) the one
+ * running, action. Compared, never dereferenced. *hidden: whether the line is left out of
+ * /proc/interrupts' numbered lines (IRQ_HIDDEN: arm64's IPIs, arch/arm64/kernel/smp.c). From a
+ * handler's tracepoint, in hard interrupt context: the descriptor lookup is RCU-safe (irq_to_desc():
+ * mtree_load() in 6.12 and 7.3), and the descriptor outlives the handlers running on it.
+ */
+const void *rrp_irq_counted_action(unsigned int irq, const struct irqaction *action, bool *hidden)
+{
+	struct irq_data *data = irq_get_irq_data(irq);
+	struct irq_desc *desc;
+	unsigned int status;
+
+	if (!data) {
+		*hidden = true;
+		return NULL;
+	}
+	desc = irq_data_to_desc(data);
+	status = READ_ONCE(desc->status_use_accessors);
+	*hidden = status & IRQ_HIDDEN;
+	if (status & IRQ_PER_CPU_DEVID)
+		return action;
+	return READ_ONCE(desc->action);
+}
+
+/* in_nmi(): the irq tracepoints also fire in NMI flow handlers (handle_fasteoi_nmi(), kernel/irq/chip.c) */
+bool rrp_in_nmi(void) { return in_nmi(); }
 
 #ifdef CONFIG_X86
 /* Stacks on x86 (stacks/<tag>): the kernel's unwinder. Other architectures have no exported unwinder

@@ -53,6 +53,7 @@ struct rrp_task_offsets {
 	unsigned long pid;
 	unsigned long ti_flags;
 	unsigned int pf_idle;
+	unsigned int pf_kthread;
 	int tif_lazy;
 };
 void rrp_task_offsets(struct rrp_task_offsets *o);
@@ -78,6 +79,8 @@ struct dentry *rrp_debugfs_create_file(const char *name, umode_t mode, struct de
 const char *rrp_tracepoint_name(struct tracepoint *tp);
 struct irqaction;
 const char *rrp_irqaction_name(const struct irqaction *action);
+const void *rrp_irq_counted_action(unsigned int irq, const struct irqaction *action, bool *hidden);
+bool rrp_in_nmi(void);
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs);
 bool rrp_unwind_done(struct unwind_state *state);
 void rrp_unwind_start_here(struct unwind_state *state);

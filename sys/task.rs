@@ -56,6 +56,7 @@ struct Offsets {
     pid: AtomicUsize,
     ti_flags: AtomicUsize,
     pf_idle: AtomicU32,
+    pf_kthread: AtomicU32,
     tif_lazy: AtomicI32,
 }
 
@@ -65,6 +66,7 @@ static OFFSETS: Offsets = Offsets {
     pid: AtomicUsize::new(0),
     ti_flags: AtomicUsize::new(0),
     pf_idle: AtomicU32::new(0),
+    pf_kthread: AtomicU32::new(0),
     tif_lazy: AtomicI32::new(-1),
 };
 
@@ -79,6 +81,7 @@ pub(crate) fn init_offsets() {
     OFFSETS.pid.store(o.pid, Relaxed);
     OFFSETS.ti_flags.store(o.ti_flags, Relaxed);
     OFFSETS.pf_idle.store(o.pf_idle, Relaxed);
+    OFFSETS.pf_kthread.store(o.pf_kthread, Relaxed);
     OFFSETS.tif_lazy.store(o.tif_lazy, Relaxed);
 }
 
@@ -119,6 +122,8 @@ pub(crate) trait TaskExt {
     fn is_running(&self) -> bool;
     /// Whether it is a CPU's idle task.
     fn is_idle(&self) -> bool;
+    /// Whether it is a kernel thread and not a CPU's idle task (`PF_KTHREAD` without `PF_IDLE`).
+    fn is_kthread(&self) -> bool;
     /// Whether a lazy reschedule request is pending on it (`TIF_NEED_RESCHED_LAZY`; never without lazy
     /// preemption).
     fn lazy_pending(&self) -> bool;
@@ -163,6 +168,14 @@ impl TaskExt for Task {
         unsafe {
             field::<u32>(self, OFFSETS.flags.load(Relaxed)) & OFFSETS.pf_idle.load(Relaxed) != 0
         }
+    }
+
+    fn is_kthread(&self) -> bool {
+        // SAFETY: As in `is_idle`; `PF_KTHREAD` marks kernel threads (`kthread_create()`, and the idle
+        // tasks, left out here).
+        let flags = unsafe { field::<u32>(self, OFFSETS.flags.load(Relaxed)) };
+        let kthread = OFFSETS.pf_kthread.load(Relaxed);
+        kthread != 0 && flags & (kthread | OFFSETS.pf_idle.load(Relaxed)) == kthread
     }
 
     fn lazy_pending(&self) -> bool {

@@ -3,9 +3,11 @@
 //! What interrupts each CPU and for how long: `noise/cpuN` (one per possible CPU: its sources ranked
 //! by the time they took, then their histograms) and `noise/summary` (one line per online CPU).
 
+use super::table::{insert_by_count, CpuName};
+use crate::logic::counters::PerTarget;
 use crate::logic::engine::{Engine, Window};
 use crate::logic::histogram::Histogram;
-use crate::logic::noise::{Source, FUNC_SLOTS, IRQ_SLOTS, SOFTIRQ_NAMES};
+use crate::logic::noise::{Source, FUNC_SLOTS, IRQ_SLOTS, SOFTIRQ_NAMES, TIMED_SOFTIRQS};
 use crate::logic::probes::Probes;
 use crate::logic::ratelimit::warn_ratelimited;
 use crate::logic::text::{comm_str, line, FixedText};
@@ -141,6 +143,7 @@ fn write_label(
         },
         Source::Softirq(vec) => write!(out, "{:<kind_width$}", SOFTIRQ_NAMES[vec]),
         Source::Func(_) => write!(out, "{:<kind_width$}", "CSD"),
+        Source::Task(_) => write!(out, "{:<kind_width$}", "TASK"),
     }
 }
 
@@ -160,9 +163,18 @@ fn write_what(
             write!(out, "IRQ {}", comm_str(&name))
         }
         Source::Irq(_) => out.write_str("(other device interrupts: no slot left on this CPU)"),
-        Source::Softirq(_) => out.write_str("softirq (without the hard interrupts in it)"),
+        Source::Softirq(_) if TIMED_SOFTIRQS => {
+            out.write_str("softirq (without the hard interrupts in it)")
+        }
+        Source::Softirq(_) => {
+            out.write_str("softirq (counted, not timed: PREEMPT_RT runs softirqs in tasks)")
+        }
         Source::Func(slot) if slot < FUNC_SLOTS => symbols.write_function(out, keys.func(slot)),
         Source::Func(_) => out.write_str("(other queued functions: no slot left on this CPU)"),
+        Source::Task(slot) => match keys.task(slot) {
+            Some((pid, name)) => write!(out, "{} (pid {pid})", comm_str(&name)),
+            None => out.write_str("(other kernel threads: no slot left on this CPU)"),
+        },
     }
 }
 
@@ -255,6 +267,10 @@ impl Node for CpuNoise {
                 out,
                 "# CSD rows: the queued cross-CPU calls run here, part of CAL's time (or of the idle loop's)"
             )?;
+            writeln!(
+                out,
+                "# TASK rows: the kernel threads' turns on this CPU, without the interruptions in them (not in taken)"
+            )?;
             write_probes(out, &self.probes)?;
             writeln!(
                 out,
@@ -275,6 +291,7 @@ impl Node for CpuNoise {
                 write_what(out, &self.engine, cpu, t.source, &mut symbols)?;
                 writeln!(out)?;
             }
+            write_senders(out, window, cpu)?;
             for t in list.iter() {
                 writeln!(out)?;
                 out.write_char('@')?;
@@ -288,6 +305,50 @@ impl Node for CpuNoise {
             Ok(())
         })
     }
+}
+
+/// Senders shown per kind of IPI.
+const SENDERS: usize = 4;
+
+/// Writes who sent CPU `cpu` its IPIs in `window`: per kind (RES, CFS, CFM targets, WKL queued
+/// wakeups, run here as `sched_ttwu_pending`), the [`SENDERS`] most frequent senders, one line each:
+/// `sent KIND CPU<s> COUNT`.
+fn write_senders(out: &mut impl Write, window: &Window, cpu: usize) -> Shown {
+    let reading = window.counters.reading()?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "# IPIs sent to CPU {cpu} by kind, the {SENDERS} most frequent senders of each (pairs: all)"
+    )?;
+    writeln!(
+        out,
+        "{:<6}{:<6}{:<10}{:>12}",
+        "sent", "kind", "sender", "count"
+    )?;
+    for kind in [
+        PerTarget::Res,
+        PerTarget::Cfs,
+        PerTarget::Cfm,
+        PerTarget::Wkl,
+    ] {
+        let mut top = KVec::with_capacity(SENDERS, GFP_KERNEL)?;
+        for sender in reading.senders() {
+            let count = reading.pair(kind, sender, cpu);
+            if count > 0 {
+                insert_by_count(&mut top, count, sender, SENDERS)?;
+            }
+        }
+        for (count, sender) in top.iter() {
+            writeln!(
+                out,
+                "{:<6}{:<6}{:<10}{count:>12}",
+                "sent",
+                kind.name(),
+                CpuName(*sender)
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `noise/summary`: per online CPU, the time taken by what interrupted it since the load or the last

@@ -10,6 +10,7 @@ with the kernel log check, prints `N passed, N failed` and leaves the verdict in
   bench   the benchmark (bench/guest_bench.py): writes OUT/bench.json
   stress  the stress test (stress.py), normally on the debug kernel
   scale   many possible CPUs, few online (scale.py)
+  isol    CPU 3 isolated (isolcpus=3 nohz_full=3): noise/ there (isol.py, noise.py)
 
 On arm64 (make check-arm64) `check` runs the parts that apply there, arm64.py among them.
 """
@@ -21,7 +22,7 @@ import sys
 
 import lib
 
-MODES = ("check", "run", "bench", "stress", "scale")
+MODES = ("check", "run", "bench", "stress", "scale", "isol")
 
 
 def tee(path):

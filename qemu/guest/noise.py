@@ -21,7 +21,7 @@ VECTORS = ("LOC", "RES", "CAL", "IWI")
 
 def rows(text):
     """The table of a noise/cpuN file: {key: (count, time_ns, max_ns)}, the key the label, or
-    ("CSD", function) for the queued calls."""
+    ("CSD", function) for the queued calls, ("TASK", name) for the kernel threads."""
     out, inside = {}, False
     for line in text.splitlines():
         if line.startswith("source"):
@@ -32,7 +32,7 @@ def rows(text):
         if not line.strip():
             break
         f = line.split()
-        key = ("CSD", f[6]) if f[0] == "CSD" else f[0]
+        key = (f[0], f[6]) if f[0] in ("CSD", "TASK") else f[0]
         out[key] = (int(f[1]), int(f[2]), int(f[4]))
     return out
 
@@ -107,9 +107,11 @@ def window(g, irq, oracle):
     if oracle:
         tracefs("trace_marker", "RRP_READ")
     q0 = kernel_counts()
+    g.pairs0 = read(f"{D}/pairs")
     before = read(f"{D}/noise/cpu{CPU}")
     summary = read(f"{D}/noise/summary")
     ours = read(f"{D}/noise/cpu{CPU}")
+    g.pairs1 = read(f"{D}/pairs")
     q1 = kernel_counts()
     trace = ""
     if oracle:
@@ -117,6 +119,42 @@ def window(g, irq, oracle):
         tracefs("tracing_on", "0")
         trace = read(f"{TRACING}/trace")
     return p0, p1, q0, before, summary, ours, q1, trace
+
+
+def sent(text):
+    """The `sent KIND CPU<s> COUNT` lines of a noise/cpuN file: {(kind, sender): count}."""
+    return {(m.group(1), int(m.group(2))): int(m.group(3))
+            for m in re.finditer(r"^sent\s+(\w+)\s+CPU(\d+)\s+(\d+)$", text, re.M)}
+
+
+def pairs_to(text, target):
+    """The lines of `pairs` whose target is `target`: {(kind, sender): count}."""
+    out = {}
+    for line in text.splitlines():
+        f = line.split()
+        if len(f) == 4 and f[0].isdigit() and f[3] == f"CPU{target}" and f[2].startswith("CPU"):
+            out[(f[1], int(f[2][3:]))] = int(f[0])
+    return out
+
+
+def senders_part(c, g, text):
+    """noise/cpu3's senders: each line between the `pairs` read before and after it, the most frequent
+    per kind; TLB shootdowns and membarrier from CPU 0 make CPU 0 its main call-function sender."""
+    got, p0, p1 = sent(text), pairs_to(g.pairs0, CPU), pairs_to(g.pairs1, CPU)
+    bad = [f"{k}: {n} not in {p0.get(k, 0)}..{p1.get(k, 0)}" for k, n in got.items()
+           if not p0.get(k, 0) <= n <= p1.get(k, 0)]
+    for kind in {k for k, _ in p1}:
+        if kind not in ("RES", "CFS", "CFM", "WKL"):
+            continue
+        top = sorted((n for (k, _), n in p0.items() if k == kind), reverse=True)[:4]
+        mine = sorted((n for (k, _), n in got.items() if k == kind), reverse=True)
+        if len(mine) < min(4, len(top)) or (top and mine and mine[0] < top[0]):
+            bad.append(f"{kind}: ours {mine}, pairs' most {top}")
+    c.check(f"noise/cpu{CPU}'s senders: {len(got)} lines, each between two readings of pairs, the most "
+            "frequent per kind", bool(got) and not bad, "; ".join(bad))
+    cal0 = got.get(("CFS", 0), 0) + got.get(("CFM", 0), 0)
+    c.check(f"CPU 0 (membarrier, TLB shootdowns) sent CPU {CPU} its call-function IPIs: CFS+CFM {cal0}",
+            cal0 >= 100 and cal0 == max(got.get(("CFS", s), 0) + got.get(("CFM", s), 0) for _, s in got))
 
 
 def against_kernel(c, what, p0, p1, q0, ours, q1, keys):
@@ -297,6 +335,8 @@ def main(c, g):
                 and ours_sum >= sum(d_low) - max(d_low))
     else:
         c.check("ipi_mb's time and the kprobe pair's read", False, f"hist {bool(hist)}, pairs {len(d_low)}")
+
+    senders_part(c, g, text)
 
     # noise/summary's line for CPU 3, read between two readings of noise/cpu3: its count and time between
     # theirs.

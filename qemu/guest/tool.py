@@ -424,17 +424,35 @@ def main(c, g):
         col = lines[0].split().index("CPU3")
         row = [l.split() for l in lines if l.split()[:1] == ["LOC:"]]
         return int(row[0][col + 1]) if row else None
+    def pairs3():
+        return {(f[1], int(f[2][3:])): int(f[0]) for f in (l.split() for l in read(f"{D}/pairs").splitlines())
+                if len(f) == 4 and f[0].isdigit() and f[3] == "CPU3" and f[2].startswith("CPU")}
+    # TLB shootdowns from CPU 0 to CPU 3 throughout (stopped after): CPU 0 is among the senders.
+    shoot = subprocess.Popen([g.load, "shootdown", "0", "3", "100000000"],
+                             stdout=subprocess.DEVNULL)
+    time.sleep(0.3)
+    p_before = pairs3()
     first = loc3()
     r = run([tool, "noise", "-C", "3", "-d", "1", "--json"])
     last = loc3()
+    p_after = pairs3()
+    shoot.kill()
+    shoot.wait()
     try:
         doc = json.loads(r.stdout)
         loc = [s["count"] for s in doc["sources"] if s["source"] == "LOC"]
         ok = (doc["schema"] == "resched-noise/1" and doc["cpu"] == 3 and doc["taken_ns"] ==
               sum(s["time_ns"] for s in doc["sources"] if s["taken"]))
+        senders = {(s["kind"], s["sender"]): s["count"] for s in doc["senders"]}
     except (ValueError, KeyError) as e:
-        loc, ok = [], False
+        loc, ok, senders = [], False, {}
         print(f"# noise --json: not the document: {e}")
+    cal0 = senders.get(("CFS", 0), 0) + senders.get(("CFM", 0), 0)
+    over = [f"{k}: {n} > {p_after.get(k, 0) - p_before.get(k, 0)}" for k, n in senders.items()
+            if n > p_after.get(k, 0) - p_before.get(k, 0)]
+    c.check(f"noise -C 3 --json under TLB shootdowns from CPU 0: senders {senders}, CPU 0's call-function IPIs "
+            f"{cal0} > 0, each within pairs' difference around the run", cal0 > 0 and bool(senders) and not over,
+            "; ".join(over))
     if first is None:
         c.check("noise -C 3 --json: schema resched-noise/1, taken = the sum of its sources", r.returncode == 0 and ok,
                 r.stdout + r.stderr)

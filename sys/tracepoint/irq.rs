@@ -17,21 +17,27 @@
 
 use super::super::bindings;
 use super::{cstr_bytes, Inner, TracepointProbe};
+use core::marker::PhantomData;
+use core::ptr::NonNull;
 use kernel::c_str;
 use kernel::ffi::{c_char, c_int, c_uint, c_void};
 use kernel::prelude::*;
 use kernel::sync::Arc;
 
-/// A device interrupt's handler (`struct irqaction`), for the duration of the probe that sees it.
+/// A device interrupt's handler (`struct irqaction`), for the duration of the probe that sees it. Kept
+/// as a raw pointer: other CPUs may change some of its fields meanwhile (`thread_flags`), so no Rust
+/// reference to it is made.
 pub(crate) struct IrqAction<'a> {
-    action: &'a bindings::irqaction,
+    action: NonNull<bindings::irqaction>,
+    _call: PhantomData<&'a bindings::irqaction>,
 }
 
 impl IrqAction<'_> {
     /// The name the handler was requested with, as `/proc/interrupts` shows it (empty if none).
     pub(crate) fn name(&self) -> &[u8] {
-        // SAFETY: `action` is a live `struct irqaction` (see the trampoline).
-        let name: *const c_char = unsafe { bindings::rrp_irqaction_name(self.action) };
+        // SAFETY: `action` is a live `struct irqaction` (see the trampoline); the helper reads its
+        // `name`, which is set before the action is installed and not changed after.
+        let name: *const c_char = unsafe { bindings::rrp_irqaction_name(self.action.as_ptr()) };
         if name.is_null() {
             return b"";
         }
@@ -39,11 +45,37 @@ impl IrqAction<'_> {
         // action is installed, which includes the handler's call that fires this tracepoint.
         cstr_bytes(unsafe { CStr::from_char_ptr(name) })
     }
+
+    /// The handler's address, to compare with [`counted_action`]'s.
+    pub(crate) fn addr(&self) -> usize {
+        self.action.as_ptr() as usize
+    }
+}
+
+/// The address of the handler of device interrupt `irq` whose runs count as the line's interruptions,
+/// as `/proc/interrupts` counts them (the first handler of the line; for a per-CPU line the one
+/// running, `action`), and whether the interrupt is hidden from `/proc/interrupts`' numbered lines
+/// (arm64's IPIs, counted as `IPIn` lines apart). A descriptor lookup: for the first sight of an
+/// interrupt on a CPU, and for the second handlers of shared lines.
+pub(crate) fn counted_action(irq: u32, action: &IrqAction<'_>) -> (usize, bool) {
+    let mut hidden = false;
+    // SAFETY: The helper looks `irq` up (RCU-safe, any context) and only reads words of its
+    // descriptor; `action` is only compared; `hidden` is a valid `bool` to write.
+    let counted =
+        unsafe { bindings::rrp_irq_counted_action(irq, action.action.as_ptr(), &mut hidden) };
+    (counted as usize, hidden)
+}
+
+/// Whether the CPU is in NMI context, where the irq tracepoints also fire (NMI flow handlers).
+fn in_nmi() -> bool {
+    // SAFETY: Reads the current CPU's preempt count; callable from any context.
+    unsafe { bindings::rrp_in_nmi() }
 }
 
 tracepoint! {
     /// `irq_handler_entry(irq, action)`: the handler `action` of device interrupt `irq` starts on this
-    /// CPU (hard interrupt context, interrupts off).
+    /// CPU (hard interrupt context, interrupts off). Calls in NMI context (NMI flow handlers,
+    /// kernel/irq/chip.c `handle_fasteoi_nmi()`, arm64 pseudo-NMIs) are left out.
     trait IrqHandlerEntry {
         /// The handler `action` of interrupt `irq` starts.
         fn irq_handler_entry(&self, irq: u32, action: &IrqAction<'_>);
@@ -56,16 +88,25 @@ tracepoint! {
         irq: c_int,
         action: *mut bindings::irqaction,
     ) {
-        // SAFETY: The flow handler holds `action` (it is on the interrupt's action list, removed only
-        // after `synchronize_irq()`) for the duration of its call, which includes this one.
-        let action = IrqAction { action: unsafe { &*action } };
+        let Some(action) = NonNull::new(action) else {
+            return;
+        };
+        if in_nmi() {
+            return;
+        }
+        // The flow handler holds `action` (it is on the interrupt's action list, removed only after
+        // `synchronize_irq()`) for the duration of its call, which includes this one.
+        let action = IrqAction {
+            action,
+            _call: PhantomData,
+        };
         inner.handler.irq_handler_entry(irq as u32, &action);
     }
 }
 
 tracepoint! {
     /// `irq_handler_exit(irq, action, ret)`: the handler of device interrupt `irq` returned (hard
-    /// interrupt context, interrupts off).
+    /// interrupt context, interrupts off). Calls in NMI context are left out.
     trait IrqHandlerExit {
         /// The handler of interrupt `irq` returned.
         fn irq_handler_exit(&self, irq: u32);
@@ -79,7 +120,9 @@ tracepoint! {
         _action: *mut bindings::irqaction,
         _ret: c_int,
     ) {
-        inner.handler.irq_handler_exit(irq as u32);
+        if !in_nmi() {
+            inner.handler.irq_handler_exit(irq as u32);
+        }
     }
 }
 

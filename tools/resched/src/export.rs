@@ -145,7 +145,7 @@ fn histogram(out: &mut String, interval: &str, h: &Histogram) {
 /// `type`: one label set per family, which node_exporter requires): `type` the vector (`LOC`, `RES`,
 /// `CAL`, `IWI`) with its description in `info`, or the interrupt's number with its name in `devices`;
 /// softirqs `type="softirq"` with their name in `info`, the queued calls `type="CSD"` with the function
-/// in `info`.
+/// in `info`, kernel threads `type="TASK"` with their name and pid in `info`.
 fn noise_labels(cpu: u32, row: &NoiseRow) -> String {
     let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
     let (kind, devices, info) = if row.source == "CSD" {
@@ -167,8 +167,8 @@ fn noise(out: &mut String, noise: &[(u32, Vec<NoiseRow>)]) {
         return;
     }
     for (name, help, seconds) in [
-        ("resched_noise_interruptions_total", "Interruptions of this CPU by source (noise/cpuN; CSD: the queued calls, run inside CAL).", false),
-        ("resched_noise_seconds_total", "Seconds the handlers of each source took on this CPU (softirqs without the hard interrupts in them).", true),
+        ("resched_noise_interruptions_total", "Interruptions of this CPU by source (noise/cpuN; CSD: the queued calls, run inside CAL; TASK: kernel threads' turns).", false),
+        ("resched_noise_seconds_total", "Seconds the handlers of each source took on this CPU (softirqs and kernel threads without the hard interrupts in them).", true),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} counter");
