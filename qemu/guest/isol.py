@@ -19,8 +19,8 @@ CPU = noise.CPU
 def tick_window(c, g):
     """A task spins alone on CPU 3 for 3 s: over its last 2 s the local timer's interruptions there, ours
     against /proc/interrupts (the tick of a nohz_full CPU running one task stops but for the housekeeping
-    ones: printed beside CPU 0's, which ticks). Then 300 sleeps of 1 ms on CPU 3: a timer armed there each
-    time, each expiry a local timer interrupt."""
+    ones: printed beside CPU 0's, which ticks). Then 300 sleeps of 1 ms on CPU 3 (usleep(): relative, so
+    each arms a timer there), each expiry a local timer interrupt."""
     spin = subprocess.Popen([g.load, "spin", str(CPU), "3000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     spin.stdout.readline()  # "start"
     spin.stdin.write(b"\n")
@@ -46,8 +46,14 @@ def tick_window(c, g):
     p0 = noise.kernel_counts()
     ours0 = noise.rows(read(f"{D}/noise/cpu{CPU}"))
     p1 = noise.kernel_counts()
-    subprocess.run(["taskset", "-c", str(CPU), "python3", "-c",
-                    "import time\nfor _ in range(300): time.sleep(0.001)"], timeout=120)
+    sleeper = subprocess.Popen(["taskset", "-c", str(CPU), g.load, "sleeper", "300", "1000"],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    sleeper.stdout.readline()  # "start"
+    sleeper.stdin.write(b"\n")
+    sleeper.stdin.flush()
+    sleeper.stdout.readline()  # its result
+    sleeper.kill()
+    sleeper.wait(timeout=60)
     q0 = noise.kernel_counts()
     ours1 = noise.rows(read(f"{D}/noise/cpu{CPU}"))
     q1 = noise.kernel_counts()
