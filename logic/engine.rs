@@ -54,6 +54,11 @@ impl Window {
         self.noise.zero();
     }
 
+    /// The clock reading (`time::now_ns()`) at which the window became the active one.
+    pub(crate) fn started_ns(&self) -> u64 {
+        self.started.load(Relaxed)
+    }
+
     /// Nanoseconds since the window became the active one.
     pub(crate) fn age_ns(&self) -> u64 {
         time::now_ns().saturating_sub(self.started.load(Relaxed))

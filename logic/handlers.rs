@@ -395,7 +395,7 @@ impl SoftirqEntry for Interrupts {
     #[inline]
     fn softirq_entry(&self, vec: usize) {
         if TIMED_SOFTIRQS {
-            self.engine.noise().softirq_entry();
+            self.engine.noise().softirq_entry(vec);
         } else {
             let window = self.engine.window();
             self.engine.noise().softirq_count(&window.noise, vec);

@@ -15,7 +15,9 @@
 //! keeps a short stack of intervals in progress, and a handler's time leaves out the handlers inside
 //! it. The irq tracepoints also fire in NMI flow handlers (`handle_fasteoi_nmi()`); those calls are left
 //! out by the trampolines. A shared line runs each of its handlers in turn: each one's time counts, the
-//! line's interruption once (at its first handler, as `/proc/interrupts` counts it). Lines hidden from
+//! line's interruption once (at its first handler, as `/proc/interrupts` counts it; an edge replayed
+//! while the line was busy on another CPU counts again here, and nested threaded handlers, which fire no
+//! tracepoint, not at all). Lines hidden from
 //! `/proc/interrupts` (arm64's IPIs, which pass `irq_handler_entry` too) are left to the IPI
 //! tracepoints.
 //!
@@ -281,8 +283,10 @@ const TASK_PID: usize = SOFT_START + 8;
 const TASK_SLOT: usize = SOFT_START + 9;
 /// [`HARD_TOTAL`] + [`SOFT_TOTAL`] at that switch.
 const TASK_TAKEN_AT: usize = SOFT_START + 10;
+/// The vector of the softirq in progress.
+const SOFT_VEC: usize = SOFT_START + 11;
 /// `irq + 1` of each device interrupt slot (0: free; with [`HIDDEN`]: an interrupt not followed).
-const IRQ_KEYS: usize = SOFT_START + 11;
+const IRQ_KEYS: usize = SOFT_START + 12;
 /// In a slot's key: the interrupt is hidden from `/proc/interrupts`' numbered lines (arm64's IPIs,
 /// followed as IPIs through `ipi_entry`), so its handlers are not timed as a device's.
 const HIDDEN: u64 = 1 << 63;
@@ -293,11 +297,10 @@ const IRQ_FIRST: usize = IRQ_KEYS + IRQ_SLOTS;
 const IRQ_NAMES: usize = IRQ_FIRST + IRQ_SLOTS;
 /// The address of each function slot's function (0: free).
 const FUNC_KEYS: usize = IRQ_NAMES + IRQ_SLOTS * NAME_WORDS;
-/// `pid + 1` of each kernel thread slot (0: free).
-const TASK_KEYS: usize = FUNC_KEYS + FUNC_SLOTS;
-/// The name of each kernel thread slot's task, [`TASK_NAME_WORDS`] words each.
-const TASK_NAMES: usize = TASK_KEYS + TASK_SLOTS;
-const TASK_NAME_WORDS: usize = COMM_LEN / 8;
+/// The name of each kernel thread slot's tasks, its key, [`TASK_NAME_WORDS`] words each (first word
+/// 0: free). By name, not pid: kworkers come and go, and a new one takes a gone one's name.
+const TASK_NAMES: usize = FUNC_KEYS + FUNC_SLOTS;
+const TASK_NAME_WORDS: usize = 2;
 const STATE: usize = TASK_NAMES + TASK_SLOTS * TASK_NAME_WORDS;
 
 /// Whether softirqs are timed: not on PREEMPT_RT, where they run in preemptible tasks (several per
@@ -382,9 +385,12 @@ impl Noise {
     #[inline(always)]
     fn hard_entry(&self, key: u64) {
         let mut depth = self.state.read(HARD_DEPTH) as usize;
-        // Only a device interrupt's handler has others inside it: a level under a vector's is one
-        // whose exit was not seen (its probe registered after its entry's): dropped.
-        if depth > 0 && self.state.read(level(depth - 1) + L_KEY) >> 32 == 0 {
+        // A vector's handler never runs inside another hard interval (every one of them runs with
+        // interrupts off; arm64's IPIs run inside their hidden line's handler, which has no level):
+        // levels under a vector's entry are ones whose exits were not seen (their probes registered
+        // after their entries'), dropped. A device handler may run inside any other (a timer or
+        // irq_work callback, or a demultiplexing handler, calling `generic_handle_irq()`).
+        if key >> 32 == 0 {
             depth = 0;
         }
         if depth >= LEVELS {
@@ -498,9 +504,24 @@ impl Noise {
     /// A softirq starts on this CPU (softirq context: no other softirq starts here before it returns,
     /// [`TIMED_SOFTIRQS`]).
     #[inline]
-    pub(crate) fn softirq_entry(&self) {
-        self.state.write(SOFT_HARD_AT, self.state.read(HARD_TOTAL));
-        self.state.write(SOFT_START, time::now_ns());
+    pub(crate) fn softirq_entry(&self, vec: usize) {
+        let (now, hard) = self.clock_and_hard();
+        self.state.write(SOFT_VEC, vec as u64);
+        self.state.write(SOFT_HARD_AT, hard);
+        self.state.write(SOFT_START, now);
+    }
+
+    /// The clock and [`HARD_TOTAL`] read together, with interrupts on: read again until no hard
+    /// interrupt ended between the two (one that did would count as inside an interval it is not in).
+    #[inline(always)]
+    fn clock_and_hard(&self) -> (u64, u64) {
+        loop {
+            let hard = self.state.read(HARD_TOTAL);
+            let now = time::now_ns();
+            if self.state.read(HARD_TOTAL) == hard {
+                return (now, hard);
+            }
+        }
     }
 
     /// Softirq `vec` returns on this CPU: its time, less the hard interrupts' in it, ends in `counters`.
@@ -511,11 +532,12 @@ impl Noise {
             return;
         }
         self.state.write(SOFT_START, 0);
-        let all = time::now_ns().saturating_sub(start);
-        let hard = self
-            .state
-            .read(HARD_TOTAL)
-            .wrapping_sub(self.state.read(SOFT_HARD_AT));
+        if self.state.read(SOFT_VEC) != vec as u64 {
+            return;
+        }
+        let (now, hard) = self.clock_and_hard();
+        let all = now.saturating_sub(start);
+        let hard = hard.wrapping_sub(self.state.read(SOFT_HARD_AT));
         let own = all.saturating_sub(hard);
         self.state.add(SOFT_TOTAL, own);
         NoiseCounters::record(&counters.soft, vec * WORDS, own);
@@ -567,19 +589,21 @@ impl Noise {
     /// the kernel thread running since the last switch, if any, ends its turn; a kernel thread
     /// switched in starts one. Nothing else for switches between other tasks (a load and a test).
     #[inline]
-    pub(crate) fn switched(&self, counters: &NoiseCounters, prev: &Task, next: &Task) {
+    pub(crate) fn switched(&self, counters: &NoiseCounters, since: u64, prev: &Task, next: &Task) {
         if self.state.read(TASK_START) != 0 {
-            self.task_out(counters, prev);
+            self.task_out(counters, since, prev);
         }
         if next.is_kthread() {
             self.task_in(next);
         }
     }
 
-    /// The kernel thread `prev` leaves the CPU: its turn's time, less the interruptions measured in
-    /// it, ends in `counters` (nothing if the turn in progress was another task's: a switch not seen).
-    fn task_out(&self, counters: &NoiseCounters, prev: &Task) {
-        let start = self.state.read(TASK_START);
+    /// The kernel thread `prev` leaves the CPU: its turn's time since the turn or `since` (the
+    /// window's start: a turn across a reset counts from it), less the interruptions measured in the
+    /// turn, ends in `counters` (nothing if the turn in progress was another task's: a switch not
+    /// seen).
+    fn task_out(&self, counters: &NoiseCounters, since: u64, prev: &Task) {
+        let start = self.state.read(TASK_START).max(since);
         self.state.write(TASK_START, 0);
         if self.state.read(TASK_PID) != pid_key(prev) {
             return;
@@ -593,9 +617,8 @@ impl Noise {
 
     /// The kernel thread `next` comes on the CPU: its turn starts.
     fn task_in(&self, next: &Task) {
-        let key = pid_key(next);
-        let slot = self.task_slot(key, next);
-        self.state.write(TASK_PID, key);
+        let slot = self.task_slot(next);
+        self.state.write(TASK_PID, pid_key(next));
         self.state.write(TASK_SLOT, slot as u64);
         self.state.write(TASK_TAKEN_AT, self.taken());
         self.state.write(TASK_START, time::now_ns());
@@ -608,27 +631,23 @@ impl Noise {
             .wrapping_add(self.state.read(SOFT_TOTAL))
     }
 
-    /// The slot of the kernel thread of `key` on this CPU, claimed (and its name kept) at its first
-    /// turn here; [`TASK_SLOTS`] when every slot is another's. Interrupts off: no other writer.
-    fn task_slot(&self, key: u64, task: &Task) -> usize {
-        let home = key as usize % TASK_SLOTS;
+    /// The slot of kernel thread `task`'s name on this CPU, claimed at the name's first turn here;
+    /// [`TASK_SLOTS`] when every slot is another name's. Interrupts off: no other writer.
+    fn task_slot(&self, task: &Task) -> usize {
+        let name = task.comm_words();
+        let home = (name[0] ^ name[1]).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 61;
         for i in 0..TASK_SLOTS {
-            let slot = (home + i) % TASK_SLOTS;
-            match self.state.read(TASK_KEYS + slot) {
-                k if k == key => return slot,
-                0 => {
-                    let name = task.comm_nolock();
-                    for (w, chunk) in name.chunks_exact(8).enumerate() {
-                        let mut word = [0u8; 8];
-                        word.copy_from_slice(chunk);
-                        let at = TASK_NAMES + slot * TASK_NAME_WORDS + w;
-                        self.state.write(at, u64::from_ne_bytes(word));
-                    }
-                    // Readers on other CPUs read the key, then the name (`Keys::task`).
+            let slot = (home as usize + i) % TASK_SLOTS;
+            let at = TASK_NAMES + slot * TASK_NAME_WORDS;
+            match self.state.read(at) {
+                0 if name[0] != 0 => {
+                    // Readers on other CPUs read the first word, then the second (`Keys::task`).
+                    self.state.write(at + 1, name[1]);
                     fence(Release);
-                    self.state.write(TASK_KEYS + slot, key);
+                    self.state.write(at, name[0]);
                     return slot;
                 }
+                w if w == name[0] && self.state.read(at + 1) == name[1] => return slot,
                 _ => {}
             }
         }
@@ -677,23 +696,22 @@ impl Keys<'_> {
         bytes
     }
 
-    /// The kernel thread of `slot`: its pid and name (`None`: free, or the `other` slot).
-    pub(crate) fn task(&self, slot: usize) -> Option<(i32, [u8; COMM_LEN])> {
+    /// The name of the kernel threads of `slot` (`None`: free, or the `other` slot).
+    pub(crate) fn task(&self, slot: usize) -> Option<[u8; COMM_LEN]> {
         if slot >= TASK_SLOTS {
             return None;
         }
-        let key = self.0.get(TASK_KEYS + slot);
-        // The name was written before the key (`Noise::task_slot`).
+        let at = TASK_NAMES + slot * TASK_NAME_WORDS;
+        let first = self.0.get(at);
+        // The second word was written before the first (`Noise::task_slot`).
         fence(Acquire);
-        if key == 0 {
+        if first == 0 {
             return None;
         }
         let mut name = [0u8; COMM_LEN];
-        for (w, chunk) in name.chunks_exact_mut(8).enumerate() {
-            let word = self.0.get(TASK_NAMES + slot * TASK_NAME_WORDS + w);
-            chunk.copy_from_slice(&word.to_ne_bytes());
-        }
-        Some(((key - 1) as i32, name))
+        name[..8].copy_from_slice(&first.to_ne_bytes());
+        name[8..].copy_from_slice(&self.0.get(at + 1).to_ne_bytes());
+        Some(name)
     }
 
     /// The function of `slot` (0: free, or the `other` slot).

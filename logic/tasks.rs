@@ -283,7 +283,7 @@ impl SchedSwitch for Engine {
             .switched(counters, prev, next, preempt, prev_state);
         let noise = self.noise();
         if noise.on() {
-            noise.switched(&window.noise, prev, next);
+            noise.switched(&window.noise, window.started_ns(), prev, next);
         }
     }
 }

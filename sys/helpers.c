@@ -159,6 +159,8 @@ void rrp_task_offsets(struct rrp_task_offsets *o)
 	o->state = offsetof(struct task_struct, __state);
 	o->flags = offsetof(struct task_struct, flags);
 	o->pid = offsetof(struct task_struct, pid);
+	BUILD_BUG_ON(sizeof_field(struct task_struct, comm) != 16);
+	o->comm = offsetof(struct task_struct, comm);
 	o->pf_idle = PF_IDLE;
 	o->pf_kthread = PF_KTHREAD;
 	o->ti_flags = 0;

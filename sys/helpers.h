@@ -51,6 +51,7 @@ struct rrp_task_offsets {
 	unsigned long state;
 	unsigned long flags;
 	unsigned long pid;
+	unsigned long comm;
 	unsigned long ti_flags;
 	unsigned int pf_idle;
 	unsigned int pf_kthread;

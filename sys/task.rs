@@ -54,6 +54,7 @@ struct Offsets {
     state: AtomicUsize,
     flags: AtomicUsize,
     pid: AtomicUsize,
+    comm: AtomicUsize,
     ti_flags: AtomicUsize,
     pf_idle: AtomicU32,
     pf_kthread: AtomicU32,
@@ -64,6 +65,7 @@ static OFFSETS: Offsets = Offsets {
     state: AtomicUsize::new(0),
     flags: AtomicUsize::new(0),
     pid: AtomicUsize::new(0),
+    comm: AtomicUsize::new(0),
     ti_flags: AtomicUsize::new(0),
     pf_idle: AtomicU32::new(0),
     pf_kthread: AtomicU32::new(0),
@@ -79,6 +81,7 @@ pub(crate) fn init_offsets() {
     OFFSETS.state.store(o.state, Relaxed);
     OFFSETS.flags.store(o.flags, Relaxed);
     OFFSETS.pid.store(o.pid, Relaxed);
+    OFFSETS.comm.store(o.comm, Relaxed);
     OFFSETS.ti_flags.store(o.ti_flags, Relaxed);
     OFFSETS.pf_idle.store(o.pf_idle, Relaxed);
     OFFSETS.pf_kthread.store(o.pf_kthread, Relaxed);
@@ -97,7 +100,7 @@ pub(crate) fn is_lazy_flag(tif: i32) -> bool {
 /// # Safety
 ///
 /// `offset` must be that of a field of type `T` in `struct task_struct` (as C reports it: aligned), or
-/// 0 with `T` no larger than a word.
+/// 0 with `T` no larger than 16 bytes (a task is far larger).
 #[inline(always)]
 unsafe fn field<T: Copy>(task: &Task, offset: usize) -> T {
     let at = raw(task).cast::<u8>().wrapping_add(offset).cast::<T>();
@@ -118,6 +121,9 @@ pub(crate) trait TaskExt {
     /// Its name without the lock, for the scheduler's hooks (a task renaming itself meanwhile may give
     /// a mix of both names).
     fn comm_nolock(&self) -> [u8; COMM_LEN];
+    /// Its name as two words, read at its offset without a lock or a call, for the scheduler's hooks
+    /// (a task renaming itself meanwhile may give a mix of both names).
+    fn comm_words(&self) -> [u64; 2];
     /// Whether it is `TASK_RUNNING` (at sched_out: preempted rather than blocking).
     fn is_running(&self) -> bool;
     /// Whether it is a CPU's idle task.
@@ -154,6 +160,16 @@ impl TaskExt for Task {
         // SAFETY: `self` is a live task and `buf` has room for `buf.len()` bytes; no lock is taken.
         unsafe { bindings::rrp_task_comm_nolock(raw(self), buf.as_mut_ptr(), buf.len()) };
         buf
+    }
+
+    fn comm_words(&self) -> [u64; 2] {
+        // SAFETY: `OFFSETS.comm` is where the task's `char comm[TASK_COMM_LEN]` (16 bytes, checked in
+        // C) lies, or 0 before `init_offsets`; `[u8; 16]` needs no alignment.
+        let name = unsafe { field::<[u8; COMM_LEN]>(self, OFFSETS.comm.load(Relaxed)) };
+        let mut words = [[0u8; 8]; 2];
+        words[0].copy_from_slice(&name[..8]);
+        words[1].copy_from_slice(&name[8..]);
+        [u64::from_ne_bytes(words[0]), u64::from_ne_bytes(words[1])]
     }
 
     fn is_running(&self) -> bool {

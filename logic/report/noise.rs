@@ -172,7 +172,7 @@ fn write_what(
         Source::Func(slot) if slot < FUNC_SLOTS => symbols.write_function(out, keys.func(slot)),
         Source::Func(_) => out.write_str("(other queued functions: no slot left on this CPU)"),
         Source::Task(slot) => match keys.task(slot) {
-            Some((pid, name)) => write!(out, "{} (pid {pid})", comm_str(&name)),
+            Some(name) => write!(out, "{} (kernel thread)", comm_str(&name)),
             None => out.write_str("(other kernel threads: no slot left on this CPU)"),
         },
     }

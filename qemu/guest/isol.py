@@ -72,14 +72,14 @@ def loc(cpu):
 
 
 def task_rows(text):
-    """The TASK rows of a noise/cpuN file: {pid: (name, count, time_ns)}."""
-    return {int(m.group(4)): (m.group(3), int(m.group(1)), int(m.group(2)))
-            for m in re.finditer(r"^TASK\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(\S+) \(pid (\d+)\)$", text, re.M)}
+    """The TASK rows of a noise/cpuN file: {name: (count, time_ns)}."""
+    return {m.group(3): (int(m.group(1)), int(m.group(2)))
+            for m in re.finditer(r"^TASK\s+(\d+)\s+(\d+)\s+\S+\s+\S+\s+\S+\s+(\S+) \(kernel thread\)$", text, re.M)}
 
 
 def bound_kthreads():
-    """CPU 3's own kernel threads (kworker/3:N, ksoftirqd/3, migration/3, ...): {pid: switches out of the
-    CPU so far}, from /proc/PID/status (voluntary + nonvoluntary context switches, counted in
+    """CPU 3's own kernel threads (kworker/3:N, ksoftirqd/3, migration/3, ...): {name: switches out of
+    the CPU so far}, from /proc/PID/status (voluntary + nonvoluntary context switches, counted in
     __schedule() by the scheduler itself, not by a tracepoint)."""
     out = {}
     for pid in os.listdir("/proc"):
@@ -93,7 +93,7 @@ def bound_kthreads():
         if not name or not re.search(rf"/{CPU}(:|$)", name.group(1)):
             continue
         n = re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", status, re.M)
-        out[int(pid)] = sum(int(x) for x in n)
+        out[name.group(1)] = sum(int(x) for x in n)
     return out
 
 
@@ -118,20 +118,20 @@ def kworker(c):
             f"({woke})", sum(woke.values()) >= 1)
     t0, t1 = task_rows(text0), task_rows(text1)
     shown, bad = [], []
-    for pid, (name, n, _) in t1.items():
-        if pid not in outer0 or pid not in outer1:
+    for name, (n, _) in t1.items():
+        if name not in outer0 or name not in outer1:
             continue
-        ours = n - t0.get(pid, (name, 0, 0))[1]
-        low = inner1.get(pid, 0) - inner0.get(pid, 0)
-        high = outer1[pid] - outer0[pid]
+        ours = n - t0.get(name, (0, 0))[0]
+        low = inner1.get(name, 0) - inner0.get(name, 0)
+        high = outer1[name] - outer0[name]
         shown.append(f"{name} {ours} ({low}..{high})")
         if not low - 1 <= ours <= high + 1:
-            bad.append(f"{name} (pid {pid}): ours {ours}, /proc/{pid}/status {low}..{high}")
+            bad.append(f"{name}: ours {ours}, /proc/PID/status {low}..{high}")
     kw = [x for x in shown if x.startswith(f"kworker/{CPU}:")]
     c.check(f"CPU {CPU}'s kernel threads' turns equal their context switches (/proc/PID/status): "
             + ", ".join(shown), bool(kw) and not bad, "; ".join(bad) or "no kworker row")
-    for pid, (name, n, ns) in t1.items():
-        print(f"# TASK {name} (pid {pid}): {n} turns, {ns} ns since the load")
+    for name, (n, ns) in t1.items():
+        print(f"# TASK {name}: {n} turns, {ns} ns since the load")
 
 
 def main(c, g):

@@ -31,9 +31,9 @@ def main(c, g):
         return
     line = [l for l in dmesg().splitlines() if f"{PREFIX}loaded" in l]
     # The formula of docs/design.md: 2 windows x (n CPUs x (6n + 2,682) counters x 8 bytes + 5 stack tables x
-    # 512 entries x 8 x (18 + ceil(n/64)) bytes) + 151n x 8 bytes (4 latency starts and the switch in progress
+    # 512 entries x 8 x (18 + ceil(n/64)) bytes) + 144n x 8 bytes (4 latency starts and the switch in progress
     # per CPU; the interruptions in progress and their slots).
-    want = (2 * (n * (6 * n + 2682) * 8 + 5 * 512 * 8 * (18 + (n + 63) // 64)) + 151 * n * 8) // 1024
+    want = (2 * (n * (6 * n + 2682) * 8 + 5 * 512 * 8 * (18 + (n + 63) // 64)) + 144 * n * 8) // 1024
     c.check(f"the load message states {n} possible CPUs and the memory of the formula ({want} KiB)",
             bool(line) and f"of {n} possible" in line[-1] and f"memory: {want} KiB" in line[-1],
             line[-1] if line else "no load message")
