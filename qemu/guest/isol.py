@@ -20,7 +20,9 @@ def tick_window(c, g):
     """A task spins alone on CPU 3 for 3 s: over its last 2 s the local timer's interruptions there, ours
     against /proc/interrupts (the tick of a nohz_full CPU running one task stops but for the housekeeping
     ones: printed beside CPU 0's, which ticks). Then 300 sleeps of 1 ms on CPU 3 (usleep(): relative, so
-    each arms a timer there), each expiry a local timer interrupt."""
+    each arms a timer there): not one interrupt each (6.12 took 224-228, 7.3 272 here: the kernel expires
+    every timer due, within its slack, in one interrupt, and under TCG a sleep may be due before the CPU
+    idles), but at least half as many, each counted as /proc/interrupts counts it."""
     spin = subprocess.Popen([g.load, "spin", str(CPU), "3000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
     spin.stdout.readline()  # "start"
     spin.stdin.write(b"\n")
@@ -59,8 +61,8 @@ def tick_window(c, g):
     q1 = noise.kernel_counts()
     low, high = q0["LOC"] - p1["LOC"], q1["LOC"] - p0["LOC"]
     n = ours1.get("LOC", (0,))[0] - ours0.get("LOC", (0,))[0]
-    c.check(f"300 timers of 1 ms on CPU {CPU}: ours {n} local timer interruptions (>= 300), /proc/interrupts "
-            f"{low}..{high}", n >= 300 and low - 1 <= n <= high + 1)
+    c.check(f"300 timers of 1 ms on CPU {CPU}: ours {n} local timer interruptions (>= 150), /proc/interrupts "
+            f"{low}..{high}", n >= 150 and low - 1 <= n <= high + 1)
 
 
 def loc(cpu):
@@ -93,7 +95,8 @@ def bound_kthreads():
         if not name or not re.search(rf"/{CPU}(:|$)", name.group(1)):
             continue
         n = re.findall(r"^(?:non)?voluntary_ctxt_switches:\s+(\d+)", status, re.M)
-        out[name.group(1)] = sum(int(x) for x in n)
+        # A kworker's Name carries its workqueue after `-` or `+` (wq_worker_comm()); its comm does not.
+        out[re.split(r"[-+]", name.group(1), maxsplit=1)[0]] = sum(int(x) for x in n)
     return out
 
 
