@@ -50,7 +50,7 @@ export RRP_KO := $(MODDIR)/resched_probe.ko
 # The fallback-only build for this kernel, which the boot test loads for its `fallback` part.
 export RRP_FALLBACK_KO := $(REPO)/.build-$(KTAG)fallback$(filter-out -default,-$(KCONFIG))/resched_probe.ko
 # The module's sources: Kbuild, the crate root, and its two folders (logic/, sys/).
-MOD_DIRS := logic logic/report sys sys/tracepoint
+MOD_DIRS := logic logic/noise logic/report sys sys/tracepoint
 MOD_SRCS := Kbuild rust_resched_probe.rs $(foreach d,$(MOD_DIRS),$(filter-out %/bindings_generated.rs, \
 	$(patsubst $(REPO)/%,%,$(wildcard $(REPO)/$(d)/*.rs $(REPO)/$(d)/*.c $(REPO)/$(d)/*.h))))
 
