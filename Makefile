@@ -162,8 +162,9 @@ check: setup
 
 # The arm64 boot test (scripts/check.sh with CHECK_ARCH=arm64): the arm64 kernel (cached like the others),
 # the module built for it with warnings as errors, the load generator cross-built static in a sysroot of
-# Debian arm64 packages, an initramfs of Debian arm64 packages, then two boots under qemu-system-aarch64:
-# the boot test (its parts for arm64) and 512 possible CPUs with 4 online. One `N passed, N failed`.
+# Debian arm64 packages, an initramfs of Debian arm64 packages, then three boots under qemu-system-aarch64:
+# the boot test (its parts for arm64), the isolated CPU (noise/) and 512 possible CPUs with 4 online. One
+# `N passed, N failed`.
 LOAD_ARM64 := $(REPO)/tools/rrp-load-arm64
 $(LOAD_ARM64): $(REPO)/tools/rrp-load.c
 	$(REPO)/scripts/arm64-root.sh build

@@ -97,7 +97,7 @@ if [ "$kconfig" = arm64 ]; then
 	initrd=$("$repo/scripts/arm64-root.sh" path)
 	[ -f "$initrd" ] || { echo "boot.sh: no arm64 root at $initrd (run scripts/arm64-root.sh build)" >&2; exit 1; }
 	smp=${CPUS:-4}
-	append_extra=
+	[ "$mode" = isol ] || append_extra=
 	[ "$mode" = scale ] && { smp=${SCALE_CPUS:-512}; append_extra=" maxcpus=${CPUS:-4}"; }
 	# Multi-threaded TCG (RRP_TCG_THREAD=single for the other): x86's crash came from its int3 text-poke
 	# protocol; arm64 patches kprobes under stop_machine, and no arm64 boot has crashed in it (8 boots on

@@ -3,8 +3,8 @@
 #
 # The one script that builds, boots and tallies: `make check` (x86-64) and `make check-arm64`
 # (CHECK_ARCH=arm64), `make check-rt` (CHECK_KCONFIG=rt: 7.3 built PREEMPT_RT). For every kernel of
-# CHECK_KERNELS (default "6.12 7.3"): its build checks, then its boots (the boot test; on x86 the
-# isolated-CPU boot, isolcpus=3 nohz_full=3, for noise/; the scale boot: 512 possible CPUs, 4 online).
+# CHECK_KERNELS (default "6.12 7.3"): its build checks, then its boots (the boot test; the isolated-CPU
+# boot, isolcpus=3 nohz_full=3, for noise/; the scale boot: 512 possible CPUs, 4 online).
 #
 # x86-64: first the host unit tests (scripts/unit.sh, each test function counted) and the tool's checks;
 # build checks fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test
@@ -90,10 +90,9 @@ boots() { # kernel: its boots one after the other (the boot test, the isolated C
 	done
 }
 
-# CHECK_BOOTS: which boots (default: the boot test, on x86 the isolated-CPU boot, the scale boot;
+# CHECK_BOOTS: which boots (default: the boot test, the isolated-CPU boot, the scale boot;
 # `make check-rt` runs the boot test only: see the Makefile).
 default_boots="check isol scale"
-[ "$arch" = x86 ] || default_boots="check scale"
 boot_modes=${CHECK_BOOTS:-$default_boots}
 [ "$boot_modes" = "$default_boots" ] || log "boots: $boot_modes only (CHECK_BOOTS)"
 pids=()

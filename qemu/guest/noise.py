@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0
-"""What interrupts a CPU (noise/): threads pinned on CPU 3, a device interrupt moved there and away
+"""What interrupts a CPU (noise/), on x86 and arm64 (where the IPIs are /proc/interrupts' IPIn lines, the
+timer is a device interrupt, arch_timer, and TLB shootdowns are broadcast instructions, not IPIs): threads pinned on CPU 3, a device interrupt moved there and away
 through /proc/irq/N/smp_affinity_list, membarrier IPIs and TLB shootdowns from CPU 0; each source counted on CPU 3
 against the kernel's own counts over the same window (/proc/interrupts per line and CPU, /proc/softirqs),
 the queued function ipi_mb against kprobe events on it (count, and its time against the kprobe/kretprobe
@@ -37,23 +38,44 @@ def rows(text):
     return out
 
 
-def kernel_counts():
-    """The kernel's counts on CPU: {label: n} from /proc/interrupts (numbered lines and the vectors)
-    and /proc/softirqs (by name)."""
+# The vectors by what /proc/interrupts says they are: x86's lines RES, CAL, IWI; arm64's IPI0, IPI1, IPI5.
+ALIASES = {"Rescheduling interrupts": "RES", "Function call interrupts": "CAL", "IRQ work interrupts": "IWI"}
+
+
+def kernel_counts(cpu=None):
+    """The kernel's counts on CPU (or `cpu`): {label: n} from /proc/interrupts (numbered lines and the
+    vectors, arm64's IPIs under x86's names) and /proc/softirqs (by name)."""
+    cpu = CPU if cpu is None else cpu
     counts = {}
     lines = read("/proc/interrupts").splitlines()
-    col = lines[0].split().index(f"CPU{CPU}")
+    ncpus = len(lines[0].split())
+    col = lines[0].split().index(f"CPU{cpu}")
     for line in lines[1:]:
         f = line.split()
         if f and f[0].endswith(":") and len(f) > col + 1 and f[col + 1].isdigit():
             counts[f[0][:-1]] = int(f[col + 1])
+            alias = ALIASES.get(" ".join(f[ncpus + 1:]))
+            if alias:
+                counts[alias] = int(f[col + 1])
     lines = read("/proc/softirqs").splitlines()
-    col = lines[0].split().index(f"CPU{CPU}")
+    col = lines[0].split().index(f"CPU{cpu}")
     for line in lines[1:]:
         f = line.split()
         if f and len(f) > col + 1:
             counts[f[0].rstrip(":")] = int(f[col + 1])
     return counts
+
+
+def timer_key():
+    """The local timer's key in kernel_counts() and in our rows: x86's LOC vector, or arm64's per-CPU
+    device interrupt `arch_timer` (its number)."""
+    if X86:
+        return "LOC"
+    for line in read("/proc/interrupts").splitlines()[1:]:
+        f = line.split()
+        if f and f[0][:-1].isdigit() and "arch_timer" in line:
+            return f[0][:-1]
+    return "LOC"
 
 
 def drive_io(g, n=200):
@@ -299,7 +321,7 @@ def main(c, g):
     long = [f"{k}: {v[2]} ns" for k, v in ours.items() if v[2] >= 1_000_000_000]
     c.check("no interval of the window lasted a second (none spans the second noise_enable was 0)", not long,
             ", ".join(map(str, long)))
-    keys = [k for k in VECTORS if k in p0] + [str(irq)] if irq else [k for k in VECTORS if k in p0]
+    keys = [k for k in VECTORS if k in p0] + ([] if X86 else [timer_key()]) + ([str(irq)] if irq else [])
     against_kernel(c, f"CPU {CPU}'s interruptions by line equal /proc/interrupts over the window", p0, p1, q0,
                    ours, q1, keys)
     c.check(f"IRQ {irq} interrupted CPU {CPU} while it was there (/proc/interrupts moved, and ours)",
