@@ -49,8 +49,8 @@ def tick_window(c, g):
     p0 = noise.kernel_counts()
     ours0 = noise.rows(read(f"{D}/noise/cpu{CPU}"))
     p1 = noise.kernel_counts()
-    sleeper = subprocess.Popen(["taskset", "-c", str(CPU), g.load, "sleeper", "300", "1000"],
-                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    sleeper = subprocess.Popen([g.load, "sleeper", "300", "1000"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               preexec_fn=lambda: os.sched_setaffinity(0, {CPU}))
     sleeper.stdout.readline()  # "start"
     sleeper.stdin.write(b"\n")
     sleeper.stdin.flush()
@@ -102,8 +102,8 @@ def kworker(c):
     outer0 = bound_kthreads()
     text0 = read(f"{D}/noise/cpu{CPU}")
     inner0 = bound_kthreads()
-    subprocess.run(["taskset", "-c", "0", "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do "
-                    "cat /proc/sys/vm/stat_refresh; done"], stdout=subprocess.DEVNULL, timeout=60)
+    subprocess.run(["sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do cat /proc/sys/vm/stat_refresh; done"],
+                   stdout=subprocess.DEVNULL, timeout=60, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
     inner1 = bound_kthreads()
     text1 = read(f"{D}/noise/cpu{CPU}")
     outer1 = bound_kthreads()
