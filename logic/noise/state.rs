@@ -25,6 +25,7 @@ pub(super) const LEVELS: usize = 4;
 pub(super) const HARD_DEPTH: usize = 0;
 /// The words of level `l`: the clock reading at its entry, its key (its index in the hard block,
 /// and for a device interrupt `irq + 1` in the upper half), and [`HARD_TOTAL`] at its entry.
+#[inline(always)]
 pub(super) const fn level(l: usize) -> usize {
     1 + l * 3
 }
