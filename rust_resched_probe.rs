@@ -64,6 +64,10 @@ impl kernel::Module for ReschedProbe {
             cpus,
             Engine::bytes(cpus) / 1024
         );
+        match engine.noise().clock().tsc_khz() {
+            Some(khz) => pr_info!("noise/ times what interrupts a CPU with the TSC ({khz} kHz)\n"),
+            None => pr_info!("noise/ times what interrupts a CPU with the monotonic clock\n"),
+        }
         Ok(Self {
             _files: files,
             _probes: probes,

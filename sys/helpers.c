@@ -31,6 +31,9 @@
 #include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
 #include "helpers.h"
+#ifdef CONFIG_X86_TSC
+#include <asm/tsc.h>
+#endif
 
 /* nr_cpu_ids (a macro when CONFIG_FORCE_NR_CPUS) */
 unsigned int rrp_nr_cpu_ids(void) { return nr_cpu_ids; }
@@ -304,6 +307,28 @@ const void *rrp_irq_counted_action(unsigned int irq, const struct irqaction *act
 
 /* in_nmi(): the irq tracepoints also fire in NMI flow handlers (handle_fasteoi_nmi(), kernel/irq/chip.c) */
 bool rrp_in_nmi(void) { return in_nmi(); }
+
+/*
+ * The TSC's rate in kHz if noise/ may time intervals on one CPU with it (sys/time.rs, Cycles), else 0.
+ * Its rate must never change: CONSTANT_TSC says so (set from CPUID 0x80000007 EDX bit 8, or the CPU
+ * model: arch/x86/kernel/cpu/intel.c and amd.c). Without it, the kernel follows rate changes only
+ * through a cpufreq notifier, which marks the TSC unstable at the first one (time_cpufreq_notifier(),
+ * registered by cpufreq_register_tsc_scaling() only without CONSTANT_TSC, arch/x86/kernel/tsc.c). In a
+ * guest the hypervisor keeps the rate (there is no cpufreq driver to change it), so a guest's TSC that
+ * the kernel has not marked unstable at load qualifies too: QEMU's TCG CPUs lack CONSTANT_TSC.
+ */
+unsigned int rrp_tsc_khz(void)
+{
+#ifdef CONFIG_X86_TSC
+	if (!boot_cpu_has(X86_FEATURE_TSC) || !tsc_khz)
+		return 0;
+	if (boot_cpu_has(X86_FEATURE_CONSTANT_TSC))
+		return tsc_khz;
+	if (boot_cpu_has(X86_FEATURE_HYPERVISOR) && !check_tsc_unstable())
+		return tsc_khz;
+#endif
+	return 0;
+}
 
 #ifdef CONFIG_X86
 /* Stacks on x86 (stacks/<tag>): the kernel's unwinder. Other architectures have no exported unwinder

@@ -11,7 +11,7 @@ use super::{
 use crate::sys::cpu;
 use crate::sys::percpu::{bytes_per_cpu, PerCpuBlock};
 use crate::sys::task::{Task, TaskExt};
-use crate::sys::time;
+use crate::sys::time::{self, Cycles};
 use crate::sys::tracepoint::IrqAction;
 use core::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use kernel::prelude::*;
@@ -86,6 +86,10 @@ pub(crate) const TIMED_SOFTIRQS: bool = !cfg!(CONFIG_PREEMPT_RT);
 /// Each CPU's intervals in progress and slot keys, and whether the IPI entries start intervals.
 pub(crate) struct Noise {
     pub(super) state: PerCpuBlock<STATE>,
+    /// The counter the hard interrupts', softirqs' and queued calls' intervals are timed with: they
+    /// begin and end on one CPU. (Kernel threads' turns take the monotonic clock: a turn across a
+    /// reset counts from the window's start.)
+    clock: Cycles,
     /// `noise_enable`: whether the interruption probes are registered, so that the IPIs' entries
     /// (shared with `received`) start intervals.
     on: AtomicBool,
@@ -96,6 +100,7 @@ impl Noise {
     pub(crate) fn new() -> Result<Self> {
         Ok(Self {
             state: PerCpuBlock::new()?,
+            clock: Cycles::new(),
             on: AtomicBool::new(true),
         })
     }
@@ -119,6 +124,11 @@ impl Noise {
                 self.state.write_on(cpu, word, 0);
             }
         }
+    }
+
+    /// The counter intervals on one CPU are timed with.
+    pub(crate) fn clock(&self) -> Cycles {
+        self.clock
     }
 
     /// Bytes of per-cpu memory the state takes on each CPU.
@@ -176,7 +186,7 @@ impl Noise {
         self.state
             .write(at + L_TOTAL_AT, self.state.read(HARD_TOTAL));
         self.state.write(HARD_DEPTH, depth as u64 + 1);
-        self.state.write(at + L_START, time::now_ns());
+        self.state.write(at + L_START, self.clock.now());
     }
 
     /// Ends the innermost hard interrupt interval whose key `is` (and drops those inside it, whose
@@ -192,7 +202,8 @@ impl Noise {
                 continue;
             }
             self.state.write(HARD_DEPTH, l as u64);
-            let ns = time::now_ns().saturating_sub(self.state.read(at + L_START));
+            let counts = self.clock.now().saturating_sub(self.state.read(at + L_START));
+            let ns = self.clock.ns(counts);
             let total = self.state.read(HARD_TOTAL);
             let inside = total.wrapping_sub(self.state.read(at + L_TOTAL_AT));
             let own = ns.saturating_sub(inside);
@@ -231,7 +242,7 @@ impl Noise {
     fn clock_and_hard(&self) -> (u64, u64) {
         loop {
             let hard = self.state.read(HARD_TOTAL);
-            let now = time::now_ns();
+            let now = self.clock.now();
             if self.state.read(HARD_TOTAL) == hard {
                 return (now, hard);
             }
@@ -250,7 +261,7 @@ impl Noise {
             return;
         }
         let (now, hard) = self.clock_and_hard();
-        let all = now.saturating_sub(start);
+        let all = self.clock.ns(now.saturating_sub(start));
         let hard = hard.wrapping_sub(self.state.read(SOFT_HARD_AT));
         let own = all.saturating_sub(hard);
         self.state.add(SOFT_TOTAL, own);
@@ -260,10 +271,13 @@ impl Noise {
     /// Queued function `func` starts on this CPU (interrupts off).
     #[inline]
     pub(crate) fn func_entry(&self, func: usize) {
-        let slot = self.func_slot(func);
-        self.state.write(FUNC_KEY, func as u64);
-        self.state.write(FUNC_SLOT, slot as u64);
-        self.state.write(FUNC_START, time::now_ns());
+        // The last function's slot is still its own (slots are never given back).
+        if self.state.read(FUNC_KEY) != func as u64 {
+            let slot = self.func_slot(func);
+            self.state.write(FUNC_KEY, func as u64);
+            self.state.write(FUNC_SLOT, slot as u64);
+        }
+        self.state.write(FUNC_START, self.clock.now());
     }
 
     /// Queued function `func` returns on this CPU: its interval ends in `counters`.
@@ -274,7 +288,7 @@ impl Noise {
             return;
         }
         self.state.write(FUNC_START, 0);
-        let ns = time::now_ns().saturating_sub(start);
+        let ns = self.clock.ns(self.clock.now().saturating_sub(start));
         let slot = (self.state.read(FUNC_SLOT) as usize).min(FUNC_SLOTS);
         NoiseCounters::record(&counters.soft, (SOFTIRQS + slot) * WORDS, ns);
     }
