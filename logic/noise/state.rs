@@ -202,7 +202,10 @@ impl Noise {
                 continue;
             }
             self.state.write(HARD_DEPTH, l as u64);
-            let counts = self.clock.now().saturating_sub(self.state.read(at + L_START));
+            let counts = self
+                .clock
+                .now()
+                .saturating_sub(self.state.read(at + L_START));
             let ns = self.clock.ns(counts);
             let total = self.state.read(HARD_TOTAL);
             let inside = total.wrapping_sub(self.state.read(at + L_TOTAL_AT));

@@ -3,8 +3,9 @@
 timer is a device interrupt, arch_timer, and TLB shootdowns are broadcast instructions, not IPIs): threads pinned on CPU 3, a device interrupt moved there and away
 through /proc/irq/N/smp_affinity_list, membarrier IPIs and TLB shootdowns from CPU 0; each source counted on CPU 3
 against the kernel's own counts over the same window (/proc/interrupts per line and CPU, /proc/softirqs),
-the queued function ipi_mb against kprobe events on it (count, and its time against the kprobe/kretprobe
-pair inside ours), noise/summary against noise/cpu3."""
+the queued function ipi_mb against kprobe events on it (count, and its time between the kprobe/kretprobe
+pair inside ours and the call-function vectors' handlers around it, tracefs events), noise/summary against
+noise/cpu3."""
 
 import bisect
 import os
@@ -248,6 +249,38 @@ def oracle_calls(lines, entry="rrp_nmb", ret="rrp_nmbr", queued_only=None):
     return count, durations
 
 
+# The tracefs events of the call-function vectors' handlers on CPU (x86's irq_vectors, arm64's ipi_entry
+# and ipi_exit of IPI1): an interval that holds every queued call run there from an IPI, ours included.
+VECTOR_EVENTS = (("irq_vectors/call_function_entry", "irq_vectors/call_function_exit",
+                  "irq_vectors/call_function_single_entry", "irq_vectors/call_function_single_exit")
+                 if X86 else ("ipi/ipi_entry", "ipi/ipi_exit"))
+
+
+def enclosing(lines, call="rrp_nmb"):
+    """The call-function vector intervals on CPU that hold a call of `call` (its kprobe event), as
+    durations in ns, and how many calls of it came outside any (run by the CPU's idle loop, say)."""
+    held, outside, start, has_call = [], 0, None, False
+    for line in lines:
+        m = re.search(r"\[(\d+)\].*?\s(\d+)\.(\d+): (\w+):(.*)", line)
+        if not m or int(m.group(1)) != CPU:
+            continue
+        t = int(m.group(2)) * 1_000_000_000 + int(m.group(3).ljust(9, "0"))
+        event, rest = m.group(4), m.group(5)
+        if not X86 and event in ("ipi_entry", "ipi_exit") and "Function call" not in rest:
+            continue
+        if event in ("call_function_entry", "call_function_single_entry", "ipi_entry"):
+            start, has_call = t, False
+        elif event in ("call_function_exit", "call_function_single_exit", "ipi_exit"):
+            if start is not None and has_call:
+                held.append(t - start)
+            start = None
+        elif event == call:
+            if start is None:
+                outside += 1
+            has_call = True
+    return held, outside
+
+
 def enable_part(c, g):
     """noise_enable: 0 unregisters the group (the counts stand still under load, the files say so), 1
     registers it again, anything else is EINVAL. Left off for a second under load: an interval begun
@@ -297,8 +330,8 @@ def main(c, g):
         tracefs("buffer_size_kb", "4096")
         tracefs("kprobe_events", "p:rrp_nmb ipi_mb\n", append=True)
         tracefs("kprobe_events", "r:rrp_nmbr ipi_mb\n", append=True)
-        for e in ("rrp_nmb", "rrp_nmbr"):
-            tracefs(f"events/kprobes/{e}/enable", "1")
+        for e in ("kprobes/rrp_nmb", "kprobes/rrp_nmbr") + VECTOR_EVENTS:
+            tracefs(f"events/{e}/enable", "1")
         if X86:
             # flush_tlb_func also runs as a CPU's call of its own function (its own flushes: no csd, not
             # an interruption, not counted by us): the caller tells them apart (the return address at
@@ -311,8 +344,8 @@ def main(c, g):
     finally:
         try:
             tracefs("tracing_on", "0")
-            for e in ("rrp_nmb", "rrp_nmbr") + (("rrp_ntlb",) if X86 else ()):
-                tracefs(f"events/kprobes/{e}/enable", "0")
+            for e in ("kprobes/rrp_nmb", "kprobes/rrp_nmbr") + (("kprobes/rrp_ntlb",) if X86 else ()) + VECTOR_EVENTS:
+                tracefs(f"events/{e}/enable", "0")
             tracefs("kprobe_events", "")
         except OSError:
             pass
@@ -356,6 +389,15 @@ def main(c, g):
         c.check(f"ipi_mb's time holds the kprobe/kretprobe pair's: min {ours_min} >= {min(d_high)} ns, sum "
                 f"{ours_sum} >= {sum(d_low) - max(d_low)} ns", ours_min >= min(d_high)
                 and ours_sum >= sum(d_low) - max(d_low))
+        # Above: the call-function vectors' handlers that ran ipi_mb (tracefs events of other
+        # tracepoints than ours), which hold our intervals.
+        held, outside = enclosing(marked(trace, "RRP_BEFORE_RESET", "RRP_END"))
+        ours_max = int(hist.group(4))
+        print(f"# ipi_mb on CPU {CPU}: the vectors' handlers that ran it: {len(held)}, sum {sum(held)} ns, max "
+              f"{max(held, default=0)} ns; calls outside one: {outside}")
+        c.check(f"ipi_mb's time lies inside the call-function vectors' handlers that ran it: sum {ours_sum} <= "
+                f"{sum(held)} ns, max {ours_max} <= {max(held, default=0)} ns", outside == 0 and held
+                and ours_sum <= sum(held) and ours_max <= max(held), f"{outside} calls outside a handler")
     else:
         c.check("ipi_mb's time and the kprobe pair's read", False, f"hist {bool(hist)}, pairs {len(d_low)}")
 
