@@ -31,6 +31,7 @@
 #include <linux/mmu_context.h>	/* task_cpu_possible(), used by sched.h */
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
 #include "helpers.h"
+#include <linux/delay.h>
 #ifdef CONFIG_X86_TSC
 #include <asm/tsc.h>
 #endif
@@ -308,6 +309,32 @@ const void *rrp_irq_counted_action(unsigned int irq, const struct irqaction *act
 /* in_nmi(): the irq tracepoints also fire in NMI flow handlers (handle_fasteoi_nmi(), kernel/irq/chip.c) */
 bool rrp_in_nmi(void) { return in_nmi(); }
 
+#ifdef CONFIG_X86_TSC
+/*
+ * Whether TSC counts at tsc_khz take what the monotonic clock says they take, within 1%, over 2 ms
+ * on one CPU at load (whatever the clocksource: kvm-clock, HPET, the TSC itself).
+ */
+static bool rrp_tsc_agrees(void)
+{
+	u64 c, ns, expect;
+
+	preempt_disable();
+	c = rdtsc();
+	ns = ktime_get_mono_fast_ns();
+	mdelay(2);
+	c = rdtsc() - c;
+	ns = ktime_get_mono_fast_ns() - ns;
+	preempt_enable();
+	expect = div_u64(c * 1000000ULL, tsc_khz);
+	if (expect > ns + ns / 100 || expect + ns / 100 < ns) {
+		pr_warn("resched_probe: noise/: the TSC at %u kHz counted %llu ns in %llu ns of the monotonic clock: not used\n",
+			tsc_khz, expect, ns);
+		return false;
+	}
+	return true;
+}
+#endif
+
 /*
  * The TSC's rate in kHz if noise/ may time intervals on one CPU with it (sys/time.rs, Cycles), else 0.
  * Its rate must never change: CONSTANT_TSC says so (set from CPUID 0x80000007 EDX bit 8, or the CPU
@@ -316,18 +343,20 @@ bool rrp_in_nmi(void) { return in_nmi(); }
  * registered by cpufreq_register_tsc_scaling() only without CONSTANT_TSC, arch/x86/kernel/tsc.c). In a
  * guest the hypervisor keeps the rate (there is no cpufreq driver to change it), so a guest's TSC that
  * the kernel has not marked unstable at load qualifies too: QEMU's TCG CPUs lack CONSTANT_TSC.
+ * And at load its counts must agree with the monotonic clock (rrp_tsc_agrees()).
  */
 unsigned int rrp_tsc_khz(void)
 {
 #ifdef CONFIG_X86_TSC
 	if (!boot_cpu_has(X86_FEATURE_TSC) || !tsc_khz)
 		return 0;
-	if (boot_cpu_has(X86_FEATURE_CONSTANT_TSC))
-		return tsc_khz;
-	if (boot_cpu_has(X86_FEATURE_HYPERVISOR) && !check_tsc_unstable())
-		return tsc_khz;
-#endif
+	if (!boot_cpu_has(X86_FEATURE_CONSTANT_TSC) &&
+	    !(boot_cpu_has(X86_FEATURE_HYPERVISOR) && !check_tsc_unstable()))
+		return 0;
+	return rrp_tsc_agrees() ? tsc_khz : 0;
+#else
 	return 0;
+#endif
 }
 
 #ifdef CONFIG_X86

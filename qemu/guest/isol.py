@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0
 """The isolated-CPU boot (`make check`, third boot): the guest boots with `isolcpus=3 nohz_full=3`, as the
 people who isolate CPUs run theirs, and noise/ is checked on CPU 3 there: the isolation in force, a task
-alone on CPU 3 (its tick stops: nohz_full), a timer armed there, a kworker queued on it from CPU 0, then
-noise.py's checks (membarrier and TLB shootdowns from CPU 0, a virtio interrupt moved to CPU 3 and away),
-each count against the kernel's own."""
+alone on CPU 3 (its tick stops: nohz_full), a timer armed there, a kworker queued on it from CPU 0, a
+queued call of known length (the test module), then noise.py's checks (membarrier and TLB shootdowns
+from CPU 0, a virtio interrupt moved to CPU 3 and away), each count against the kernel's own."""
 
 import os
 import re
@@ -130,6 +130,45 @@ def kworker(c):
         print(f"# TASK {name}: {n} turns, {ns} ns since the load")
 
 
+def queued_call_time(c, g):
+    """A queued call of a known length: 100 calls of 2 ms each, sent from CPU 0, run rrp_spin() on CPU 3
+    (the test module), which times itself inside with the monotonic clock. Our time for it
+    (csd_function_entry to exit, on noise/'s clock: x86's TSC) holds the call's own, and exceeds it by
+    no more than the call's way in and out (5% and 50 us a call, under TCG): a clock counted at a wrong
+    rate fails one side or the other."""
+    if not g.testmod or subprocess.run(["insmod", g.testmod]).returncode != 0:
+        c.check("the test module loads (a queued call of known length)", False, g.testmod or "RRP_TESTMOD unset")
+        return
+    spin = "/sys/kernel/debug/rrp_races/spin"
+    calls, us = 100, 2000
+
+    def stats():
+        return {k: int(v) for k, v in (kv.split("=") for kv in read(spin).split())}
+
+    def ours():
+        return noise.rows(read(f"{D}/noise/cpu{CPU}")).get(("CSD", "rrp_spin"), (0, 0, 0))
+    old = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {0})
+        s0, o0 = stats(), ours()
+        with open(spin, "w") as f:
+            f.write(f"{CPU} {us} {calls}\n")
+        o1, s1 = ours(), stats()
+    finally:
+        os.sched_setaffinity(0, old)
+        subprocess.run(["rmmod", "rrp_races"])
+    n, ns = o1[0] - o0[0], o1[1] - o0[1]
+    inside = s1["inside_ns"] - s0["inside_ns"]
+    high = inside * 105 // 100 + calls * 50_000
+    print(f"# rrp_spin on CPU {CPU}: ours {n} calls, {ns} ns, max {o1[2]} ns; inside: "
+          f"{s1['calls'] - s0['calls']} calls, {inside} ns, max {s1['max_ns']} ns")
+    c.check(f"a queued call of known length: rrp_spin x {calls} on CPU {CPU}, ours {n} calls, {ns} ns in "
+            f"{inside}..{high} (its own clock inside)", n == calls == s1["calls"] - s0["calls"]
+            and inside <= ns <= high)
+    c.check(f"... its longest call: ours {o1[2]} ns in {s1['max_ns']}..{s1['max_ns'] * 105 // 100 + 50_000}",
+            o0[0] == 0 and s1["max_ns"] <= o1[2] <= s1["max_ns"] * 105 // 100 + 50_000)
+
+
 def main(c, g):
     isolated = read("/sys/devices/system/cpu/isolated").strip()
     nohz = read("/sys/devices/system/cpu/nohz_full").strip() if os.path.exists(
@@ -141,6 +180,7 @@ def main(c, g):
         return
     tick_window(c, g)
     kworker(c)
+    queued_call_time(c, g)
     noise.main(c, g)
     c.check(f"rmmod {KO_NAME}", rmmod())
     c.check(f"unload removed {D}", not os.path.exists(D))

@@ -28,6 +28,11 @@
  *   send   write "CPU": fires ipi:ipi_send_cpu(CPU) as smp_send_reschedule() does, without the IPI: a
  *          reschedule start that no handler on CPU ends (the case of an IPI lost to CPU hotplug).
  *
+ * A queued call of a known length, the oracle of noise/'s time per function (a clock of its own inside).
+ *   spin   write "CPU US N": N calls of rrp_spin() on CPU by smp_call_function_single(), one after the
+ *          other, each waited for; each spins US microseconds (udelay) and measures itself with
+ *          ktime_get_mono_fast_ns() inside. Read: "calls=N inside_ns=S max_ns=M" since the load.
+ *
  * A tracepoint fired from inside the unwinder. resched_probe takes a stack in its probe handlers; on 7.x
  * the unwinder's RCU read sections can end in rcu_read_unlock_special(), which sets need-resched and
  * fires sched_set_need_resched_tp, whose probe took a stack again, until the kernel stack overflowed.
@@ -49,6 +54,7 @@
 #include <linux/atomic.h>
 #include <linux/cpumask.h>
 #include <linux/debugfs.h>
+#include <linux/delay.h>
 #include <linux/kprobes.h>
 #include <linux/kstrtox.h>
 #include <linux/ktime.h>
@@ -261,6 +267,53 @@ static ssize_t send_write(struct file *file, const char __user *buf, size_t coun
 	return count;
 }
 
+/* --- A queued call of a known length ----------------------------------------------------------------- */
+
+static atomic64_t spin_inside_ns, spin_max_ns;
+static atomic_t spin_calls;
+
+static void rrp_spin(void *info)
+{
+	unsigned int us = *(unsigned int *)info;
+	u64 start = ktime_get_mono_fast_ns(), ns, max;
+
+	udelay(us);
+	ns = ktime_get_mono_fast_ns() - start;
+	atomic64_add(ns, &spin_inside_ns);
+	max = atomic64_read(&spin_max_ns);
+	while (ns > max && !atomic64_try_cmpxchg(&spin_max_ns, &max, ns))
+		;
+	atomic_inc(&spin_calls);
+}
+
+static ssize_t spin_write(struct file *file, const char __user *buf, size_t count, loff_t *ppos)
+{
+	unsigned int cpu, us, n, i;
+	char text[48];
+	int rc;
+
+	if (count >= sizeof(text) || copy_from_user(text, buf, count))
+		return -EINVAL;
+	text[count] = 0;
+	if (sscanf(text, "%u %u %u", &cpu, &us, &n) != 3 || cpu >= nr_cpu_ids || !us || us > 10000 || n > 10000)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		rc = smp_call_function_single(cpu, rrp_spin, &us, 1);
+		if (rc)
+			return rc;
+	}
+	return count;
+}
+
+static ssize_t spin_read(struct file *file, char __user *buf, size_t count, loff_t *ppos)
+{
+	char text[96];
+	int len = scnprintf(text, sizeof(text), "calls=%d inside_ns=%lld max_ns=%lld\n", atomic_read(&spin_calls),
+			    atomic64_read(&spin_inside_ns), atomic64_read(&spin_max_ns));
+
+	return simple_read_from_buffer(buf, count, ppos, text, len);
+}
+
 /* --- A tracepoint fired from inside the unwinder ------------------------------------------------------ */
 
 static atomic_t recurse_left, recurse_done;
@@ -328,6 +381,7 @@ static const struct file_operations wake_fops = { .owner = THIS_MODULE, .write =
 static const struct file_operations stats_fops = { .owner = THIS_MODULE, .read = stats_read };
 static const struct file_operations move_fops = { .owner = THIS_MODULE, .write = move_write, .read = move_read };
 static const struct file_operations send_fops = { .owner = THIS_MODULE, .write = send_write };
+static const struct file_operations spin_fops = { .owner = THIS_MODULE, .write = spin_write, .read = spin_read };
 static const struct file_operations layout_fops = { .owner = THIS_MODULE, .read = layout_read };
 static const struct file_operations recurse_fops = { .owner = THIS_MODULE, .write = recurse_write, .read = recurse_read };
 
@@ -356,6 +410,7 @@ static int __init races_init(void)
 	debugfs_create_file("move", 0600, dir, NULL, &move_fops);
 	debugfs_create_file("send", 0200, dir, NULL, &send_fops);
 	debugfs_create_file("layout", 0400, dir, NULL, &layout_fops);
+	debugfs_create_file("spin", 0600, dir, NULL, &spin_fops);
 	debugfs_create_file("recurse", 0600, dir, NULL, &recurse_fops);
 	return 0;
 }
