@@ -53,6 +53,7 @@ struct ReschedProbe {
 impl kernel::Module for ReschedProbe {
     fn init(module: &'static ThisModule) -> Result<Self> {
         sys::task::init_offsets();
+        let clock = sys::time::init();
         let cpus = sys::cpu::nr_cpu_ids();
         let engine = Arc::pin_init(Engine::new(cpus)?, GFP_KERNEL)?;
         let probes = Arc::new(Probes::new(&engine)?, GFP_KERNEL)?;
@@ -64,9 +65,9 @@ impl kernel::Module for ReschedProbe {
             cpus,
             Engine::bytes(cpus) / 1024
         );
-        match engine.noise().clock().tsc_khz() {
-            Some(khz) => pr_info!("noise/ times what interrupts a CPU with the TSC ({khz} kHz)\n"),
-            None => pr_info!("noise/ times what interrupts a CPU with the monotonic clock\n"),
+        match clock {
+            Some(khz) => pr_info!("clock: the TSC ({khz} kHz)\n"),
+            None => pr_info!("clock: ktime_get_mono_fast_ns()\n"),
         }
         Ok(Self {
             _files: files,

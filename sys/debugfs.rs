@@ -292,6 +292,8 @@ unsafe extern "C" fn show<T: Node>(m: *mut bindings::seq_file, _v: *mut c_void) 
         // A write-only file opened for reading: nothing to show (and no `read` operation anyway).
         return 0;
     }
+    // Every read looks once at whether the module's clock still holds (logged once if not).
+    super::time::stale();
     let mut text = Text::new();
     match node.show(&mut text) {
         // SAFETY: `m` is valid and `text.0` holds `len` initialised bytes.

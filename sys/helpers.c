@@ -336,26 +336,42 @@ static bool rrp_tsc_agrees(void)
 #endif
 
 /*
- * The TSC's rate in kHz if noise/ may time intervals on one CPU with it (sys/time.rs, Cycles), else 0.
- * Its rate must never change: CONSTANT_TSC says so (set from CPUID 0x80000007 EDX bit 8, or the CPU
- * model: arch/x86/kernel/cpu/intel.c and amd.c). Without it, the kernel follows rate changes only
- * through a cpufreq notifier, which marks the TSC unstable at the first one (time_cpufreq_notifier(),
- * registered by cpufreq_register_tsc_scaling() only without CONSTANT_TSC, arch/x86/kernel/tsc.c). In a
- * guest the hypervisor keeps the rate (there is no cpufreq driver to change it), so a guest's TSC that
- * the kernel has not marked unstable at load qualifies too: QEMU's TCG CPUs lack CONSTANT_TSC.
- * And at load its counts must agree with the monotonic clock (rrp_tsc_agrees()).
+ * The TSC's rate in kHz if it may be the module's clock (sys/time.rs), else 0. Its readings must compare
+ * between CPUs and stand for the same time everywhere and always:
+ * - synchronized between CPUs, and not halting in idle: the kernel marks it unstable when its CPUs'
+ *   TSCs are not (tsc.c: "TSCs unsynchronized", 6.12 line 1556, 7.3 line 1552; tsc_sync.c:
+ *   "check_tsc_sync_source failed", 346 and 347, for a CPU brought up later) and when an idle state
+ *   stops it (drivers/acpi/processor_idle.c: "TSC halts in idle", 203 and 211; intel_idle.c);
+ * - at a rate that never changes: CONSTANT_TSC (CPUID 0x80000007 EDX bit 8, or the CPU model:
+ *   arch/x86/kernel/cpu/intel.c and amd.c) with NONSTOP_TSC; without CONSTANT_TSC the kernel follows
+ *   rate changes only through a cpufreq notifier, which marks it unstable at the first
+ *   (time_cpufreq_notifier(), tsc.c). In a guest the hypervisor keeps the rate and keeps it counting
+ *   while a vCPU halts, so a guest's TSC qualifies without them (QEMU's TCG CPUs have neither);
+ * - and its counts at tsc_khz must agree with the monotonic clock at load (rrp_tsc_agrees()).
+ * A TSC the kernel marks unstable after the load stays the module's clock until it is loaded again
+ * (sys/time.rs, stale()).
  */
 unsigned int rrp_tsc_khz(void)
 {
 #ifdef CONFIG_X86_TSC
-	if (!boot_cpu_has(X86_FEATURE_TSC) || !tsc_khz)
+	if (!boot_cpu_has(X86_FEATURE_TSC) || !tsc_khz || check_tsc_unstable())
 		return 0;
-	if (!boot_cpu_has(X86_FEATURE_CONSTANT_TSC) &&
-	    !(boot_cpu_has(X86_FEATURE_HYPERVISOR) && !check_tsc_unstable()))
+	if (!(boot_cpu_has(X86_FEATURE_CONSTANT_TSC) && boot_cpu_has(X86_FEATURE_NONSTOP_TSC)) &&
+	    !boot_cpu_has(X86_FEATURE_HYPERVISOR))
 		return 0;
 	return rrp_tsc_agrees() ? tsc_khz : 0;
 #else
 	return 0;
+#endif
+}
+
+/* Whether the kernel has marked the TSC unstable (since the load). */
+bool rrp_tsc_unstable(void)
+{
+#ifdef CONFIG_X86_TSC
+	return check_tsc_unstable();
+#else
+	return false;
 #endif
 }
 

@@ -83,6 +83,7 @@ const char *rrp_irqaction_name(const struct irqaction *action);
 const void *rrp_irq_counted_action(unsigned int irq, const struct irqaction *action, bool *hidden);
 bool rrp_in_nmi(void);
 unsigned int rrp_tsc_khz(void);
+bool rrp_tsc_unstable(void);
 void rrp_unwind_start(struct unwind_state *state, struct pt_regs *regs);
 bool rrp_unwind_done(struct unwind_state *state);
 void rrp_unwind_start_here(struct unwind_state *state);

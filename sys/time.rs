@@ -1,37 +1,71 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The clocks latencies, intervals and log rate limits are measured with: a safe wrapper over
-//! `ktime_get_mono_fast_ns()`, and [`Cycles`], the cheaper counter that times intervals begun and
-//! ended on one CPU.
+//! The module's clock, which latencies and interruptions are measured with: x86's TSC read in place
+//! where the kernel's TSC is fit to compare between CPUs, else `ktime_get_mono_fast_ns()`; the raw
+//! counts of the same clock ([`Cycles`]) for intervals begun and ended on one CPU; and the monotonic
+//! clock for log rate limits.
 //!
 //! C header: [`include/linux/timekeeping.h`](srctree/include/linux/timekeeping.h)
 
 use super::bindings;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use kernel::prelude::*;
+
+/// Nanoseconds per TSC count, times 2^32, when the TSC is the module's clock; 0 when
+/// `ktime_get_mono_fast_ns()` is. Set once by [`init`], at load, before any probe can read a clock, and
+/// never changed: every reading the module compares comes from the same clock.
+static TSC_MULT: AtomicU64 = AtomicU64::new(0);
+
+/// Chooses the module's clock, once, at load: x86's TSC where the kernel's is synchronized across
+/// CPUs, never halts, counts at a rate that never changes, and agrees with the monotonic clock
+/// (`rrp_tsc_khz()` in `sys/helpers.c` names the kernel lines), else the monotonic clock. Returns the
+/// TSC's rate in kHz if it was chosen.
+pub(crate) fn init() -> Option<u64> {
+    // SAFETY: No preconditions; process context (load): it reads CPU flags and `tsc_khz`, and spins
+    // 2 ms with preemption off.
+    let khz = u64::from(unsafe { bindings::rrp_tsc_khz() });
+    if !cfg!(target_arch = "x86_64") || khz == 0 {
+        return None;
+    }
+    TSC_MULT.store((1_000_000u64 << 32) / khz, Relaxed);
+    Some(khz)
+}
+
+/// Nanoseconds of the module's clock (see [`init`]), comparable between CPUs, callable from any
+/// context (NMI too). With the TSC, one instruction and a multiplication where
+/// `ktime_get_mono_fast_ns()` is a call, a seqcount loop and an indirect call to the clocksource's
+/// `read` (about 40 instructions, `kernel/time/timekeeping.c`).
+#[inline]
+pub(crate) fn now_ns() -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mult = TSC_MULT.load(Relaxed);
+        if mult != 0 {
+            return ((u128::from(rdtsc()) * u128::from(mult)) >> 32) as u64;
+        }
+    }
+    mono_ns()
+}
 
 /// Nanoseconds of `CLOCK_MONOTONIC`, the same on every CPU, callable from any context (NMI too).
 ///
 /// It is what BPF's `bpf_ktime_get_ns()` (bpftrace's `nsecs`) and ftrace's `mono` trace clock read, so
 /// intervals measured here and there compare.
 #[inline]
-pub(crate) fn now_ns() -> u64 {
+pub(crate) fn mono_ns() -> u64 {
     // SAFETY: No preconditions; it only reads the timekeeper (NMI-safe).
     unsafe { bindings::ktime_get_mono_fast_ns() }
 }
 
-/// Milliseconds of the same clock.
+/// Milliseconds of the monotonic clock.
 #[inline]
 pub(crate) fn now_ms() -> i64 {
-    (now_ns() / 1_000_000) as i64
+    (mono_ns() / 1_000_000) as i64
 }
 
-/// A counter for intervals that begin and end on the same CPU (an interrupt handler, a softirq, a
-/// queued call): x86's TSC read in place, where it counts at a constant rate, else [`now_ns`].
-///
-/// `ktime_get_mono_fast_ns()` is a call, a seqcount loop and an indirect call to the clocksource's
-/// `read` (about 40 instructions on x86 when that is the TSC, `kernel/time/timekeeping.c`); the TSC
-/// read in place is one instruction, and a difference of two readings becomes nanoseconds by one
-/// multiplication. Readings of one CPU compare only with readings of the same CPU, taken with the same
-/// `Cycles`: the choice is made once, at load, and kept.
+/// The module's clock for intervals that begin and end on the same CPU (an interrupt handler, a
+/// softirq, a queued call), read raw: the TSC's counts where it is the module's clock, converted to
+/// nanoseconds once per interval; else [`now_ns`].
 #[derive(Clone, Copy)]
 pub(crate) struct Cycles {
     /// Whether readings are the TSC's (else [`now_ns`]'s).
@@ -41,28 +75,15 @@ pub(crate) struct Cycles {
 }
 
 impl Cycles {
-    /// The TSC where the kernel's TSC counts at a rate that never changes (`rrp_tsc_khz()`, see
-    /// `sys/helpers.c`), else the monotonic clock (a count is a nanosecond).
+    /// The counter of the module's clock ([`init`] has run).
     pub(crate) fn new() -> Self {
-        // SAFETY: No preconditions; it reads boot CPU flags and `tsc_khz`.
-        let khz = u64::from(unsafe { bindings::rrp_tsc_khz() });
-        if cfg!(target_arch = "x86_64") && khz != 0 {
-            Self {
-                tsc: true,
-                mult: (1_000_000u64 << 32) / khz,
-            }
-        } else {
-            Self {
+        match TSC_MULT.load(Relaxed) {
+            0 => Self {
                 tsc: false,
                 mult: 1 << 32,
-            }
+            },
+            mult => Self { tsc: true, mult },
         }
-    }
-
-    /// The TSC's rate in kHz if it is what this counter reads.
-    pub(crate) fn tsc_khz(&self) -> Option<u64> {
-        self.tsc
-            .then(|| ((1_000_000u128 << 32) / u128::from(self.mult.max(1))) as u64)
     }
 
     /// The counter now (comparable only with this CPU's readings).
@@ -96,4 +117,19 @@ fn rdtsc() -> u64 {
             options(nomem, nostack, preserves_flags));
     }
     (u64::from(hi) << 32) | u64::from(lo)
+}
+
+/// Whether the TSC is the module's clock and the kernel has marked it unstable since the load (a CPU
+/// brought up out of sync, an idle state that stops it): readings compared between CPUs may then be
+/// off until the module is loaded again. Logged once. Process context (a file's read).
+pub(crate) fn stale() -> bool {
+    static LOGGED: AtomicBool = AtomicBool::new(false);
+    // SAFETY: No preconditions; it reads a flag of the kernel's.
+    if TSC_MULT.load(Relaxed) == 0 || !unsafe { bindings::rrp_tsc_unstable() } {
+        return false;
+    }
+    if !LOGGED.swap(true, Relaxed) {
+        pr_warn!("the kernel marked the TSC unstable after the load: latencies between CPUs may be off until the module is loaded again\n");
+    }
+    true
 }

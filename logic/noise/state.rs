@@ -86,9 +86,9 @@ pub(crate) const TIMED_SOFTIRQS: bool = !cfg!(CONFIG_PREEMPT_RT);
 /// Each CPU's intervals in progress and slot keys, and whether the IPI entries start intervals.
 pub(crate) struct Noise {
     pub(super) state: PerCpuBlock<STATE>,
-    /// The counter the hard interrupts', softirqs' and queued calls' intervals are timed with: they
-    /// begin and end on one CPU. (Kernel threads' turns take the monotonic clock: a turn across a
-    /// reset counts from the window's start.)
+    /// The module's clock read raw, which the hard interrupts', softirqs' and queued calls' intervals
+    /// are timed with: they begin and end on one CPU. (Kernel threads' turns take its nanoseconds: a
+    /// turn across a reset counts from the window's start.)
     clock: Cycles,
     /// `noise_enable`: whether the interruption probes are registered, so that the IPIs' entries
     /// (shared with `received`) start intervals.
@@ -124,11 +124,6 @@ impl Noise {
                 self.state.write_on(cpu, word, 0);
             }
         }
-    }
-
-    /// The counter intervals on one CPU are timed with.
-    pub(crate) fn clock(&self) -> Cycles {
-        self.clock
     }
 
     /// Bytes of per-cpu memory the state takes on each CPU.
