@@ -66,7 +66,14 @@ impl kernel::Module for ReschedProbe {
             Engine::bytes(cpus) / 1024
         );
         match clock {
-            Some(khz) => pr_info!("clock: the TSC ({khz} kHz)\n"),
+            Some(hz) => pr_info!(
+                "clock: {} ({hz} Hz)\n",
+                if cfg!(target_arch = "x86_64") {
+                    "the TSC"
+                } else {
+                    "the architected counter"
+                }
+            ),
             None => pr_info!("clock: ktime_get_mono_fast_ns()\n"),
         }
         Ok(Self {

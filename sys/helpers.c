@@ -32,8 +32,13 @@
 #include "sched.h"	/* kernel/sched/sched.h: struct rq, cpu_of() */
 #include "helpers.h"
 #include <linux/delay.h>
+#include <linux/math64.h>
 #ifdef CONFIG_X86_TSC
 #include <asm/tsc.h>
+#endif
+#if defined(CONFIG_ARM64) && defined(CONFIG_ARM_ARCH_TIMER)
+#include <asm/sysreg.h>
+#include <clocksource/arm_arch_timer.h>
 #endif
 
 /* nr_cpu_ids (a macro when CONFIG_FORCE_NR_CPUS) */
@@ -309,35 +314,50 @@ const void *rrp_irq_counted_action(unsigned int irq, const struct irqaction *act
 /* in_nmi(): the irq tracepoints also fire in NMI flow handlers (handle_fasteoi_nmi(), kernel/irq/chip.c) */
 bool rrp_in_nmi(void) { return in_nmi(); }
 
-#ifdef CONFIG_X86_TSC
 /*
- * Whether TSC counts at tsc_khz take what the monotonic clock says they take, within 1%, over 2 ms
- * on one CPU at load (whatever the clocksource: kvm-clock, HPET, the TSC itself).
+ * The counter the module's clock reads (sys/time.rs): x86's TSC (the Rust side reads it in place; this
+ * reading is for the check at load), arm64's through the kernel's arch_timer_read_counter, which
+ * carries the workarounds of the CPU's counter errata (drivers/clocksource/arm_arch_timer.c).
  */
-static bool rrp_tsc_agrees(void)
+u64 rrp_counter(void)
+{
+#if defined(CONFIG_X86_TSC)
+	return rdtsc();
+#elif defined(CONFIG_ARM64) && defined(CONFIG_ARM_ARCH_TIMER)
+	return arch_timer_read_counter();
+#else
+	return 0;
+#endif
+}
+
+/*
+ * Whether counts at `hz` take what the monotonic clock says they take, within 1%, over 2 ms on one
+ * CPU at load (whatever the clocksource: kvm-clock, HPET, the counter itself).
+ */
+static bool rrp_counter_agrees(u64 hz)
 {
 	u64 c, ns, expect;
 
 	preempt_disable();
-	c = rdtsc();
+	c = rrp_counter();
 	ns = ktime_get_mono_fast_ns();
 	mdelay(2);
-	c = rdtsc() - c;
+	c = rrp_counter() - c;
 	ns = ktime_get_mono_fast_ns() - ns;
 	preempt_enable();
-	expect = div_u64(c * 1000000ULL, tsc_khz);
+	expect = div64_u64(c * NSEC_PER_SEC, hz);
 	if (expect > ns + ns / 100 || expect + ns / 100 < ns) {
-		pr_warn("resched_probe: noise/: the TSC at %u kHz counted %llu ns in %llu ns of the monotonic clock: not used\n",
-			tsc_khz, expect, ns);
+		pr_warn("resched_probe: the counter at %llu Hz counted %llu ns in %llu ns of the monotonic clock: not used\n",
+			hz, expect, ns);
 		return false;
 	}
 	return true;
 }
-#endif
 
 /*
- * The TSC's rate in kHz if it may be the module's clock (sys/time.rs), else 0. Its readings must compare
- * between CPUs and stand for the same time everywhere and always:
+ * The rate in Hz of the counter the module's clock may read (sys/time.rs), else 0. Its readings must
+ * compare between CPUs and stand for the same time everywhere and always.
+ * x86, the TSC:
  * - synchronized between CPUs, and not halting in idle: the kernel marks it unstable when its CPUs'
  *   TSCs are not (tsc.c: "TSCs unsynchronized", 6.12 line 1556, 7.3 line 1552; tsc_sync.c:
  *   "check_tsc_sync_source failed", 346 and 347, for a CPU brought up later) and when an idle state
@@ -346,23 +366,29 @@ static bool rrp_tsc_agrees(void)
  *   arch/x86/kernel/cpu/intel.c and amd.c) with NONSTOP_TSC; without CONSTANT_TSC the kernel follows
  *   rate changes only through a cpufreq notifier, which marks it unstable at the first
  *   (time_cpufreq_notifier(), tsc.c). In a guest the hypervisor keeps the rate and keeps it counting
- *   while a vCPU halts, so a guest's TSC qualifies without them (QEMU's TCG CPUs have neither);
- * - and its counts at tsc_khz must agree with the monotonic clock at load (rrp_tsc_agrees()).
- * A TSC the kernel marks unstable after the load stays the module's clock until it is loaded again
+ *   while a vCPU halts, so a guest's TSC qualifies without them (QEMU's TCG CPUs have neither).
+ * arm64, the architected counter: one system counter for every CPU, at a fixed frequency, which
+ * CNTFRQ_EL0 gives (the kernel takes the same register, arch_timer_detect_rate(), unless firmware
+ * gives a "clock-frequency" over a wrong one: the check below catches that).
+ * Both: the counts at that rate must agree with the monotonic clock at load (rrp_counter_agrees()). A
+ * TSC the kernel marks unstable after the load stays the module's clock until it is loaded again
  * (sys/time.rs, stale()).
  */
-unsigned int rrp_tsc_khz(void)
+u64 rrp_clock_hz(void)
 {
-#ifdef CONFIG_X86_TSC
+	u64 hz = 0;
+
+#if defined(CONFIG_X86_TSC)
 	if (!boot_cpu_has(X86_FEATURE_TSC) || !tsc_khz || check_tsc_unstable())
 		return 0;
 	if (!(boot_cpu_has(X86_FEATURE_CONSTANT_TSC) && boot_cpu_has(X86_FEATURE_NONSTOP_TSC)) &&
 	    !boot_cpu_has(X86_FEATURE_HYPERVISOR))
 		return 0;
-	return rrp_tsc_agrees() ? tsc_khz : 0;
-#else
-	return 0;
+	hz = tsc_khz * 1000ULL;
+#elif defined(CONFIG_ARM64) && defined(CONFIG_ARM_ARCH_TIMER)
+	hz = read_sysreg(cntfrq_el0);
 #endif
+	return hz && rrp_counter_agrees(hz) ? hz : 0;
 }
 
 /* Whether the kernel has marked the TSC unstable (since the load). */
