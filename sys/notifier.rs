@@ -16,7 +16,7 @@ use super::cpu;
 use super::module::ModuleRef;
 use super::task::{self, Current, NewTask, Task, Woken};
 use core::sync::atomic::{
-    AtomicBool, AtomicU64, AtomicUsize,
+    AtomicBool, AtomicPtr, AtomicU64, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use kernel::ffi::c_int;
@@ -44,6 +44,9 @@ struct PreemptNotifier<H: Handler> {
     #[pin]
     n: Opaque<bindings::preempt_notifier>,
     index: usize,
+    /// The task it is registered on (stored before each registration): the trampolines' `current`,
+    /// without a call to C (see [`sched_in`]).
+    owner: AtomicPtr<bindings::task_struct>,
     handler: H,
 }
 
@@ -63,6 +66,7 @@ impl<H: Handler> PreemptNotifier<H> {
             // SAFETY: `n` is writable storage for a notifier; `preempt_notifier_init` only stores `ops`.
             n <- Opaque::ffi_init(move |n| unsafe { bindings::rrp_preempt_notifier_init(n, ops) }),
             index,
+            owner: AtomicPtr::new(core::ptr::null_mut()),
             handler,
         })
     }
@@ -284,6 +288,7 @@ impl<H: Handler> Notifiers<H> {
             return Ok(false);
         }
         let slot = self.claim()?;
+        slot.owner.store(me.as_raw(), Relaxed);
         cpu::pinned(|cpu| {
             start(&slot.handler, cpu);
             // SAFETY: The slot is claimed (so not registered) and pinned; `Current` is the calling task
@@ -299,6 +304,7 @@ impl<H: Handler> Notifiers<H> {
     /// No allocation, no lock.
     pub(crate) fn attach_new(&self, child: &NewTask<'_>, start: impl FnOnce(&H)) -> Result {
         let slot = self.claim()?;
+        slot.owner.store(child.as_raw(), Relaxed);
         start(&slot.handler);
         // SAFETY: The slot is claimed and pinned; nothing walks `child`'s list before it first runs
         // (`NewTask`); `child` unregisters it in `detach` (type invariant).
@@ -364,8 +370,14 @@ impl<H: Handler> Drop for Notifiers<H> {
 unsafe extern "C" fn sched_in<H: Handler>(n: *mut bindings::preempt_notifier, cpu: c_int) {
     // SAFETY: `n` is the first field of a live `PreemptNotifier<H>` (type invariant).
     let this = unsafe { &*n.cast::<PreemptNotifier<H>>() };
-    // SAFETY: Used only within this call.
-    let me = unsafe { task::current() };
+    // SAFETY: The scheduler calls a notifier only from the list of `current`, the task switched in
+    // (`fire_sched_in_preempt_notifiers(current)` in finish_task_switch(), walking `curr`'s list:
+    // kernel/sched/core.c, 6.12 lines 5247 and 4916-4921, 7.3 lines 5400 and 5042-5047), and a
+    // notifier is on its owner's list only, from the registration that follows the owner's store
+    // (`attach`, `attach_new`) to its unregistration, so the owner is `current`, live during this
+    // call. (A reading on this CPU of a store made before the registration: the list that led here
+    // was written after it, and reached this CPU through the scheduler's locks.)
+    let me = unsafe { task::from_raw(this.owner.load(Relaxed)) };
     this.handler.sched_in(cpu as usize, me);
 }
 
@@ -382,7 +394,9 @@ unsafe extern "C" fn sched_out<H: Handler>(
     let this = unsafe { &*n.cast::<PreemptNotifier<H>>() };
     // SAFETY: The scheduler holds `next` for the duration of the switch.
     let next = unsafe { task::from_raw(next) };
-    // SAFETY: Used only within this call.
-    let prev = unsafe { task::current() };
+    // SAFETY: As in `sched_in`: the scheduler walks the list of the task switched out, still
+    // `current` (`fire_sched_out_preempt_notifiers(prev, next)` in prepare_task_switch(): 6.12 lines
+    // 5163 and 4931-4937, 7.3 lines 5316 and 5057-5063), and that is the owner.
+    let prev = unsafe { task::from_raw(this.owner.load(Relaxed)) };
     this.handler.sched_out(prev, next);
 }
