@@ -155,12 +155,8 @@ for w in results["workloads"]:
         targets.append(f"- {w}: latency recording adds {lat:,.0f} ns/op to the module (module / module_nolatency "
                        f"= {ratio:.3f}) vs bpftrace computing the same histograms {bl:,.0f} ns/op "
                        f"(target < 1.0x): {verdict(lat < bl, bl, w=w)}")
-sw = results["workloads"].get("switch", {})
-if "module_attached" in sw and "module" in sw:
-    att = sw["module_attached"]["ns_per_op_median"] / sw["module"]["ns_per_op_median"]
-    diff = sw["module_attached"]["ns_per_op_median"] - sw["module"]["ns_per_op_median"]
-    targets.append(f"- switch: module_attached / module = {att:.3f} (target <= 1.01): "
-                   f"{verdict(att <= 1.01, diff, w='switch')}")
+# Attaching's target (issue 23: module_attached / module <= 1.05 on switch; an older line here said 1.01)
+# is judged once, below, with the always-on targets.
 lines += ["Targets:", *targets, ""]
 
 # The always-on targets: the module as loaded (latency recording on) against the alternatives and the floor
@@ -203,6 +199,7 @@ for w in results["workloads"]:
                 f"{cell('vs_hist', '{:.2f}x')} | {cell('vs_floor', '{:.1f}x')} | {cell('counting_vs_floor', '{:.1f}x')} | "
                 f"{cell('handler_above_floor', '{:,.0f}')} | {m - over(w, 'module_nonoise'):,.0f} |")
 att_line = []
+sw = results["workloads"].get("switch", {})
 if "module_attached" in sw and "module" in sw:
     att = sw["module_attached"]["ns_per_op_median"] / sw["module"]["ns_per_op_median"]
     diff = sw["module_attached"]["ns_per_op_median"] - sw["module"]["ns_per_op_median"]
