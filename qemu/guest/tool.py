@@ -215,6 +215,95 @@ def exited_bounded(c):
             and f"{pids[-1]} sh" in " ".join(text.split()), text[:800])
 
 
+def folded_of(text):
+    """The folded lines a stacks/<tag> file should give, computed here from the file: frames outermost
+    first without their +0x offsets, equal stacks added together."""
+    out, frames = {}, []
+    for line in text.splitlines()[1:]:
+        line = line.strip()
+        m = re.match(r"^(\d+) hits on CPUs ", line)
+        if m:
+            key = ";".join(re.sub(r"\+0x[0-9a-f]+(?= |$)", "", f) for f in reversed(frames))
+            out[key] = out.get(key, 0) + int(m.group(1))
+            frames = []
+        elif line:
+            frames.append(line)
+    return sorted(f"{k} {v}" for k, v in out.items())
+
+
+def svg_texts(path):
+    """The texts of an SVG's <text> and <title> elements (the SVG must parse)."""
+    import xml.etree.ElementTree as ET
+    root = ET.parse(path).getroot()
+    return ["".join(e.itertext()).strip() for e in root.iter()
+            if e.tag.rsplit("}", 1)[-1] in ("text", "title")]
+
+
+def pictures(c, g, tool):
+    """stacks --folded/--svg and plot: the numbers in them are the files'."""
+    if not os.path.isdir(f"{D}/stacks"):
+        c.check("stacks/ exists for the pictures (x86-64 only)", False, "no stacks/")
+        return
+    was = read(f"{D}/stacks_enable").strip().encode()
+    write_errno(f"{D}/stacks_enable", b"1")
+    run([g.load, "busypong", "0", "1", "300"])
+    # Recording off: the tables stand still while the tool and this test read them.
+    write_errno(f"{D}/stacks_enable", b"0")
+    for tag in ("RES", "WKL"):
+        text = read(f"{D}/stacks/{tag}")
+        r = run([tool, "stacks", tag, "--folded"])
+        got = r.stdout.splitlines()
+        want = folded_of(text)
+        table = sum(int(m) for m in re.findall(r"^\s+(\d+) hits on CPUs", text, re.M))
+        total = sum(int(l.rsplit(" ", 1)[1]) for l in got) if r.returncode == 0 else -1
+        c.check(f"stacks {tag} --folded: the table's stacks outermost first, offsets dropped, equal ones added "
+                f"({len(got)} lines, {total} hits = the file's {table})",
+                r.returncode == 0 and got == want and total == table and table > 0,
+                f"{r.stderr}\ngot {got[:3]}\nwant {want[:3]}")
+        svg = f"{g.out}/stacks-{tag}.svg"
+        r = run([tool, "stacks", tag, "--svg", svg])
+        try:
+            texts = svg_texts(svg)
+        except (OSError, SyntaxError) as e:
+            texts = [f"no SVG: {e}"]
+        root = [t for t in texts if t.startswith("all (")]
+        c.check(f"stacks {tag} --svg: the flame graph parses, its root counts the table's {table:,} hits, "
+                "each outermost frame is a box",
+                r.returncode == 0 and root and root[0].startswith(f"all ({table:,} hits")
+                and all(any(t.startswith(l.split(";")[0] + " (") for t in texts) for l in want),
+                f"{r.stderr} {root} {texts[:5]}")
+    write_errno(f"{D}/stacks_enable", was)
+
+    def cal_total():
+        t = read(f"{D}/matrix")
+        block = t.split("CAL:", 1)[1]
+        return sum(int(v) for l in block.splitlines() if re.match(r"^CPU\d+:", l) for v in l.split()[1:])
+    before = cal_total()
+    svg = f"{g.out}/matrix.svg"
+    r = run([tool, "plot", "matrix", "--svg", svg])
+    after = cal_total()
+    texts = svg_texts(svg) if r.returncode == 0 else []
+    cap = [int(m.group(1).replace(",", "")) for t in texts if (m := re.match(r"^CAL: ([\d,]+) function", t))]
+    cpus = sorted(int(x[3:]) for x in set(texts) if re.fullmatch(r"CPU\d+", x))
+    online = parse_table(read(f"{D}/ipi"))[0]
+    c.check(f"plot matrix: the CAL heat map's total ({cap}) lies between the file's before and after "
+            f"({before}..{after}), its labels are the online CPUs ({cpus})",
+            r.returncode == 0 and len(cap) == 1 and before <= cap[0] <= after and cpus == online,
+            f"{r.stderr} {texts[:8]}")
+    svg = f"{g.out}/pairs.svg"
+    r = run([tool, "plot", "pairs", "-n", "8", "--svg", svg])
+    texts = svg_texts(svg) if r.returncode == 0 else []
+    labels = [t for t in texts if re.fullmatch(r"(RES|CFS|CFM|RSC|WKL|NIP) CPU\d+ -> CPU\d+", t)]
+    c.check(f"plot pairs -n 8: 8 bars labelled kind, sender and target ({len(labels)})",
+            r.returncode == 0 and len(labels) == 8, f"{r.stderr} {texts[:12]}")
+    svg = f"{g.out}/latency-resched.svg"
+    r = run([tool, "plot", "latency", "resched", "--svg", svg])
+    texts = svg_texts(svg) if r.returncode == 0 else []
+    c.check("plot latency resched: one panel per histogram (@local, @remote, @lazy)",
+            r.returncode == 0 and all(any(t.startswith(f"latency/resched @{h}: count") for t in texts)
+                                      for h in ("local", "remote", "lazy")), f"{r.stderr} {texts[:3]}")
+
+
 def main(c, g):
     tool = f"{g.repo}/tools/resched/target/release/resched"
     c.check("the tool is built (make builds it beside the module)", os.access(tool, os.X_OK), tool)
@@ -404,6 +493,8 @@ def main(c, g):
     tree.stdin.write("go\n")
     tree.stdin.close()
     tree.wait(timeout=60)
+
+    pictures(c, g, tool)
 
     # --- errors: a message and a non-zero exit, never a panic -----------------------------------------------
     r = run(["env", "RESCHED_DIR=/nonexistent", tool, "show"])

@@ -5,7 +5,9 @@ mod export;
 mod module;
 mod noise;
 mod parse;
+mod plot;
 mod snapshot;
+mod stacks;
 mod stat;
 mod top;
 
@@ -78,6 +80,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A stack table (stacks/TAG: RES, CFS, CFM, RSC, WKL) in the folded format of FlameGraph and
+    /// inferno (`frame;frame count`, outermost first), or drawn as a flame graph.
+    Stacks {
+        /// The tag: the file under stacks/.
+        tag: String,
+        /// Write the folded lines to standard output (the default without --svg).
+        #[arg(long)]
+        folded: bool,
+        /// Draw the flame graph into FILE (SVG).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Keep each frame's offset (`+0x1f`): calls of one function from different places stay apart.
+        #[arg(long)]
+        offsets: bool,
+    },
+    /// Pictures of the tables, as SVG: the sender x target heat map, the busiest pairs, the latency
+    /// histograms.
+    Plot {
+        #[command(subcommand)]
+        what: plot::What,
+    },
     /// Write the numbers for node_exporter's textfile collector (DIR/resched.prom, replaced
     /// atomically).
     Export {
@@ -123,6 +146,13 @@ fn main() -> ExitCode {
             duration,
             json,
         } => noise::run(cpu, duration, json).map(|()| 0),
+        Command::Stacks {
+            tag,
+            folded,
+            svg,
+            offsets,
+        } => stacks::run(&tag, folded, svg.as_deref(), offsets).map(|()| 0),
+        Command::Plot { what } => plot::run(what).map(|()| 0),
         Command::Export {
             dir,
             interval,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The tool end to end, as a user runs it, on a debugfs-shaped tree made of files saved from a guest
-//! run (`tests/fixtures/`, `latency_ipi` standing for `latency/ipi`): `show`, `show --json`,
-//! `export --prometheus`, and the errors. No module and no root needed.
+//! run (`tests/fixtures/`, `latency_ipi` standing for `latency/ipi`, `stacks_RES` for `stacks/RES`):
+//! `show`, `show --json`, `export --prometheus`, `stacks`, `plot`, and the errors. No module and no root needed.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -14,13 +14,17 @@ impl Tree {
         let root = std::env::temp_dir().join(format!("resched-cli-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("latency")).unwrap();
+        std::fs::create_dir_all(root.join("stacks")).unwrap();
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
         for entry in std::fs::read_dir(&fixtures).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name().into_string().unwrap();
-            let dest = match name.strip_prefix("latency_") {
-                Some(file) => root.join("latency").join(file),
-                None => root.join(&name),
+            let dest = if let Some(file) = name.strip_prefix("latency_") {
+                root.join("latency").join(file)
+            } else if let Some(file) = name.strip_prefix("stacks_") {
+                root.join("stacks").join(file)
+            } else {
+                root.join(&name)
             };
             std::fs::copy(entry.path(), dest).unwrap();
         }
@@ -128,5 +132,166 @@ fn errors_are_one_line_and_exit_2() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     // A bad option is clap's usage error.
     let out = resched(&tree.0, &["top", "-d", "-1"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// The stack counts of a `stacks/<tag>` file (the `N hits on CPUs` lines).
+fn stack_counts(file: &str) -> Vec<u64> {
+    file.lines()
+        .filter_map(|l| l.trim().split_once(" hits on CPUs "))
+        .map(|(n, _)| n.parse().unwrap())
+        .collect()
+}
+
+/// The texts of an SVG's `<text>` and `<title>` elements.
+fn svg_texts(svg: &str) -> Vec<String> {
+    let opt = roxmltree::ParsingOptions {
+        allow_dtd: true,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(svg, opt).expect("the SVG parses");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text") || n.has_tag_name("title"))
+        .map(|n| {
+            n.descendants()
+                .filter(|d| d.is_text())
+                .filter_map(|d| d.text())
+                .collect::<String>()
+                .trim()
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn stacks_folded_counts_are_the_tables() {
+    let tree = Tree::new("stacks");
+    let out = resched(&tree.0, &["stacks", "RES", "--folded"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let folded = text(&out.stdout);
+    let file = std::fs::read_to_string(tree.0.join("stacks/RES")).unwrap();
+    let want: u64 = stack_counts(&file).iter().sum();
+    let mut sum = 0;
+    for line in folded.lines() {
+        let (stack, n) = line.rsplit_once(' ').unwrap();
+        sum += n.parse::<u64>().unwrap();
+        // Outermost first: the syscall entry or the interrupt before, the probed function last.
+        assert!(stack.ends_with(";__resched_curr"), "{line}");
+        assert!(!stack.contains("+0x"), "{line}");
+    }
+    assert_eq!(sum, want, "{folded}");
+    assert!(folded.contains(
+        "entry_SYSCALL_64_after_hwframe;do_syscall_64;ksys_write;vfs_write;anon_pipe_write;"
+    ));
+    // The flame graph: every frame a box titled with its hits, the root the table's total.
+    let svg = tree.0.join("res.svg");
+    let out = resched(&tree.0, &["stacks", "RES", "--svg", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with(&format!("all ({} hits", thousands(want)))),
+        "{texts:?}"
+    );
+    assert!(texts
+        .iter()
+        .any(|t| t.starts_with("hrtimer_interrupt (26 hits")));
+    // No such tag: the module's file is missing, one line and exit 2.
+    let out = resched(&tree.0, &["stacks", "NOPE"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("does not exist"));
+}
+
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn plot_matrix_labels_the_cpus_and_says_the_totals() {
+    let tree = Tree::new("matrix");
+    let svg = tree.0.join("m.svg");
+    let out = resched(&tree.0, &["plot", "matrix", "--svg", svg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    // The fixture: RES 1 IPI in all; CAL 306 (86 + 87 + 90 + 8 + 1 + 14 + 3 + 2 + 1 + 8 + 1 + 5).
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("RES: 1 reschedule IPIs")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("CAL: 306 function call IPIs")),
+        "{texts:?}"
+    );
+    for cpu in 0..4 {
+        assert!(
+            texts.iter().filter(|t| **t == format!("CPU{cpu}")).count() >= 4,
+            "{texts:?}"
+        );
+    }
+    // Each nonzero cell carries its count (4 CPUs: small enough to print them).
+    for v in ["86", "87", "90", "14"] {
+        assert!(texts.iter().any(|t| t == v), "{v} {texts:?}");
+    }
+}
+
+#[test]
+fn plot_pairs_and_latency() {
+    let tree = Tree::new("pairs");
+    let svg = tree.0.join("p.svg");
+    let out = resched(
+        &tree.0,
+        &["plot", "pairs", "-n", "5", "--svg", svg.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    let file = std::fs::read_to_string(tree.0.join("pairs")).unwrap();
+    let mut rows: Vec<(u64, String)> = file
+        .lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let n = w.first()?.parse().ok()?;
+            (w.len() == 4).then(|| (n, format!("{} {} -> {}", w[1], w[2], w[3])))
+        })
+        .collect();
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0));
+    let top: u64 = rows.iter().take(5).map(|r| r.0).sum();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains(&format!(": {} of ", thousands(top)))),
+        "{top} {texts:?}"
+    );
+    for (n, label) in rows.iter().take(5) {
+        assert!(texts.iter().any(|t| t == label), "{label} {texts:?}");
+        assert!(
+            texts.iter().any(|t| t.trim() == n.to_string()),
+            "{n} {texts:?}"
+        );
+    }
+    let out = resched(
+        &tree.0,
+        &["plot", "latency", "resched", "--svg", svg.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let texts = svg_texts(&std::fs::read_to_string(&svg).unwrap());
+    assert!(
+        texts.iter().any(|t| t
+            == "latency/resched @local: count 3,341 (ns), p50 in [64K, 128K), p99 in [512K, 1M)"),
+        "{texts:?}"
+    );
+    let out = resched(&tree.0, &["plot", "latency", "nope", "--svg", "x.svg"]);
     assert_eq!(out.status.code(), Some(2));
 }
