@@ -19,6 +19,8 @@
 #   KVER=7.3        any of these against Debian's 7.3 kernel (trixie-backports' linux-source-7.3, fetched by
 #                   scripts/linux-source.sh) instead of 6.12: its module builds in .build-7.3-<config>/
 #   make -s kdir    print the kernel build tree;  make -s kimage   print its bzImage
+#   make install | install-tool | install-boot | dkms   install the module (extra/), the tool (completions,
+#                   man pages), the boot-time load, or the module through DKMS: docs/install.md
 #   make rust-analyzer | fmt | fmtcheck | clippy | clean
 
 KCONFIG ?= default
@@ -69,7 +71,8 @@ ifeq ($(KDIR),$(CACHED_KDIR))
 KERNEL_DEP := kernel
 endif
 
-.PHONY: testmod testmod-ko fallback default modules tool tool-check unit kernel kdir kimage setup run check check-build test bench bench-modules \
+.PHONY: install install-tool install-boot dkms mod-srcs \
+	testmod testmod-ko fallback default modules tool tool-check unit kernel kdir kimage setup run check check-build test bench bench-modules \
 	stress sources ko rust-analyzer fmt fmtcheck clippy clean check-arm64 check-rt
 
 default: modules tool
@@ -196,6 +199,34 @@ stress:
 # The module built for KCONFIG.
 ko:
 	@echo $(RRP_KO)
+
+# The module's source files, for scripts/dkms.sh (what DKMS copies to /usr/src).
+mod-srcs:
+	@echo $(MOD_SRCS)
+
+# Installing (docs/install.md). `make install`: the built module into /lib/modules/<release>/extra/ of
+# INSTALL_MOD_PATH (default /), then depmod. `make install-tool`: the tool into PREFIX/bin (default
+# /usr/local), its bash, zsh and fish completions and man pages, generated from its clap definitions.
+# `make install-boot`: /etc/modules-load.d/resched_probe.conf (loaded at every boot). `make dkms`: DKMS
+# builds and installs it for KDIR's kernel now and rebuilds it after kernel upgrades (scripts/dkms.sh).
+PREFIX ?= /usr/local
+install: modules
+	$(KMAKE) modules_install INSTALL_MOD_DIR=extra $(if $(INSTALL_MOD_PATH),INSTALL_MOD_PATH=$(INSTALL_MOD_PATH))
+
+install-tool: tool
+	install -D -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/resched
+	mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+		$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d $(DESTDIR)$(PREFIX)/share/man/man1
+	$(TOOL) completions bash >$(DESTDIR)$(PREFIX)/share/bash-completion/completions/resched
+	$(TOOL) completions zsh >$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_resched
+	$(TOOL) completions fish >$(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/resched.fish
+	$(TOOL) manpages $(DESTDIR)$(PREFIX)/share/man/man1
+
+install-boot:
+	install -D -m 644 $(REPO)/dkms/resched_probe.conf $(DESTDIR)/etc/modules-load.d/resched_probe.conf
+
+dkms:
+	$(REPO)/scripts/dkms.sh install $(KDIR)
 
 # The benchmark: one guest run, every configuration interleaved; writes bench/out/ (7.3: bench/out-7.3/).
 # The reference modules build in bench/modules/ for KVER's kernel: one benchmark at a time.

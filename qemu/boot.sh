@@ -23,7 +23,8 @@
 # the machines this was built on, so TCG is the default).
 # make check: CHECK_PARTS (e.g. `latency sched`: only these parts after the load/unload checks; default all).
 # make check: RRP_TESTMOD (the race checks' test module, make testmod), RRP_FALLBACK_KO (the fallback-only build,
-# make fallback), RACES_NOTIFIER_S (20 s of notifier churn).
+# make fallback), RACES_NOTIFIER_S (20 s of notifier churn), RRP_DKMS=1 (scripts/dkms.sh installed the module
+# for this kernel: the `dkms` part modprobes it).
 # make stress: STRESS_CYCLES (200), STRESS_CHURN (2000), STRESS_HOTPLUG (10), STRESS_CONCURRENT_S (20),
 # STRESS_NOTIFIER_S (120 s of notifier churn, with every tracepoint's iterator in use for kCFI), and the
 # pacing of its load, STRESS_DUTY (25: spinners busy 25% of the time) and STRESS_PAUSE_US (2000).
@@ -126,7 +127,7 @@ set +e
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
 	vng --verbose --run "$kimage" ${qemu_bin:+--qemu "$qemu_bin"} "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root tsc=reliable${append_extra:-}" --rwdir "$out" --cwd "$repo" \
-	--exec "env RRP_KO=$ko RRP_FALLBACK_KO=${RRP_FALLBACK_KO:-} RRP_TESTMOD=${RRP_TESTMOD:-} RACES_NOTIFIER_S=${RACES_NOTIFIER_S:-20} STRESS_NOTIFIER_S=${STRESS_NOTIFIER_S:-120} CHECK_PARTS=$parts SCALE_CPUS=${SCALE_CPUS:-512} BENCH_ROUNDS=${BENCH_ROUNDS:-11} BENCH_CONFIGS=${BENCH_CONFIGS:-} BENCH_WORKLOADS=${BENCH_WORKLOADS:-} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
+	--exec "env RRP_KO=$ko RRP_FALLBACK_KO=${RRP_FALLBACK_KO:-} RRP_DKMS=${RRP_DKMS:-0} RRP_TESTMOD=${RRP_TESTMOD:-} RACES_NOTIFIER_S=${RACES_NOTIFIER_S:-20} STRESS_NOTIFIER_S=${STRESS_NOTIFIER_S:-120} CHECK_PARTS=$parts SCALE_CPUS=${SCALE_CPUS:-512} BENCH_ROUNDS=${BENCH_ROUNDS:-11} BENCH_CONFIGS=${BENCH_CONFIGS:-} BENCH_WORKLOADS=${BENCH_WORKLOADS:-} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1
 vng_rc=$?
 set -e

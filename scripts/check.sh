@@ -8,7 +8,8 @@
 #
 # x86-64: first the host unit tests (scripts/unit.sh, each test function counted) and the tool's checks;
 # build checks fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test
-# module. arm64 (cross-built, booted under qemu-system-aarch64 with an initramfs of Debian arm64
+# module; then DKMS builds and installs the module for the kernel (scripts/dkms.sh test, its checks
+# counted; the boot test's `dkms` part modprobes what it installed). arm64 (cross-built, booted under qemu-system-aarch64 with an initramfs of Debian arm64
 # packages): build checks the warning-free module, the test module and the static load generator.
 #
 # The builds run one kernel after the other (2 cores); the boots of the kernels run side by side
@@ -70,6 +71,13 @@ for k in $kernels; do
 	if [ "${PIPESTATUS[0]}" = 0 ]; then
 		log "kernel $k: build checks passed in $((SECONDS - start)) s"
 		booted+=("$k")
+		# x86's default kernels: DKMS builds and installs the module for them (the boot test's `dkms`
+		# part then modprobes it). Its checks count with the kernel's.
+		if [ "$arch" = x86 ] && [ "$kconfig" = default ]; then
+			"$repo/scripts/dkms.sh" test "$(mk -s KVER="$k" KCONFIG="$kconfig" kdir)" >"$logs/dkms-$k" 2>&1
+			echo $? >"$logs/dkms-$k.rc"
+			log "kernel $k: DKMS: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/dkms-$k" | tail -1 || echo 'no count')"
+		fi
 	else
 		log "kernel $k: build checks FAILED: its boots are left out (1 failure)"
 		echo "1" >"$logs/buildfail-$k"
@@ -84,6 +92,7 @@ boots() { # kernel: its boots one after the other (the boot test, the isolated C
 	for m in $boot_modes; do
 		# An empty BOOT_TIMEOUT is boot.sh's default.
 		KVER=$k KCONFIG=$kconfig RRP_KO=$ko RRP_FALLBACK_KO=$fko RRP_TESTMOD=$tmod BOOT_TIMEOUT=$timeout \
+			RRP_DKMS=$([ "$(cat "$logs/dkms-$k.rc" 2>/dev/null)" = 0 ] && echo 1 || echo 0) \
 			"$repo/qemu/boot.sh" "$m" >"$logs/$m-$k" 2>&1
 		echo $? >"$logs/$m-$k.rc"
 		log "kernel $k: $m boot ended: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/$m-$k" | tail -1 || echo 'no count')"
@@ -117,6 +126,11 @@ for k in $kernels; do
 		continue
 	fi
 	kp=0 kf=0
+	if [ -f "$logs/dkms-$k" ]; then
+		echo "=== kernel $k: DKMS (scripts/dkms.sh test) ==="
+		cat "$logs/dkms-$k"
+		read -r kp kf < <(counts "$logs/dkms-$k" "$(cat "$logs/dkms-$k.rc")")
+	fi
 	for m in $boot_modes; do
 		echo "=== kernel $k: $m boot ==="
 		cat "$logs/$m-$k"

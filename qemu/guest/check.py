@@ -6,6 +6,7 @@ import fnmatch
 import os
 
 import arm64
+import dkms
 import engine
 import ipi
 import latency
@@ -19,15 +20,17 @@ from lib import (D, KO_NAME, ONLINE, PREFIX, dmesg_count, guarded, insmod, modul
                  rmmod, write_errno)
 
 PARTS = [("ipi", ipi.main), ("engine", engine.main), ("fallback", engine.fallback_main), ("latency", latency.main),
-         ("sched", sched.main), ("models", models.main), ("races", races.main), ("stacks", stacks.main), ("tool", tool.main), ("noise", noise.main), ("arm64", arm64.main)]
+         ("sched", sched.main), ("models", models.main), ("races", races.main), ("stacks", stacks.main), ("tool", tool.main), ("noise", noise.main), ("arm64", arm64.main),
+         ("dkms", dkms.main)]
 # What runs when CHECK_PARTS is empty. On arm64: not latency (its oracle is bpftrace, which the arm64 root
 # lacks; arm64.py checks the receive side and delivery there), not races (its test module is built for
 # x86 only), not stacks (not recorded on arm64), not
 # the tool (built for the host), not the fallback-only build (its kprobes are on x86's send functions).
 # `noise` runs in its own boot, with CPU 3 isolated (isol.py); it can be run here too (CHECK_PARTS=noise).
-# `fallback` loads the fallback-only build (make fallback: .build-fallback/) instead of the module.
+# `fallback` loads the fallback-only build (make fallback: .build-fallback/) instead of the module;
+# `dkms` loads none: it modprobes the module DKMS installed (scripts/dkms.sh, before the boot).
 DEFAULT_PARTS = (["ipi", "engine", "sched", "arm64"] if os.uname().machine == "aarch64"
-                 else ["ipi", "engine", "fallback", "latency", "sched", "models", "races", "stacks", "tool"])
+                 else ["ipi", "engine", "fallback", "latency", "sched", "models", "races", "stacks", "tool", "dkms"])
 
 
 def cat(path):
@@ -132,6 +135,9 @@ def main(c, g):
     for name, part in PARTS:
         if name not in only:
             print(f"# the {name} checks: not run (parts: {' '.join(only)})")
+            continue
+        if name == "dkms":
+            guarded(c, f"the {name} checks", part, c, g)
             continue
         fallback_ko = os.environ.get("RRP_FALLBACK_KO") or f"{g.repo}/.build-fallback/{KO_NAME}.ko"
         ko = fallback_ko if name == "fallback" else g.ko

@@ -251,6 +251,8 @@ def pictures(c, g, tool):
     write_errno(f"{D}/stacks_enable", b"0")
     for tag in ("RES", "WKL"):
         text = read(f"{D}/stacks/{tag}")
+        with open(f"{g.out}/stacks-{tag}.txt", "w") as f:
+            f.write(text)
         r = run([tool, "stacks", tag, "--folded"])
         got = r.stdout.splitlines()
         want = folded_of(text)

@@ -11,7 +11,7 @@ mod stacks;
 mod stat;
 mod top;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -101,6 +101,18 @@ enum Command {
         #[command(subcommand)]
         what: plot::What,
     },
+    /// Shell completions for SHELL on standard output (make install-tool puts them where shells look).
+    #[command(hide = true)]
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// The man pages (resched.1 and one per subcommand, resched-stat.1 ...) into DIR.
+    #[command(hide = true)]
+    Manpages {
+        /// The folder to write them into (it must exist).
+        dir: PathBuf,
+    },
     /// Write the numbers for node_exporter's textfile collector (DIR/resched.prom, replaced
     /// atomically).
     Export {
@@ -153,6 +165,17 @@ fn main() -> ExitCode {
             offsets,
         } => stacks::run(&tag, folded, svg.as_deref(), offsets).map(|()| 0),
         Command::Plot { what } => plot::run(what).map(|()| 0),
+        Command::Completions { shell } => {
+            // Into a buffer first: clap_complete panics on a write error (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "resched", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)
+                .map_err(anyhow::Error::from)
+                .map(|()| 0)
+        }
+        Command::Manpages { dir } => clap_mangen::generate_to(Cli::command(), &dir)
+            .map_err(|e| anyhow::anyhow!("cannot write the man pages into {}: {e}", dir.display()))
+            .map(|()| 0),
         Command::Export {
             dir,
             interval,
