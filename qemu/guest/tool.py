@@ -284,6 +284,8 @@ def pictures(c, g, tool):
     svg = f"{g.out}/matrix.svg"
     r = run([tool, "plot", "matrix", "--svg", svg])
     after = cal_total()
+    with open(f"{g.out}/matrix.txt", "w") as f:
+        f.write(read(f"{D}/matrix"))
     texts = svg_texts(svg) if r.returncode == 0 else []
     cap = [int(m.group(1).replace(",", "")) for t in texts if (m := re.match(r"^CAL: ([\d,]+) function", t))]
     cpus = sorted(int(x[3:]) for x in set(texts) if re.fullmatch(r"CPU\d+", x))

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use clap::Subcommand;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::{Path, PathBuf};
 
 #[derive(Subcommand)]
@@ -146,10 +147,15 @@ fn heat_map(area: &DrawingArea<SVGBackend, Shift>, kind: &str, cells: &Cells) ->
         chart
             .draw_series(cells.iter().filter(|(_, &v)| v > 0).map(|(&(s, t), &v)| {
                 let (x, y) = (at(t), n - 1 - at(s));
+                // Centred in the cell, white on the darker half of the scale.
+                let ink = if heat(v, max).1 < 120 { WHITE } else { BLACK };
                 Text::new(
                     v.to_string(),
                     (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y)),
-                    ("sans-serif", 13).into_font().color(&BLACK),
+                    ("sans-serif", 13)
+                        .into_font()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
                 )
             }))
             .map_err(err)?;
