@@ -386,15 +386,25 @@ def main(c, g):
             n_o, n_t = count(o), count(t)
             m_o, m_t = median_low(o), median_low(t)
             text = ipi_text if name in ("RES", "CFS", "CFM") else rsc_text
+            # The script cannot tell lazy requests apart (BPFTRACE_RESCHED_ANEW): where there are some
+            # (PREEMPT_RT, the lazy model), its local intervals are the module's local and lazy ones
+            # together (7.3 RT, 2026-12-05: 1,358 + 3,682 against 4,970), and their medians differ.
+            lazy = count(ours.get("lazy", {})) if name == "local" else 0
+            both = n_o + lazy
             # bpftrace's window starts just after the reset and ends just after the reads.
-            close = abs(n_o - n_t) <= 20 + max(n_o, n_t) // 20
-            if rt_kernel() and n_t < n_o // 2:
+            close = abs(both - n_t) <= 20 + max(both, n_t) // 20
+            if rt_kernel() and n_t < both // 2:
                 # Seen on 7.3 PREEMPT_RT (2026-12-04, two runs): bpftrace's kprobe and irq_vectors programs
                 # record a fraction of a percent to a sixth of these intervals (its sched_switch script for
                 # the attached tasks, below: within 0.2% in one run, nothing in the next). Not an oracle
                 # there: not counted.
                 print(f"# {name}: not checked: bpftrace saw {n_t} intervals of the module's {n_o} "
                       "(PREEMPT_RT: it misses most of these events)")
+                continue
+            if lazy:
+                c.check(f"{name} + lazy: {n_o} + {lazy} intervals, bpftrace {n_t} (its local ones, lazy "
+                        "among them; medians not compared)",
+                        ok and n_o > 0 and summary(text, name) == n_o and close)
                 continue
             c.check(f"{name}: {n_o} intervals, bpftrace {n_t}; median bucket {m_o} vs {m_t} (within one)",
                     ok and n_o > 0 and summary(text, name) == n_o and close and within_one_bucket(m_o, m_t))
