@@ -89,14 +89,21 @@ def matrix_cal(fixture):
     return cells
 
 
-def heat_map(tool, work, env):
-    svg, png = f"{work}/matrix.svg", f"{work}/matrix.png"
-    r = subprocess.run([tool, "plot", "matrix", "--svg", svg], env=env, capture_output=True, text=True)
-    check("plot matrix draws an SVG", r.returncode == 0 and os.path.exists(svg), r.stderr)
+def draw(tool, args, name, work, env):
+    """Runs `resched ARGS --svg WORK/NAME.svg` (a check), then renders it: (screenshot, SVG root) or None."""
+    svg, png = f"{work}/{name}.svg", f"{work}/{name}.png"
+    r = subprocess.run([tool, *args, "--svg", svg], env=env, capture_output=True, text=True)
+    check(f"{' '.join(args)} draws an SVG", r.returncode == 0 and os.path.exists(svg), r.stderr)
     if r.returncode != 0:
+        return None
+    return render(svg, png, work), ET.parse(svg).getroot()
+
+
+def heat_map(tool, work, env):
+    drawn = draw(tool, ["plot", "matrix"], "matrix", work, env)
+    if not drawn:
         return
-    img = render(svg, png, work)
-    root = ET.parse(svg).getroot()
+    img, root = drawn
     # The CAL panel is the right half; its cells are the filled squares there (not the background).
     width = int(float(root.get("width")))
     rects = [e for e in root.iter() if strip(e.tag) == "rect" and float(e.get("x")) >= width / 2
@@ -129,14 +136,10 @@ def heat_map(tool, work, env):
 
 
 def bars(tool, work, env):
-    svg, png = f"{work}/pairs.svg", f"{work}/pairs.png"
-    r = subprocess.run([tool, "plot", "pairs", "-n", "10", "--svg", svg], env=env, capture_output=True,
-                       text=True)
-    check("plot pairs draws an SVG", r.returncode == 0 and os.path.exists(svg), r.stderr)
-    if r.returncode != 0:
+    drawn = draw(tool, ["plot", "pairs", "-n", "10"], "pairs", work, env)
+    if not drawn:
         return
-    img = render(svg, png, work)
-    root = ET.parse(svg).getroot()
+    img, root = drawn
     rects = [e for e in root.iter() if strip(e.tag) == "rect" and e.get("fill", "").upper() != "#FFFFFF"
              and float(e.get("height")) > 8]
     labels = {}
@@ -165,13 +168,10 @@ def bars(tool, work, env):
 
 
 def flame(tool, work, env):
-    svg, png = f"{work}/flame.svg", f"{work}/flame.png"
-    r = subprocess.run([tool, "stacks", "RES", "--svg", svg], env=env, capture_output=True, text=True)
-    check("stacks RES --svg draws an SVG", r.returncode == 0 and os.path.exists(svg), r.stderr)
-    if r.returncode != 0:
+    drawn = draw(tool, ["stacks", "RES"], "flame", work, env)
+    if not drawn:
         return
-    img = render(svg, png, work)
-    root = ET.parse(svg).getroot()
+    img, root = drawn
     total = sum(int(m) for m in re.findall(r"^\s+(\d+) hits on CPUs", open(f"{HERE}/fixtures/stacks_RES").read(), re.M))
     frames = {}
     for g in root.iter():
