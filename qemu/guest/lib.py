@@ -352,7 +352,10 @@ def snapshot(files=("ipi", "targets", "matrix")):
     for _ in range(200):
         first = read(f"{D}/ipi")
         texts = {name: read(f"{D}/{name}") for name in files}
-        if ipi_sends(read(f"{D}/ipi")) == ipi_sends(first) and ipi_sends(texts.get("ipi", first)) == ipi_sends(first):
+        last = read(f"{D}/ipi")
+        # Read again after the others: what brackets them when they never stand still (PREEMPT_RT).
+        texts["ipi+"], texts["targets+"] = last, read(f"{D}/targets")
+        if ipi_sends(last) == ipi_sends(first) and ipi_sends(texts.get("ipi", first)) == ipi_sends(first):
             return texts, True
         time.sleep(0.05)
     return texts, False
