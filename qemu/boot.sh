@@ -10,6 +10,9 @@
 #   qemu/boot.sh stress  the stress test (make stress)
 #   qemu/boot.sh scale   a guest with 512 possible CPUs (SCALE_CPUS; 4 online): load, read every file,
 #                        reset, unload
+#   qemu/boot.sh isol    CPU 3 isolated (isolcpus=3 nohz_full=3 rcu_nocbs=3): noise/ there
+#   qemu/boot.sh systemd systemd as init (KCONFIG=systemd's kernel): the module DKMS installed, loaded at
+#                        boot from /etc/modules-load.d (make check-systemd installs both first)
 #
 # With KCONFIG=arm64 (make check-arm64): the arm64 kernel under qemu-system-aarch64 (TCG, `virt` with
 # GICv3, a Cortex-A57 per vCPU), its root an initramfs of Debian arm64 packages (scripts/arm64-root.sh),
@@ -58,12 +61,16 @@ case "$mode" in
 	# CPU 3 isolated as its users isolate theirs: out of the scheduler's domains and without its tick
 	# while it runs one task (the kernel has CONFIG_NO_HZ_FULL); its RCU callbacks go elsewhere.
 	isol) append_extra=" isolcpus=3 nohz_full=3 rcu_nocbs=3"; : "${BOOT_TIMEOUT:=1200}" ;;
-	*) echo "boot.sh: unknown mode '$mode' (check, run, bench, stress, scale or isol)" >&2; exit 2 ;;
+	# systemd as init (vng --systemd) on the kernel built for it (KCONFIG=systemd), booted as an installed
+	# kernel: from a copy of its image outside its tree, so that the guest's /lib/modules is the host's,
+	# where scripts/dkms.sh installed the module; the guest part (systemd.py) runs once systemd is up.
+	systemd) kconfig=systemd; vng_extra=(--systemd); : "${BOOT_TIMEOUT:=900}" ;;
+	*) echo "boot.sh: unknown mode '$mode' (check, run, bench, stress, scale, isol or systemd)" >&2; exit 2 ;;
 esac
 # The guest's Python: the system's (the guest shares the host's root, without a login's PATH).
 python=/usr/bin/python3
 
-kimage=$("$repo/scripts/kernel.sh" kimage "${KCONFIG:-default}")
+kimage=$("$repo/scripts/kernel.sh" kimage "$kconfig")
 [ -f "$kimage" ] || { echo "boot.sh: no kernel at $kimage (run 'make kernel')" >&2; exit 1; }
 ko=${RRP_KO:-$repo/resched_probe.ko}
 [ -f "$ko" ] || { echo "boot.sh: no $ko (run 'make')" >&2; exit 1; }
@@ -76,6 +83,10 @@ cache=$RRP_CACHE
 mkdir -p "$cache/runs"
 out=$(mktemp -d "$cache/runs/$mode.XXXXXX")
 console="$out/console.log"
+if [ "$mode" = systemd ]; then
+	cp "$kimage" "$out/vmlinuz"
+	kimage=$out/vmlinuz
+fi
 
 # Single-threaded TCG (all vCPUs on one host thread) by default: slower, but kprobe arming/disarming
 # crashed multi-threaded TCG (an int3 from text_poke_bp taken after the site was restored, or a jump to
@@ -125,7 +136,7 @@ set +e
 # stdin closed and no TTY: vng must not wait for a terminal. The guest's verdict comes back in
 # $out/result, not through vng's exit code (which has been seen to be 255 after a successful script).
 timeout --kill-after=20 "${BOOT_TIMEOUT:-900}" \
-	vng --verbose --run "$kimage" ${qemu_bin:+--qemu "$qemu_bin"} "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
+	vng --verbose --run "$kimage" ${vng_extra[@]+"${vng_extra[@]}"} ${qemu_bin:+--qemu "$qemu_bin"} "${accel[@]}" --disable-microvm --cpus "${CPUS:-4}" --memory "$memory" \
 	--append "root=/dev/root tsc=reliable${append_extra:-}" --rwdir "$out" --cwd "$repo" \
 	--exec "env RRP_KO=$ko RRP_FALLBACK_KO=${RRP_FALLBACK_KO:-} RRP_DKMS=${RRP_DKMS:-0} RRP_TESTMOD=${RRP_TESTMOD:-} RACES_NOTIFIER_S=${RACES_NOTIFIER_S:-20} STRESS_NOTIFIER_S=${STRESS_NOTIFIER_S:-120} CHECK_PARTS=$parts SCALE_CPUS=${SCALE_CPUS:-512} BENCH_ROUNDS=${BENCH_ROUNDS:-11} BENCH_CONFIGS=${BENCH_CONFIGS:-} BENCH_WORKLOADS=${BENCH_WORKLOADS:-} STRESS_CYCLES=${STRESS_CYCLES:-200} STRESS_CHURN=${STRESS_CHURN:-2000} STRESS_HOTPLUG=${STRESS_HOTPLUG:-10} STRESS_DUTY=${STRESS_DUTY:-25} STRESS_PAUSE_US=${STRESS_PAUSE_US:-2000} STRESS_CONCURRENT_S=${STRESS_CONCURRENT_S:-20} $python $repo/qemu/guest/main.py $mode $repo $out" \
 	</dev/null >"$console" 2>&1

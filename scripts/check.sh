@@ -9,7 +9,8 @@
 # x86-64: first the host unit tests (scripts/unit.sh, each test function counted) and the tool's checks;
 # build checks fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test
 # module; then DKMS builds and installs the module for the kernel (scripts/dkms.sh test, its checks
-# counted; the boot test's `dkms` part modprobes what it installed). arm64 (cross-built, booted under qemu-system-aarch64 with an initramfs of Debian arm64
+# counted; the boot test's `dkms` part modprobes what it installed); with 6.12, last, the systemd boot
+# (scripts/systemd-boot.sh, with CHECK_SYSTEMD=1: the module DKMS installed, loaded at boot by systemd). arm64 (cross-built, booted under qemu-system-aarch64 with an initramfs of Debian arm64
 # packages): build checks the warning-free module, the test module and the static load generator.
 #
 # The builds run one kernel after the other (2 cores); the boots of the kernels run side by side
@@ -114,6 +115,21 @@ for k in "${booted[@]}"; do
 	fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
+# x86's default run with 6.12: then the module loaded at boot by systemd (scripts/systemd-boot.sh: its own
+# kernel, KCONFIG=systemd), alone, after the other guests, with CHECK_SYSTEMD=1 (default 0 until it has
+# been seen passing; not run is said so).
+systemd_boot=0
+if [ "$arch" = x86 ] && [ "$kconfig" = default ] && [[ " $kernels " == *" 6.12 "* ]]; then
+	if [ "${CHECK_SYSTEMD:-0}" = 1 ]; then
+		systemd_boot=1
+		log "the systemd boot (scripts/systemd-boot.sh; its kernel is built first unless cached)"
+		"$repo/scripts/systemd-boot.sh" >"$logs/systemd" 2>&1
+		echo $? >"$logs/systemd.rc"
+		log "the systemd boot: $(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$logs/systemd" | tail -1 || echo 'no count')"
+	else
+		log "the systemd boot: not run (CHECK_SYSTEMD=1 runs it; make check-systemd alone: not yet seen passing)"
+	fi
+fi
 
 passed=$unit_passed
 failed=$((shared_failed + unit_failed))
@@ -140,6 +156,13 @@ for k in $kernels; do
 	passed=$((passed + kp)) failed=$((failed + kf))
 	summary+=("kernel $k ($arch): $kp passed, $kf failed (boots: $boot_modes)")
 done
+if [ "$systemd_boot" = 1 ]; then
+	echo "=== the systemd boot (6.12, KCONFIG=systemd) ==="
+	cat "$logs/systemd"
+	read -r sp sf < <(counts "$logs/systemd" "$(cat "$logs/systemd.rc")")
+	passed=$((passed + sp)) failed=$((failed + sf))
+	summary+=("the systemd boot (6.12): $sp passed, $sf failed")
+fi
 [ "$shared_failed" = 0 ] || summary+=("the shared set-up failed (x86: the tool's checks, the load generator or QEMU 10; arm64: set-up or the guest root): 1 failure")
 printf '%s\n' "${summary[@]}"
 echo "$passed passed, $failed failed"

@@ -6,7 +6,8 @@
 #   scripts/dkms.sh add           the module's sources into /usr/src/resched-probe-VERSION and `dkms add`
 #                                 (earlier versions of resched-probe removed first, for every kernel)
 #   scripts/dkms.sh install KDIR  add, then `dkms install` for the kernel built in KDIR (its release from
-#                                 KDIR/include/config/kernel.release), which runs depmod
+#                                 KDIR/include/config/kernel.release), which runs depmod; /lib/modules/<release>
+#                                 laid out first as the kernel's package would have it
 #   scripts/dkms.sh test KDIR     the checks of make check (one `ok`/`not ok` line each, then `N passed,
 #                                 N failed`): a kernel without CONFIG_RUST refused before any build, one
 #                                 without the Rust metadata refused with what is missing, the build and
@@ -59,9 +60,21 @@ add() {
 
 release() { cat "$1/include/config/kernel.release"; }
 
+# The kernel as its package or `make modules_install` would leave it: /lib/modules/<release> with its
+# build link and the lists of built-in modules (the project's kernels are booted from their tree, never
+# installed; DKMS installs only for a kernel that is). The boot tests' guests share this root.
+layout() {
+	local kdir=$1 rel
+	rel=$(release "$kdir") || return 1
+	$SUDO mkdir -p "/lib/modules/$rel"
+	$SUDO ln -sfn "$kdir" "/lib/modules/$rel/build"
+	$SUDO cp "$kdir/modules.builtin" "$kdir/modules.builtin.modinfo" "$kdir/modules.order" "/lib/modules/$rel/"
+}
+
 install() {
 	local kdir=$1 v
 	v=$(add) || return 1
+	layout "$kdir" || return 1
 	$SUDO dkms install "$name/$v" -k "$(release "$kdir")" --kernelsourcedir "$kdir"
 }
 
@@ -106,12 +119,7 @@ test_all() {
 	check "a Rust kernel's tree without the Rust metadata is refused, its make.log saying what is missing (dkms exit $rc)" $?
 	grep -h 'resched_probe: cannot build' "${makelog:-/nonexistent}" | sed 's/^/#   /'
 
-	# The kernel as its package or `make modules_install` would leave it: /lib/modules/<release> with its
-	# build link and the lists of built-in modules (the project's kernels are booted from their tree,
-	# never installed; DKMS installs only for a kernel that is). The boot tests' guests share this root.
-	$SUDO mkdir -p "/lib/modules/$rel"
-	$SUDO ln -sfn "$kdir" "/lib/modules/$rel/build"
-	$SUDO cp "$kdir/modules.builtin" "$kdir/modules.builtin.modinfo" "$kdir/modules.order" "/lib/modules/$rel/"
+	layout "$kdir"
 	out=$($SUDO dkms install "$name/$v" -k "$rel" --kernelsourcedir "$kdir" 2>&1)
 	rc=$?
 	ko=$(find "/lib/modules/$rel" -name 'resched_probe.ko*' -path '*dkms*' 2>/dev/null | head -1)

@@ -9,7 +9,7 @@
 #   scripts/kernel.sh build  [KCONFIG]   extract, configure and build it unless that is already done
 #
 # KCONFIG is `default` (tinyconfig + qemu/kernel.config), `debug` (+ qemu/debug.config), `rt` (PREEMPT_RT
-# with lockdep: + qemu/rt.config) or `arm64`
+# with lockdep: + qemu/rt.config), `systemd` (systemd as init: + qemu/systemd.config) or `arm64`
 # (ARCH=arm64, tinyconfig + qemu/arm64.config, cross-built by clang and rustc's aarch64 target). The cache
 # entry is keyed by the linux-source package version and a hash of the fragments and the toolchain, so an
 # unchanged fragment never rebuilds and a changed one gets a tree of its own. KVER (environment) is 6.12
@@ -31,8 +31,10 @@ case "$kconfig" in
 	debug) fragments+=("$here/qemu/debug.config") ;;
 	# PREEMPT_RT: kernel.config's model lines are left out of the fragment (see fragment() below).
 	rt) fragments+=("$here/qemu/rt.config") ;;
+	# systemd as init (the boot-time load of issue 27): + qemu/systemd.config.
+	systemd) fragments+=("$here/qemu/systemd.config") ;;
 	arm64) fragments=("$here/qemu/arm64.config"); arch=arm64; image=arch/arm64/boot/Image; target=Image ;;
-	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug, rt or arm64)" >&2; exit 2 ;;
+	*) echo "kernel.sh: unknown KCONFIG '$kconfig' (default, debug, rt, systemd or arm64)" >&2; exit 2 ;;
 esac
 # The fragment as the kernel gets it: the files as they are on 6.12; on 7.3, CONFIG_PROC_SYSCTL=y is
 # CONFIG_SYSCTL=y (7.3 dropped PROC_SYSCTL; SYSCTL is what the fragment needs from it) and

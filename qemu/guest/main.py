@@ -11,6 +11,7 @@ with the kernel log check, prints `N passed, N failed` and leaves the verdict in
   stress  the stress test (stress.py), normally on the debug kernel
   scale   many possible CPUs, few online (scale.py)
   isol    CPU 3 isolated (isolcpus=3 nohz_full=3): noise/ there (isol.py, noise.py)
+  systemd systemd as init: the module DKMS installed, loaded at boot from modules-load.d (systemd.py)
 
 On arm64 (make check-arm64) `check` runs the parts that apply there, arm64.py among them.
 """
@@ -22,7 +23,7 @@ import sys
 
 import lib
 
-MODES = ("check", "run", "bench", "stress", "scale", "isol")
+MODES = ("check", "run", "bench", "stress", "scale", "isol", "systemd")
 
 
 def tee(path):

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# The module loaded at boot, as on a user's machine (`make check-systemd`, and the last part of
+# `make check CHECK_SYSTEMD=1` on x86): the 6.12 kernel built for systemd as init (KCONFIG=systemd, qemu/systemd.config;
+# its own release, 6.12.118-systemd), DKMS builds and installs the module for it (scripts/dkms.sh
+# install: /lib/modules/<release> laid out as its package would), `make install-boot` puts
+# /etc/modules-load.d/resched_probe.conf in place, and the kernel boots with systemd as init
+# (qemu/boot.sh systemd; the guest's root is this machine's). The guest part, qemu/guest/systemd.py,
+# checks what systemd did.
+#
+# The snippet is removed from this machine's /etc afterwards unless it was there before; the DKMS
+# install stays, as scripts/dkms.sh test leaves the default kernels'. Prints the host's checks (`ok N`),
+# the guest's log, and one `N passed, N failed` over both.
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RRP_LOG=systemd
+. "$repo/scripts/lib.sh"
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+mk() { make -C "$repo" --no-print-directory KVER=6.12 KCONFIG=systemd "$@"; }
+
+n=0 bad=0
+check() { # name, status (0: ok)
+	n=$((n + 1))
+	if [ "$2" = 0 ]; then echo "ok $n - $1"; else echo "not ok $n - $1"; bad=$((bad + 1)); fi
+}
+finish() {
+	local p=0 f=0 line
+	line=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$guest_log" 2>/dev/null | tail -1)
+	if [ -n "$line" ]; then read -r p _ f _ <<<"$line"; elif [ "$1" = booted ]; then f=1; fi
+	echo "$((n - bad + p)) passed, $((bad + f)) failed"
+	[ "$((bad + f))" = 0 ]
+}
+guest_log=/dev/null
+
+mk kernel modules "$repo/tools/rrp-load" >&2
+check "the kernel for systemd (KCONFIG=systemd) and the module built for it" $?
+[ "$bad" = 0 ] || { finish none; exit; }
+kdir=$(mk -s kdir)
+rel=$(cat "$kdir/include/config/kernel.release")
+
+out=$("$repo/scripts/dkms.sh" install "$kdir" 2>&1)
+rc=$?
+[ "$rc" = 0 ] && find "/lib/modules/$rel" -path '*dkms*' -name 'resched_probe.ko*' | grep -q .
+check "dkms install for $rel (scripts/dkms.sh install $kdir)" $?
+[ "$rc" = 0 ] || echo "$out" | tail -20 | sed 's/^/#   /'
+
+snippet=/etc/modules-load.d/resched_probe.conf
+had_snippet=$([ -e "$snippet" ] && echo 1 || echo 0)
+[ "$had_snippet" = 1 ] || trap '$SUDO rm -f "$snippet"' EXIT
+$SUDO make -C "$repo" --no-print-directory install-boot >/dev/null
+cmp -s "$repo/dkms/resched_probe.conf" "$snippet"
+check "make install-boot: $snippet" $?
+
+guest_log=$(mktemp)
+KVER=6.12 KCONFIG=systemd RRP_KO=$(mk -s ko) "$repo/qemu/boot.sh" systemd >"$guest_log" 2>&1
+echo "# the boot (qemu/boot.sh systemd) exited $?"
+sed 's/^/  /' "$guest_log"
+finish booted
