@@ -8,7 +8,7 @@
 #                   some): set-up, kernel, warning-free module, fmtcheck, clippy, then the QEMU boot test, the
 #                   isolated-CPU boot (isolcpus=3 nohz_full=3) and the scale boot (512 possible CPUs, 4 online)
 #   make check-rt   the boot test and scale boot on 7.3 built PREEMPT_RT with lockdep (KCONFIG=rt)
-#   make check-systemd  the module installed by DKMS and loaded at boot by systemd (6.12, KCONFIG=systemd)
+#   make check-systemd  the module installed by DKMS and loaded at boot by systemd (7.3, KCONFIG=systemd)
 #   make unit       the host unit tests alone, in seconds (logic/unit, the tool's tests)
 #   make stress     stress test on the debug kernel (KCONFIG=default: on the normal one)
 #   make check-arm64  the arm64 boot test: the module cross-built for the arm64 kernel (KCONFIG=arm64),
@@ -187,7 +187,7 @@ check-rt:
 	CHECK_KCONFIG=rt CHECK_KERNELS=7.3 CHECK_BOOTS="$${CHECK_BOOTS:-check}" BOOT_TIMEOUT=$${BOOT_TIMEOUT:-2700} \
 		$(REPO)/scripts/check.sh
 
-# The module loaded at boot by systemd: DKMS installs it for the 6.12 kernel built for systemd as init
+# The module loaded at boot by systemd: DKMS installs it for the 7.3 kernel built for systemd as init
 # (KCONFIG=systemd), make install-boot puts the modules-load.d snippet in /etc, and the kernel boots with
 # systemd (scripts/systemd-boot.sh; make check CHECK_SYSTEMD=1 runs it after its boots). One `N passed, N failed`.
 check-systemd:

@@ -32,7 +32,7 @@ versions() {
 	done
 }
 
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+if ! grep -qx arm64 <<<"$(dpkg --print-foreign-architectures)"; then
 	case "$cmd" in
 		path) echo "$cache/arm64-root-unknown/initramfs.cpio.gz"; exit 0 ;;
 		sysroot) echo "$cache/arm64-root-unknown/sysroot"; exit 0 ;;

@@ -9,7 +9,7 @@
 # x86-64: first the host unit tests (scripts/unit.sh, each test function counted) and the tool's checks;
 # build checks fmtcheck, clippy, the warning-free module, the fallback-only build, the race checks' test
 # module; then DKMS builds and installs the module for the kernel (scripts/dkms.sh test, its checks
-# counted; the boot test's `dkms` part modprobes what it installed); with 6.12, last, the systemd boot
+# counted; the boot test's `dkms` part modprobes what it installed); with 7.3, last, the systemd boot
 # (scripts/systemd-boot.sh, with CHECK_SYSTEMD=1: the module DKMS installed, loaded at boot by systemd). arm64 (cross-built, booted under qemu-system-aarch64 with an initramfs of Debian arm64
 # packages): build checks the warning-free module, the test module and the static load generator.
 #
@@ -115,11 +115,11 @@ for k in "${booted[@]}"; do
 	fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-# x86's default run with 6.12: then the module loaded at boot by systemd (scripts/systemd-boot.sh: its own
-# kernel, KCONFIG=systemd), alone, after the other guests, with CHECK_SYSTEMD=1 (default 0 until it has
+# x86's default run with 7.3: then the module loaded at boot by systemd (scripts/systemd-boot.sh: its own
+# kernel, 7.3 with KCONFIG=systemd), alone, after the other guests, with CHECK_SYSTEMD=1 (default 0 until it has
 # been seen passing; not run is said so).
 systemd_boot=0
-if [ "$arch" = x86 ] && [ "$kconfig" = default ] && [[ " $kernels " == *" 6.12 "* ]]; then
+if [ "$arch" = x86 ] && [ "$kconfig" = default ] && [[ " $kernels " == *" 7.3 "* ]]; then
 	if [ "${CHECK_SYSTEMD:-0}" = 1 ]; then
 		systemd_boot=1
 		log "the systemd boot (scripts/systemd-boot.sh; its kernel is built first unless cached)"

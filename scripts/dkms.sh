@@ -47,7 +47,9 @@ add() {
 		$SUDO dkms remove "$name/$old" --all >/dev/null 2>&1 || true
 		$SUDO rm -rf "/usr/src/$name-$old"
 	done
-	if ! dkms status "$name/$v" 2>/dev/null | grep -q .; then
+	# Here-strings, not pipes, into `grep -q` in this file: under pipefail a writer that outlives grep's
+	# first match (dkms status lists one line per kernel) dies of SIGPIPE and fails the pipe.
+	if ! grep -q . <<<"$(dkms status "$name/$v" 2>/dev/null)"; then
 		$SUDO rm -rf "$src"
 		$SUDO mkdir -p "$src"
 		# What the module builds from (the Makefile's MOD_SRCS), dkms/build.sh, and dkms.conf at the top.
@@ -99,7 +101,7 @@ test_all() {
 	rel=$(release "$kdir") || { echo "not ok 1 - a kernel release in $kdir"; echo "0 passed, 1 failed"; return 1; }
 	tmp=$(mktemp -d)
 	v=$(add)
-	dkms status "$name/$v" 2>/dev/null | grep -q .
+	grep -q . <<<"$(dkms status "$name/$v" 2>/dev/null)"
 	check "dkms add: $name/$v registered from /usr/src/$name-$v" $?
 
 	fake_tree "$tmp/norust" 0.0.0-norust CONFIG_KPROBES=y CONFIG_DEBUG_FS=y
@@ -126,9 +128,9 @@ test_all() {
 	[ "$rc" = 0 ] && [ -n "$ko" ]
 	check "dkms install for $rel, built against $kdir: ${ko:-nothing installed}" $?
 	[ "$rc" = 0 ] || echo "$out" | tail -20 | sed 's/^/#   /'
-	dkms status "$name/$v" -k "$rel" 2>/dev/null | grep -q installed
+	grep -q installed <<<"$(dkms status "$name/$v" -k "$rel" 2>/dev/null)"
 	check "dkms status: $name/$v installed for $rel" $?
-	[ -n "$ko" ] && modinfo -F vermagic "$ko" | grep -q "^$rel "
+	[ -n "$ko" ] && grep -q "^$rel " <<<"$(modinfo -F vermagic "$ko")"
 	check "modinfo: the installed module's vermagic is $rel's" $?
 	grep -q 'resched_probe.ko' "/lib/modules/$rel/modules.dep" 2>/dev/null
 	check "depmod ran: modules.dep lists it for modprobe" $?
@@ -148,7 +150,7 @@ test_all() {
 		grep -q stacks "$tmp/tool/usr/share/bash-completion/completions/resched" &&
 		[ -s "$tmp/tool/usr/share/zsh/site-functions/_resched" ] &&
 		[ -s "$tmp/tool/usr/share/fish/vendor_completions.d/resched.fish" ] &&
-		MANWIDTH=80 man -l "$tmp/tool/usr/share/man/man1/resched-plot.1" 2>/dev/null | grep -q matrix
+		grep -q matrix <<<"$(MANWIDTH=80 man -l "$tmp/tool/usr/share/man/man1/resched-plot.1" 2>/dev/null)"
 	check "make install-tool: the tool, bash, zsh and fish completions, man pages that man renders" $?
 	[ "$rc" = 0 ] || echo "$out" | tail -20 | sed 's/^/#   /'
 	rm -rf "$tmp"

@@ -73,7 +73,7 @@ APT=(-o Dir::Etc::SourceList="$aptdir/sources.list" -o Dir::Etc::SourceParts="$a
 	-o Dir::Etc::Preferences="$aptdir/preferences" -o Dir::Etc::PreferencesParts="$aptdir/empty.d"
 	-o Dir::State::Lists="$aptdir/lists" -o Dir::Cache="$aptdir/cache" -o Acquire::Languages=none)
 # As root, apt warns that its _apt user cannot write into the download folder: not a problem here.
-apt_ok() { ! grep -vE '^W: Download is performed unsandboxed' "$1" | grep -qE '^(W|E|Err):'; }
+apt_ok() { ! grep -vE '^W: Download is performed unsandboxed' "$1" | grep -E '^(W|E|Err):' >/dev/null; }
 
 log "reading $SUITE's package list (apt state in $aptdir)"
 rc=0

@@ -13,7 +13,7 @@ without what is mounted over it: what an installed kernel has."""
 import os
 import shutil
 
-from lib import D, KO_NAME, ONLINE, module_listed, read, rmmod, run
+from lib import D, KO_NAME, ONLINE, loaded_is, module_listed, read, rmmod, run
 
 SNIPPET = "/run/modules-load.d/resched_probe.conf"
 HOSTROOT = "/run/rrp-hostroot"
@@ -73,16 +73,9 @@ def checks(c, g, rel):
     r = run(["modprobe", KO_NAME])
     c.check(f"modprobe {KO_NAME} loads it by name (depmod's index) and its files read",
             r.returncode == 0 and loaded_and_reading(), r.stderr)
-    # The kernel shows each loaded module's ELF notes: its build ID note must be the installed file's.
-    try:
-        with open(f"/sys/module/{KO_NAME}/notes/.note.gnu.build-id", "rb") as f:
-            note = f.read()
-        with open(path, "rb") as f:
-            same = len(note) > 16 and note in f.read()
-    except OSError as e:
-        note, same = str(e), False
+    same, note = loaded_is(path)
     c.check("the module loaded is the installed file (its build ID note, from /sys/module/.../notes)", same,
-            repr(note[:40]))
+            note)
     r = run(["modprobe", "-r", KO_NAME])
     c.check("modprobe -r unloads it, files and all", r.returncode == 0 and not module_listed()
             and not os.path.exists(D), r.stderr)

@@ -14,7 +14,7 @@ import os
 import re
 
 from latency import received_over_load
-from lib import D, KO_NAME, ONLINE, module_listed, online_cpus, read, run
+from lib import D, KO_NAME, ONLINE, loaded_is, module_listed, online_cpus, read, run
 
 SNIPPET = "/etc/modules-load.d/resched_probe.conf"
 UNIT = "systemd-modules-load.service"
@@ -55,14 +55,11 @@ def main(c, g):
             r.returncode == 0 and path.startswith(f"/lib/modules/{rel}/") and "/dkms/" in path, r.stderr)
     try:
         live = read(f"/sys/module/{KO_NAME}/initstate").strip()
-        with open(f"/sys/module/{KO_NAME}/notes/.note.gnu.build-id", "rb") as f:
-            note = f.read()
-        with open(path, "rb") as f:
-            same = len(note) > 16 and note in f.read()
     except OSError as e:
-        live, note, same = str(e), b"", False
+        live = str(e)
+    same, note = loaded_is(path)
     c.check(f"loaded at boot ({live}), and it is the installed file (its build ID note in /sys/module)",
-            live == "live" and same, repr(note[:40]))
+            live == "live" and same, note)
     if not module_listed():
         return
 
