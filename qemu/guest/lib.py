@@ -189,7 +189,10 @@ def kernel_log():
     "WARNING: failed to run ...") is of another facility: the kernel gives LOG_USER to a write that
     names none or names kern (devkmsg_write() in kernel/printk/printk.c)."""
     lines = []
-    fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        fd = os.open("/dev/kmsg", os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:  # no /dev/kmsg: dmesg's lines, whatever wrote them
+        return dmesg()
     try:
         while True:
             try:
