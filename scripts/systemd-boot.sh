@@ -14,6 +14,10 @@
 # install stays, as scripts/dkms.sh test leaves the default kernels'. Prints the host's checks (`ok N`),
 # the guest's log, and one `N passed, N failed` over both.
 set -uo pipefail
+# One compound command, read whole before it runs: the script changes this machine (/.dockerenv, the
+# snippet) and puts it back at its end, and bash reads a plain script as it goes, so an edit made while
+# it runs (15 min) would run from a wrong offset.
+{
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RRP_LOG=systemd
 . "$repo/scripts/lib.sh"
@@ -77,3 +81,5 @@ KVER=$kver KCONFIG=systemd RRP_KO=$(mk -s ko) "$repo/qemu/boot.sh" systemd >"$gu
 echo "# the boot (qemu/boot.sh systemd) exited $?"
 sed 's/^/  /' "$guest_log"
 finish booted
+exit
+}
