@@ -201,15 +201,23 @@ def kernel_log():
                 break
             except BrokenPipeError:  # records overwritten since the last read: go on from the oldest
                 continue
-            head, _, text = record.partition(";")
-            fields = head.split(",")
-            if len(fields) < 3 or int(fields[0]) >> 3 != 0:
-                continue
-            us = int(fields[2])
-            lines.append(f"[{us // 1_000_000:5d}.{us % 1_000_000:06d}] {text.splitlines()[0] if text else ''}")
+            line = kmsg_line(record)
+            if line is not None:
+                lines.append(line)
     finally:
         os.close(fd)
     return "\n".join(lines)
+
+
+def kmsg_line(record):
+    """dmesg's line ("[seconds] text") for one /dev/kmsg record ("prio,seq,us,flags;text" and
+    continuation lines) of the kernel's own (facility 0: prio >> 3 == 0), else None."""
+    head, _, text = record.partition(";")
+    fields = head.split(",")
+    if len(fields) < 3 or int(fields[0]) >> 3 != 0:
+        return None
+    us = int(fields[2])
+    return f"[{us // 1_000_000:5d}.{us % 1_000_000:06d}] {text.splitlines()[0] if text else ''}"
 
 
 def check_kernel_log(c):
