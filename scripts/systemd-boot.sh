@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # The module loaded at boot, as on a user's machine (`make check-systemd`, and the last part of
-# `make check CHECK_SYSTEMD=1` on x86): the kernel (SYSTEMD_KVER, 7.3 unless set) built for systemd as init
-# (KCONFIG=systemd, qemu/systemd.config; its own release, 7.3.4-systemd), DKMS builds and installs
-# the module for it (scripts/dkms.sh install: /lib/modules/<release> laid out as its package would),
-# `make install-boot` puts
-# /etc/modules-load.d/resched_probe.conf in place, and the kernel boots with systemd as init
+# `make check` on x86 unless CHECK_SYSTEMD=0): the kernel (SYSTEMD_KVER, 7.3 unless set) built for
+# systemd as init (KCONFIG=systemd, qemu/systemd.config; its own release, 7.3.4-systemd), DKMS builds
+# and installs the module for it (scripts/dkms.sh install: /lib/modules/<release> laid out as its
+# package would), `make install-boot` puts /etc/modules-load.d/resched_probe.conf in place, and the
+# kernel boots with systemd as init
 # (qemu/boot.sh systemd; the guest's root is this machine's). The guest part, qemu/guest/systemd.py,
 # checks what systemd did.
 #
@@ -64,7 +64,8 @@ had_snippet=$([ -e "$snippet" ] && echo 1 || echo 0)
 # serial-getty@ttyS0.service, where virtme-ng runs the guest part, and the guest sits at a login
 # prompt. So the file is moved aside for the boot and put back after (and on any exit of this script).
 dockerenv=/.dockerenv aside=/.dockerenv.rrp-systemd-boot
-[ -e "$aside" ] && [ ! -e "$dockerenv" ] && $SUDO mv "$aside" "$dockerenv" # a killed run's
+# (One a killed run left aside goes back first.)
+[ -e "$aside" ] && [ ! -e "$dockerenv" ] && $SUDO mv "$aside" "$dockerenv"
 restore() {
 	[ "$had_snippet" = 1 ] || $SUDO rm -f "$snippet"
 	[ -e "$aside" ] && $SUDO mv "$aside" "$dockerenv"
