@@ -16,12 +16,14 @@ APT_PKGS=(
 	qemu-system-x86 busybox-static udev
 	python3 python3-pip gcc libc6-dev
 	bpftrace prometheus-node-exporter prometheus
-	chromium python3-pil dkms man-db
+	chromium python3-pil dkms man-db systemd systemd-sysv
 )
 # bpftrace: the latency checks' independent measurement (and the benchmark's comparison);
 # prometheus-node-exporter and prometheus (promtool): the `resched export` checks.
 # chromium and python3-pil: the tool's pictures rendered headless and their screenshots read
-# (tools/resched/tests/browser.py); dkms and man-db: scripts/dkms.sh test (DKMS, the man pages).
+# (tools/resched/tests/browser.py); dkms and man-db: scripts/dkms.sh test (DKMS, the man pages);
+# systemd and systemd-sysv (/sbin/init): the guest of the systemd boot boots this machine's systemd
+# (scripts/systemd-boot.sh; container images often have none).
 # The 7.3 kernel's source (KVER=7.3) is not installed: scripts/linux-source.sh fetches it into the cache.
 
 # `setup.sh --bench` adds what `make bench` needs beyond: matplotlib (the chart).
