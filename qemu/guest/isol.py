@@ -165,8 +165,14 @@ def queued_call_time(c, g):
     c.check(f"a queued call of known length: rrp_spin x {calls} on CPU {CPU}, ours {n} calls, {ns} ns in "
             f"{inside}..{high} (its own clock inside)", n == calls == s1["calls"] - s0["calls"]
             and inside <= ns <= high)
-    c.check(f"... its longest call: ours {o1[2]} ns in {s1['max_ns']}..{s1['max_ns'] * 105 // 100 + 50_000}",
-            o0[0] == 0 and s1["max_ns"] <= o1[2] <= s1["max_ns"] * 105 // 100 + 50_000)
+    # Our longest call is one call's time, which holds that call's own (at most the longest inside) and
+    # exceeds it by at most what all calls together exceed theirs by (ns - inside): each of ours holds its
+    # call's. A host that deschedules the vCPU between our clock and the call's (TCG on 2 cores: once 4 ms,
+    # stop 36's CI on arm64) lands in both sides. A max that took two calls, or another row's, fails it
+    # unless the calls' way in and out was that long in all.
+    max_high = s1["max_ns"] * 105 // 100 + 50_000 + max(0, ns - inside)
+    c.check(f"... its longest call: ours {o1[2]} ns in {s1['max_ns']}..{max_high} (the longest inside, "
+            f"plus all calls' excess over theirs)", o0[0] == 0 and s1["max_ns"] <= o1[2] <= max_high)
 
 
 def main(c, g):
